@@ -1,0 +1,132 @@
+package v1alpha1
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// NamespacesFrom says which namespaces may hold clients of an OAuthAPI.
+// +kubebuilder:validation:Enum=All;Selector
+type NamespacesFrom string
+
+const (
+	// NamespacesFromAll admits clients in every namespace.
+	NamespacesFromAll NamespacesFrom = "All"
+	// NamespacesFromSelector admits clients in namespaces whose labels match a selector.
+	NamespacesFromSelector NamespacesFrom = "Selector"
+)
+
+// AllowedNamespaces selects the namespaces whose OAuthClients may obtain tokens for an API.
+// +kubebuilder:validation:XValidation:rule="self.from != 'Selector' || has(self.selector)",message="selector is required when from is Selector"
+// +kubebuilder:validation:XValidation:rule="self.from == 'Selector' || !has(self.selector)",message="selector may only be set when from is Selector"
+type AllowedNamespaces struct {
+	// From is All (every namespace) or Selector (namespaces matching selector).
+	// +required
+	From NamespacesFrom `json:"from"`
+
+	// Selector picks the admitted namespaces by their labels. Required when from is
+	// Selector, forbidden otherwise. An empty selector matches every namespace.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// OAuthAPISpec describes an API (a resource server) that accepts access tokens.
+type OAuthAPISpec struct {
+	// Audience is the value of the `aud` claim of tokens issued for this API, and the
+	// value clients pass as the `audience` token-request parameter. Defaults to the
+	// object's name. May be a URI.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[!-~]+$`
+	Audience string `json:"audience,omitempty"`
+
+	// Scopes are the scopes this API defines. A client may only be granted scopes that
+	// both its own spec and the API list.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	Scopes []Scope `json:"scopes,omitempty"`
+
+	// AccessTokenTTL overrides the server's default access-token lifetime for this API.
+	// The server's configured maximum still applies.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="accessTokenTTL must be a positive duration"
+	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
+
+	// AllowedNamespaces says which namespaces may hold clients of this API. Only
+	// cluster administrators write OAuthAPIs, so this is where access is granted.
+	// +required
+	AllowedNamespaces AllowedNamespaces `json:"allowedNamespaces"`
+}
+
+// OAuthAPI is an API that accepts access tokens issued by the operator's token server.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=oaapi,categories=oauth
+// +kubebuilder:printcolumn:name="Audience",type=string,JSONPath=`.spec.audience`
+// +kubebuilder:printcolumn:name="From",type=string,JSONPath=`.spec.allowedNamespaces.from`
+// +kubebuilder:printcolumn:name="TTL",type=string,JSONPath=`.spec.accessTokenTTL`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type OAuthAPI struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired state of the API.
+	// +required
+	Spec OAuthAPISpec `json:"spec"`
+}
+
+// OAuthAPIList is a list of OAuthAPIs.
+// +kubebuilder:object:root=true
+type OAuthAPIList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// Items are the OAuthAPIs.
+	Items []OAuthAPI `json:"items"`
+}
+
+// EffectiveAudience is the `aud` claim of tokens for this API: spec.audience, or the name.
+func (a *OAuthAPI) EffectiveAudience() string {
+	if a.Spec.Audience != "" {
+		return a.Spec.Audience
+	}
+	return a.Name
+}
+
+// HasScope reports whether the API defines scope s.
+func (a *OAuthAPI) HasScope(s string) bool {
+	for _, v := range a.Spec.Scopes {
+		if string(v) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Admits reports whether clients in namespace ns may obtain tokens for this API. It reads
+// only the OAuthAPI (written by cluster administrators) and the Namespace's labels.
+func (a *OAuthAPI) Admits(ns *corev1.Namespace) (bool, error) {
+	switch a.Spec.AllowedNamespaces.From {
+	case NamespacesFromAll:
+		return true, nil
+	case NamespacesFromSelector:
+		if a.Spec.AllowedNamespaces.Selector == nil {
+			return false, nil
+		}
+		sel, err := metav1.LabelSelectorAsSelector(a.Spec.AllowedNamespaces.Selector)
+		if err != nil {
+			return false, fmt.Errorf("invalid namespace selector of OAuthAPI %q: %w", a.Name, err)
+		}
+		return sel.Matches(labels.Set(ns.Labels)), nil
+	default:
+		return false, nil
+	}
+}
+
+func init() {
+	SchemeBuilder.Register(&OAuthAPI{}, &OAuthAPIList{})
+}

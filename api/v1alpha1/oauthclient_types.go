@@ -1,0 +1,158 @@
+package v1alpha1
+
+import (
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Reasons of the Ready condition of an OAuthClient.
+const (
+	// ReasonReady: the Secret holds current credentials and every audience admits the client.
+	ReasonReady = "Ready"
+	// ReasonSecretConflict: a Secret of the wanted name exists and this client does not control it.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonAudienceNotAllowed: an audience names a missing OAuthAPI, or one that does not
+	// admit the client's namespace.
+	ReasonAudienceNotAllowed = "AudienceNotAllowed"
+	// ReasonDisabled: spec.disabled is true; credentials are kept, no tokens are issued.
+	ReasonDisabled = "Disabled"
+	// ReasonReconcileError: the operator failed to reconcile the client; it retries.
+	ReasonReconcileError = "ReconcileError"
+)
+
+// OAuthClientSpec is the desired state of a machine-to-machine OAuth client.
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="secretName is immutable"
+type OAuthClientSpec struct {
+	// Audiences are the names of the OAuthAPIs this client may obtain tokens for.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Audiences []string `json:"audiences"`
+
+	// Scopes the client may request. Each must also be defined by the API a token is
+	// issued for. Empty: the client gets tokens without scopes.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	Scopes []Scope `json:"scopes,omitempty"`
+
+	// AccessTokenTTL shortens the lifetime of this client's tokens. It never lengthens
+	// the lifetime the API (or the server default) allows.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="accessTokenTTL must be a positive duration"
+	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
+
+	// SecretName is the name of the Secret that receives the credentials, in the
+	// client's namespace. Defaults to the client's name. Immutable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName string `json:"secretName,omitempty"`
+
+	// Disabled stops the token server from issuing new tokens to this client. The
+	// credentials are kept, so re-enabling needs no redistribution.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// OAuthClientStatus is the observed state of an OAuthClient.
+type OAuthClientStatus struct {
+	// ClientID is the client's OAuth client_id: "<namespace>.<name>".
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// SecretName is the Secret that holds the client's credentials.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// TokenURL is where the client requests tokens.
+	// +optional
+	TokenURL string `json:"tokenURL,omitempty"`
+
+	// ObservedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions describe the client's state. Ready is True when the Secret holds the
+	// credentials and every audience admits the client's namespace.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// OAuthClient is a machine-to-machine OAuth 2.0 client. The operator writes its
+// credentials into a Secret; the token server issues it tokens by the
+// client-credentials grant.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=oac,categories=oauth
+// +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`
+// +kubebuilder:printcolumn:name="Audiences",type=string,JSONPath=`.spec.audiences`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type OAuthClient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired state of the client.
+	// +required
+	Spec OAuthClientSpec `json:"spec"`
+	// Status is the observed state of the client.
+	// +optional
+	Status OAuthClientStatus `json:"status,omitempty"`
+}
+
+// OAuthClientList is a list of OAuthClients.
+// +kubebuilder:object:root=true
+type OAuthClientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// Items are the OAuthClients.
+	Items []OAuthClient `json:"items"`
+}
+
+// ClientID returns the OAuth client_id of the client: "<namespace>.<name>".
+func (c *OAuthClient) ClientID() string { return ClientID(c.Namespace, c.Name) }
+
+// EffectiveSecretName is spec.secretName, or the client's name.
+func (c *OAuthClient) EffectiveSecretName() string {
+	if c.Spec.SecretName != "" {
+		return c.Spec.SecretName
+	}
+	return c.Name
+}
+
+// HasScope reports whether the client may request scope s.
+func (c *OAuthClient) HasScope(s string) bool {
+	for _, v := range c.Spec.Scopes {
+		if string(v) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientID builds the client_id of the OAuthClient namespace/name. A namespace name
+// holds no dot, so the first dot separates the two unambiguously.
+func ClientID(namespace, name string) string { return namespace + "." + name }
+
+// ParseClientID splits a client_id into namespace and name; ok is false when it cannot
+// name an OAuthClient.
+func ParseClientID(id string) (namespace, name string, ok bool) {
+	namespace, name, ok = strings.Cut(id, ".")
+	if !ok || namespace == "" || name == "" {
+		return "", "", false
+	}
+	return namespace, name, true
+}
+
+func init() {
+	SchemeBuilder.Register(&OAuthClient{}, &OAuthClientList{})
+}

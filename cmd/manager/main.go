@@ -1,0 +1,78 @@
+// Command manager runs oauth-client-operator: the OAuthClient controller and the token
+// server in one controller-runtime manager.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/operator"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		configFile string
+		kubeconfig string
+		opts       operator.Options
+	)
+	flag.StringVar(&configFile, "config", "", "path of the operator config file (YAML); required")
+	flag.StringVar(&kubeconfig, "kubeconfig", "", "path of a kubeconfig; default: in-cluster config, then $KUBECONFIG, then ~/.kube/config")
+	flag.StringVar(&opts.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the operator's namespace (signing keys, leader-election lease); default $POD_NAMESPACE")
+	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `metrics listen address; "0" disables metrics`)
+	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", `health-probe listen address (/healthz, /readyz); "0" disables probes`)
+	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles (every replica serves tokens)")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if configFile == "" {
+		return fmt.Errorf("--config is required")
+	}
+	cfg, err := config.Load(configFile)
+	if err != nil {
+		return err
+	}
+	opts.Config = cfg
+
+	restCfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx := ctrl.SetupSignalHandler()
+	mgr, err := operator.New(ctx, restCfg, opts)
+	if err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting manager", "issuer", cfg.Issuer, "namespace", opts.Namespace, "tokenServer", cfg.TokenServer.Address)
+	return mgr.Start(ctx)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("find a Kubernetes API server: %w", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,353 @@
+// Package controllers holds the operator's reconcilers.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+)
+
+// AudienceIndex indexes OAuthClients by the OAuthAPI names in spec.audiences.
+const AudienceIndex = "spec.audiences"
+
+// Event reasons a user may see on an OAuthClient.
+const (
+	EventSecretCreated     = "SecretCreated"
+	EventSecretRecreated   = "SecretRecreated"
+	EventSecretRepaired    = "SecretRepaired"
+	EventSecretRegenerated = "SecretRegenerated"
+	EventSecretConflict    = "SecretConflict"
+)
+
+// OAuthClientReconciler turns each OAuthClient into a Secret of credentials and reports
+// whether the client can obtain tokens.
+type OAuthClientReconciler struct {
+	// Client reads from the manager's cache (Secrets: only the operator's) and writes
+	// to the API server.
+	client.Client
+	// APIReader reads from the API server directly; used only to inspect a Secret of
+	// the wanted name that the cache does not hold.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	// Issuer is the token server's public base URL; token_url is Issuer + "/oauth2-token".
+	Issuer string
+}
+
+// notReady is why a client is not Ready: a state the user must change, not an error
+// to retry.
+type notReady struct {
+	reason, message string
+}
+
+// +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthclients,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthclients/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthapis,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile makes the client's Secret hold its credentials, then records in status
+// whether every audience admits the client.
+func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	oc := &oauthv1alpha1.OAuthClient{}
+	if err := r.Get(ctx, req.NamespacedName, oc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !oc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the Secret goes with it (owner reference)
+	}
+	before := oc.DeepCopy()
+
+	problem, err := r.ensureSecret(ctx, oc)
+	if err == nil && problem == nil {
+		problem, err = r.checkAudiences(ctx, oc)
+	}
+	if err == nil && problem == nil && oc.Spec.Disabled {
+		problem = &notReady{oauthv1alpha1.ReasonDisabled, "the client is disabled: its credentials are kept, no tokens are issued"}
+	}
+	if statusErr := r.writeStatus(ctx, before, oc, problem, err); statusErr != nil {
+		return ctrl.Result{}, errors.Join(err, statusErr)
+	}
+	return ctrl.Result{}, err
+}
+
+// ensureSecret creates the client's Secret, or restores what was changed by hand. It
+// never touches a Secret this client does not control.
+func (r *OAuthClientReconciler) ensureSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (*notReady, error) {
+	key := types.NamespacedName{Namespace: oc.Namespace, Name: oc.EffectiveSecretName()}
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, key, secret)
+	if apierrors.IsNotFound(err) {
+		created, err := r.createSecret(ctx, oc, key)
+		if err == nil || !apierrors.IsAlreadyExists(err) {
+			if err == nil {
+				r.recordCreated(oc, created)
+			}
+			return nil, err
+		}
+		// It exists, but not in the cache: it lacks the managed-by label. Look at it
+		// directly; it may still be ours, with its label removed by hand.
+		if err := r.APIReader.Get(ctx, key, secret); err != nil {
+			return nil, fmt.Errorf("get Secret %s: %w", key, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("get Secret %s: %w", key, err)
+	}
+
+	if !metav1.IsControlledBy(secret, oc) {
+		msg := fmt.Sprintf("Secret %q exists and is not controlled by this OAuthClient; it was left untouched (delete it, or set spec.secretName on a new client)", key.Name)
+		if oc.Status.SecretName != key.Name || !hasReason(oc, oauthv1alpha1.ReasonSecretConflict) {
+			r.Recorder.Eventf(oc, nil, corev1.EventTypeWarning, EventSecretConflict, "Reconcile", msg)
+		}
+		return &notReady{oauthv1alpha1.ReasonSecretConflict, msg}, nil
+	}
+	return nil, r.repairSecret(ctx, oc, secret)
+}
+
+// createSecret creates the Secret with fresh credentials.
+func (r *OAuthClientReconciler) createSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, key types.NamespacedName) (*corev1.Secret, error) {
+	clientSecret, err := GenerateClientSecret()
+	if err != nil {
+		return nil, err
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: secretLabels(oc)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       r.managedData(oc),
+	}
+	secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(clientSecret)
+	if err := controllerutil.SetControllerReference(oc, secret, r.Scheme); err != nil {
+		return nil, fmt.Errorf("set owner of Secret %s: %w", key, err)
+	}
+	if err := r.Create(ctx, secret); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("create Secret %s: %w", key, err)
+	}
+	logf.FromContext(ctx).Info("created credential Secret", "secret", key.Name)
+	return secret, nil
+}
+
+func (r *OAuthClientReconciler) recordCreated(oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) {
+	if oc.Status.SecretName == secret.Name {
+		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRecreated, "Reconcile",
+			"Secret %q was deleted; created it again with a new client secret: workloads must use the new one", secret.Name)
+		return
+	}
+	r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretCreated, "Reconcile", "created Secret %q with the client's credentials", secret.Name)
+}
+
+// repairSecret restores labels and managed keys of a Secret this client controls. The
+// client secret itself is kept; it is regenerated only when missing or too short.
+func (r *OAuthClientReconciler) repairSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) error {
+	orig := secret.DeepCopy()
+	var fixed []string
+	for k, v := range secretLabels(oc) {
+		if secret.Labels[k] != v {
+			if secret.Labels == nil {
+				secret.Labels = map[string]string{}
+			}
+			secret.Labels[k] = v
+			fixed = append(fixed, "label "+k)
+		}
+	}
+	if secret.Data == nil {
+		secret.Data = map[string][]byte{}
+	}
+	for k, v := range r.managedData(oc) {
+		if string(secret.Data[k]) != string(v) {
+			secret.Data[k] = v
+			fixed = append(fixed, k)
+		}
+	}
+	regenerated := false
+	if !validClientSecret(secret.Data[oauthv1alpha1.SecretKeyClientSecret]) {
+		s, err := GenerateClientSecret()
+		if err != nil {
+			return err
+		}
+		secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(s)
+		regenerated = true
+	}
+	if len(fixed) == 0 && !regenerated {
+		return nil
+	}
+	if err := r.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("restore Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	log := logf.FromContext(ctx)
+	if len(fixed) > 0 {
+		log.Info("restored credential Secret", "secret", secret.Name, "fields", fixed)
+		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRepaired, "Reconcile",
+			"restored %v of Secret %q, which were changed by hand", fixed, secret.Name)
+	}
+	if regenerated {
+		log.Info("generated a new client secret: the stored one was missing or too short", "secret", secret.Name)
+		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRegenerated, "Reconcile",
+			"the client_secret of Secret %q was missing or shorter than %d characters; generated a new one", secret.Name, minClientSecretLen)
+	}
+	return nil
+}
+
+// checkAudiences verifies that every audience names an OAuthAPI that admits the
+// client's namespace.
+func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (*notReady, error) {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: oc.Namespace}, ns); err != nil {
+		return nil, fmt.Errorf("get Namespace %s: %w", oc.Namespace, err)
+	}
+	var problems []string
+	for _, name := range oc.Spec.Audiences {
+		api := &oauthv1alpha1.OAuthAPI{}
+		if err := r.Get(ctx, types.NamespacedName{Name: name}, api); err != nil {
+			if apierrors.IsNotFound(err) {
+				problems = append(problems, fmt.Sprintf("OAuthAPI %q does not exist", name))
+				continue
+			}
+			return nil, fmt.Errorf("get OAuthAPI %s: %w", name, err)
+		}
+		ok, err := api.Admits(ns)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if !ok {
+			problems = append(problems, fmt.Sprintf("OAuthAPI %q does not admit namespace %q", name, oc.Namespace))
+		}
+	}
+	if len(problems) > 0 {
+		return &notReady{oauthv1alpha1.ReasonAudienceNotAllowed, joinSentences(problems)}, nil
+	}
+	return nil, nil
+}
+
+// writeStatus writes the status once, and only when it changed.
+func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oauthv1alpha1.OAuthClient, problem *notReady, reconcileErr error) error {
+	st := &oc.Status
+	st.ClientID = oc.ClientID()
+	st.TokenURL = r.Issuer + "/oauth2-token"
+	st.ObservedGeneration = oc.Generation
+	cond := metav1.Condition{
+		Type:               oauthv1alpha1.ConditionReady,
+		Status:             metav1.ConditionTrue,
+		Reason:             oauthv1alpha1.ReasonReady,
+		Message:            "credentials are in Secret " + oc.EffectiveSecretName(),
+		ObservedGeneration: oc.Generation,
+	}
+	switch {
+	case reconcileErr != nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, oauthv1alpha1.ReasonReconcileError, reconcileErr.Error()
+	case problem != nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, problem.reason, problem.message
+	}
+	if reconcileErr == nil && (problem == nil || problem.reason != oauthv1alpha1.ReasonSecretConflict) {
+		st.SecretName = oc.EffectiveSecretName()
+	}
+	meta.SetStatusCondition(&st.Conditions, cond)
+	if equality.Semantic.DeepEqual(before.Status, oc.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, oc, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("update status of OAuthClient %s/%s: %w", oc.Namespace, oc.Name, client.IgnoreNotFound(err))
+	}
+	return nil
+}
+
+func (r *OAuthClientReconciler) managedData(oc *oauthv1alpha1.OAuthClient) map[string][]byte {
+	return map[string][]byte{
+		oauthv1alpha1.SecretKeyClientID: []byte(oc.ClientID()),
+		oauthv1alpha1.SecretKeyTokenURL: []byte(r.Issuer + "/oauth2-token"),
+		oauthv1alpha1.SecretKeyIssuer:   []byte(r.Issuer),
+	}
+}
+
+func secretLabels(oc *oauthv1alpha1.OAuthClient) map[string]string {
+	return map[string]string{
+		oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue,
+		oauthv1alpha1.ClientLabel:    oc.Name,
+	}
+}
+
+func hasReason(oc *oauthv1alpha1.OAuthClient, reason string) bool {
+	c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1alpha1.ConditionReady)
+	return c != nil && c.Reason == reason
+}
+
+// SetupWithManager registers the controller and its watches: the client, the Secrets
+// it owns, the OAuthAPIs it names and the labels of its Namespace.
+func (r *OAuthClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &oauthv1alpha1.OAuthClient{}, AudienceIndex, func(o client.Object) []string {
+		return o.(*oauthv1alpha1.OAuthClient).Spec.Audiences
+	}); err != nil {
+		return fmt.Errorf("index OAuthClients by audience: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&oauthv1alpha1.OAuthClient{}).
+		Owns(&corev1.Secret{}).
+		Watches(&oauthv1alpha1.OAuthAPI{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfAPI)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.clientsInNamespace),
+			builder.WithPredicates(labelsChanged())).
+		Named("oauthclient").
+		Complete(r)
+}
+
+func (r *OAuthClientReconciler) clientsOfAPI(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &oauthv1alpha1.OAuthClientList{}
+	if err := r.List(ctx, list, client.MatchingFields{AudienceIndex: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "list OAuthClients of OAuthAPI", "oauthapi", o.GetName())
+		return nil
+	}
+	return requestsFor(list)
+}
+
+func (r *OAuthClientReconciler) clientsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &oauthv1alpha1.OAuthClientList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetName())); err != nil {
+		logf.FromContext(ctx).Error(err, "list OAuthClients in namespace", "namespace", o.GetName())
+		return nil
+	}
+	return requestsFor(list)
+}
+
+func requestsFor(list *oauthv1alpha1.OAuthClientList) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// labelsChanged passes namespace creations and label changes; nothing else about a
+// Namespace matters to a client.
+func labelsChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return true },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+		},
+	}
+}

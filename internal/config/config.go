@@ -1,0 +1,267 @@
+// Package config loads, defaults and validates the operator's configuration file
+// (--config). Every setting has a documented default; an invalid file fails the start
+// with an error that names the offending field.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// TokenPath is the path of the token endpoint below the issuer URL.
+const TokenPath = "/oauth2-token"
+
+// Config is the operator's configuration file.
+type Config struct {
+	// Issuer is the token server's public base URL: the `iss` claim of every token and
+	// the prefix of the token and well-known URLs. Required. A trailing slash is removed.
+	Issuer string `json:"issuer"`
+	// TokenServer configures the HTTP server that issues tokens.
+	TokenServer TokenServer `json:"tokenServer"`
+	// Tokens configures access-token lifetimes.
+	Tokens Tokens `json:"tokens"`
+	// Signing configures the token-signing keys.
+	Signing Signing `json:"signing"`
+}
+
+// TokenServer configures the token endpoint's HTTP server.
+type TokenServer struct {
+	// Address is the listen address. Default ":8443".
+	Address string `json:"address"`
+	// TLS, when both files are set, makes the server speak HTTPS.
+	TLS TLS `json:"tls"`
+	// MaxBodyBytes limits a token request's body. Default 16384.
+	MaxBodyBytes int64 `json:"maxBodyBytes"`
+	// ReadHeaderTimeout bounds reading request headers (slow-loris). Default 5s.
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout"`
+	// ReadTimeout bounds reading a whole request. Default 10s.
+	ReadTimeout Duration `json:"readTimeout"`
+	// WriteTimeout bounds writing a response. Default 10s.
+	WriteTimeout Duration `json:"writeTimeout"`
+	// IdleTimeout bounds keep-alive connections between requests. Default 60s.
+	IdleTimeout Duration `json:"idleTimeout"`
+	// ShutdownTimeout bounds the graceful shutdown. Default 10s.
+	ShutdownTimeout Duration `json:"shutdownTimeout"`
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS and metadata. Default 5m.
+	JWKSMaxAge Duration `json:"jwksMaxAge"`
+}
+
+// TLS names a PEM certificate and key.
+type TLS struct {
+	// CertFile is the PEM certificate chain.
+	CertFile string `json:"certFile"`
+	// KeyFile is the PEM private key.
+	KeyFile string `json:"keyFile"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// Tokens configures access-token lifetimes.
+type Tokens struct {
+	// DefaultTTL is the lifetime of a token when neither the API nor the client sets
+	// one. Default 1h (3600 s).
+	DefaultTTL Duration `json:"defaultTTL"`
+	// MaxTTL caps every lifetime, whatever the API or client says. Default 24h.
+	MaxTTL Duration `json:"maxTTL"`
+}
+
+// Signing configures the token-signing keys.
+type Signing struct {
+	// Algorithm is ES256 (default), RS256 or EdDSA.
+	Algorithm string `json:"algorithm"`
+	// SecretName is the Secret, in the operator's namespace, that holds the signing
+	// keys. Default "oauth-client-operator-signing-keys".
+	SecretName string `json:"secretName"`
+}
+
+// Default returns the configuration with every default set and no issuer.
+func Default() Config {
+	return Config{
+		TokenServer: TokenServer{
+			Address:           ":8443",
+			MaxBodyBytes:      16 << 10,
+			ReadHeaderTimeout: Seconds(5),
+			ReadTimeout:       Seconds(10),
+			WriteTimeout:      Seconds(10),
+			IdleTimeout:       Seconds(60),
+			ShutdownTimeout:   Seconds(10),
+			JWKSMaxAge:        Seconds(300),
+		},
+		Tokens: Tokens{
+			DefaultTTL: Seconds(3600),
+			MaxTTL:     Seconds(24 * 3600),
+		},
+		Signing: Signing{
+			Algorithm:  "ES256",
+			SecretName: "oauth-client-operator-signing-keys",
+		},
+	}
+}
+
+// Load reads the YAML (or JSON) file at path over the defaults and validates it.
+// Unknown fields are errors, so a misspelt setting never goes unnoticed.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML or JSON over the defaults and validates the result.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	jsonData, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	if len(bytes.TrimSpace(jsonData)) > 0 && !bytes.Equal(bytes.TrimSpace(jsonData), []byte("null")) {
+		// Case-sensitive, and strict: an unknown or misspelt field is an error.
+		strict, err := kjson.UnmarshalStrict(jsonData, &cfg)
+		if err != nil {
+			return nil, describeDecodeError(err)
+		}
+		if len(strict) > 0 {
+			return nil, describeDecodeError(strict[0])
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func describeDecodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return fmt.Errorf("%s: must be a %s", typeErr.Field, typeErr.Type)
+	}
+	var fieldErr *FieldError
+	if errors.As(err, &fieldErr) {
+		return fieldErr
+	}
+	// encoding/json says `json: unknown field "x"`; keep its words, they name the field.
+	return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// FieldError is a validation error of one field of the file.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Validate normalises the issuer and checks every field; the first problem is returned.
+func (c *Config) Validate() error {
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if c.Issuer == "" {
+		return &FieldError{"issuer", "is required (the token server's public base URL, e.g. https://oauth.example.com)"}
+	}
+	u, err := url.Parse(c.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return &FieldError{"issuer", fmt.Sprintf("%q is not an absolute http(s) URL", c.Issuer)}
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return &FieldError{"issuer", "must not have a query, fragment or user info (RFC 8414)"}
+	}
+	ts := &c.TokenServer
+	if _, _, err := net.SplitHostPort(ts.Address); err != nil {
+		return &FieldError{"tokenServer.address", fmt.Sprintf("%q is not host:port", ts.Address)}
+	}
+	if ts.TLS.Enabled() && (ts.TLS.CertFile == "" || ts.TLS.KeyFile == "") {
+		return &FieldError{"tokenServer.tls", "certFile and keyFile must be set together"}
+	}
+	if ts.MaxBodyBytes < 1024 || ts.MaxBodyBytes > 1<<20 {
+		return &FieldError{"tokenServer.maxBodyBytes", "must be between 1024 and 1048576"}
+	}
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{
+		{"tokenServer.readHeaderTimeout", ts.ReadHeaderTimeout},
+		{"tokenServer.readTimeout", ts.ReadTimeout},
+		{"tokenServer.writeTimeout", ts.WriteTimeout},
+		{"tokenServer.idleTimeout", ts.IdleTimeout},
+		{"tokenServer.shutdownTimeout", ts.ShutdownTimeout},
+		{"tokenServer.jwksMaxAge", ts.JWKSMaxAge},
+		{"tokens.defaultTTL", c.Tokens.DefaultTTL},
+		{"tokens.maxTTL", c.Tokens.MaxTTL},
+	} {
+		if d.v.invalid != "" {
+			return &FieldError{d.field, fmt.Sprintf("%q is not a duration (use e.g. 90s, 10m, 1h, or a number of seconds)", d.v.invalid)}
+		}
+		if d.v.Duration <= 0 {
+			return &FieldError{d.field, "must be a positive duration"}
+		}
+	}
+	if c.Tokens.DefaultTTL.Duration%time.Second != 0 || c.Tokens.MaxTTL.Duration%time.Second != 0 {
+		return &FieldError{"tokens", "lifetimes must be whole seconds"}
+	}
+	if c.Tokens.DefaultTTL.Duration > c.Tokens.MaxTTL.Duration {
+		return &FieldError{"tokens.defaultTTL", fmt.Sprintf("%s exceeds tokens.maxTTL %s", c.Tokens.DefaultTTL, c.Tokens.MaxTTL)}
+	}
+	switch c.Signing.Algorithm {
+	case "ES256", "RS256", "EdDSA":
+	default:
+		return &FieldError{"signing.algorithm", fmt.Sprintf("%q is not one of ES256, RS256, EdDSA", c.Signing.Algorithm)}
+	}
+	if c.Signing.SecretName == "" {
+		return &FieldError{"signing.secretName", "is required"}
+	}
+	return nil
+}
+
+// TokenURL is the token endpoint's URL.
+func (c *Config) TokenURL() string { return c.Issuer + TokenPath }
+
+// Duration is a time.Duration written as a Go duration string ("1h", "90s") or as a
+// number of seconds (3600). A value that is neither is kept and reported by Validate,
+// which knows the field's name.
+type Duration struct {
+	time.Duration
+	invalid string
+}
+
+// Seconds returns a Duration of n seconds.
+func Seconds(n int64) Duration { return Duration{Duration: time.Duration(n) * time.Second} }
+
+// UnmarshalJSON accepts "1h30m" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	*d = Duration{}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			d.invalid = s
+			return nil
+		}
+		d.Duration = v
+		return nil
+	}
+	var n float64
+	if err := json.Unmarshal(b, &n); err != nil {
+		d.invalid = string(b)
+		return nil
+	}
+	d.Duration = time.Duration(n * float64(time.Second))
+	return nil
+}
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }

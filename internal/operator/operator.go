@@ -1,0 +1,116 @@
+// Package operator assembles the operator's controller-runtime manager: the cache (only
+// the operator's Secrets), the controllers and the token server. cmd/manager calls it
+// with flags; tests call it with a real API server.
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/controllers"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+)
+
+// Options are the settings that come from flags rather than the config file.
+type Options struct {
+	// Config is the loaded operator config file.
+	Config *config.Config
+	// Namespace is the operator's own namespace (signing keys, leader-election lease).
+	Namespace string
+	// MetricsAddr is the metrics listen address; "0" disables metrics.
+	MetricsAddr string
+	// ProbeAddr is the health-probe listen address; "0" disables probes.
+	ProbeAddr string
+	// LeaderElection makes only one replica reconcile.
+	LeaderElection bool
+	// LeaderElectionID names the Lease.
+	LeaderElectionID string
+	// SkipControllerNameValidation allows several managers in one process (tests).
+	SkipControllerNameValidation bool
+}
+
+// Scheme returns a scheme with the Kubernetes types and the operator's API.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntimeMust(clientgoscheme.AddToScheme(s))
+	utilruntimeMust(oauthv1alpha1.AddToScheme(s))
+	return s
+}
+
+func utilruntimeMust(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// ManagedSecrets selects the Secrets the operator manages; the cache holds no other.
+func ManagedSecrets() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})
+}
+
+// New builds the manager with every controller and runnable registered.
+func New(ctx context.Context, restCfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	if opts.Config == nil {
+		return nil, fmt.Errorf("operator options: no config")
+	}
+	if opts.Namespace == "" {
+		return nil, fmt.Errorf("operator options: no namespace (set POD_NAMESPACE or --namespace)")
+	}
+	if opts.LeaderElectionID == "" {
+		opts.LeaderElectionID = "oauth-client-operator.oauth.operator.dev"
+	}
+	scheme := Scheme()
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.ProbeAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        opts.LeaderElectionID,
+		LeaderElectionNamespace: opts.Namespace,
+		// Release the lease on shutdown so a successor takes over at once.
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{
+			// Secrets hold every tenant's credentials: cache only the operator's own.
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {Label: ManagedSecrets()},
+			},
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(opts.SkipControllerNameValidation)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+
+	if err := (&controllers.OAuthClientReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    scheme,
+		Recorder:  mgr.GetEventRecorder("oauth-client-operator"),
+		Issuer:    opts.Config.Issuer,
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("set up OAuthClient controller: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add readiness check: %w", err)
+	}
+	return mgr, nil
+}
