@@ -64,7 +64,7 @@ func TestMain(m *testing.M) {
 func startManager() error {
 	mgrMu.Lock()
 	defer mgrMu.Unlock()
-	cfg, err := config.Parse([]byte("issuer: " + testIssuer))
+	cfg, err := config.Parse([]byte("issuer: " + testIssuer + "\ntokenServer: {address: '127.0.0.1:0'}"))
 	if err != nil {
 		return err
 	}

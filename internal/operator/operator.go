@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -23,6 +24,8 @@ import (
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver"
 )
 
 // Options are the settings that come from flags rather than the config file.
@@ -63,7 +66,7 @@ func ManagedSecrets() labels.Selector {
 }
 
 // New builds the manager with every controller and runnable registered.
-func New(ctx context.Context, restCfg *rest.Config, opts Options) (ctrl.Manager, error) {
+func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, error) {
 	if opts.Config == nil {
 		return nil, fmt.Errorf("operator options: no config")
 	}
@@ -106,11 +109,43 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (ctrl.Manager,
 		return nil, fmt.Errorf("set up OAuthClient controller: %w", err)
 	}
 
+	keys := &signing.Keyring{}
+	if err := mgr.Add(&signing.SecretSource{
+		Key:       types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName},
+		Algorithm: signing.Algorithm(opts.Config.Signing.Algorithm),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Cache:     mgr.GetCache(),
+		Keyring:   keys,
+		Log:       ctrl.Log.WithName("signing-keys"),
+	}); err != nil {
+		return nil, fmt.Errorf("add signing-key source: %w", err)
+	}
+	tokens := tokenserver.New(tokenserver.Options{
+		Config: opts.Config,
+		Reader: mgr.GetCache(),
+		Keys:   keys,
+		Log:    ctrl.Log.WithName("token-server"),
+	})
+	if err := mgr.Add(tokens); err != nil {
+		return nil, fmt.Errorf("add token server: %w", err)
+	}
+
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("token-server", tokens.Ready); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
-	return mgr, nil
+	return &Operator{Manager: mgr, TokenServer: tokens, Keys: keys}, nil
+}
+
+// Operator is the assembled manager with handles on its parts, for callers that need
+// to observe them (tests, the dev runner).
+type Operator struct {
+	ctrl.Manager
+	// TokenServer is the token server runnable.
+	TokenServer *tokenserver.Server
+	// Keys holds the signing keys in force.
+	Keys *signing.Keyring
 }

@@ -1,0 +1,178 @@
+package signing
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Labels of the signing-key Secret. The managed-by label puts it in the operator's
+// label-selected Secret cache.
+const (
+	managedByLabel = "app.kubernetes.io/managed-by"
+	managedByValue = "oauth-client-operator"
+	// KeysLabel marks the Secret that holds the signing keys.
+	KeysLabel = "oauth.operator.dev/signing-keys"
+)
+
+// SecretSource keeps a Keyring in step with the signing-key Secret. At start it creates
+// the Secret with a new key when it is missing (any replica may; on a conflict it reads
+// the winner's), then reloads the keys whenever the Secret changes. It runs in every
+// replica.
+type SecretSource struct {
+	// Key names the Secret.
+	Key types.NamespacedName
+	// Algorithm is the algorithm of a key created at first start.
+	Algorithm Algorithm
+	// Client writes the Secret.
+	Client client.Client
+	// APIReader reads the Secret from the API server at start.
+	APIReader client.Reader
+	// Cache provides the Secret informer (label-selected by the manager).
+	Cache cache.Cache
+	// Keyring receives the keys.
+	Keyring *Keyring
+	// Log receives what happens to the keys (never key material).
+	Log logr.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// NeedLeaderElection is false: every replica signs and publishes keys.
+func (s *SecretSource) NeedLeaderElection() bool { return false }
+
+// Start ensures the Secret exists, loads it and watches it until ctx ends.
+func (s *SecretSource) Start(ctx context.Context) error {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	secret, err := s.ensure(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.load(secret); err != nil {
+		return fmt.Errorf("load signing keys from Secret %s: %w", s.Key, err)
+	}
+	informer, err := s.Cache.GetInformer(ctx, &corev1.Secret{})
+	if err != nil {
+		return fmt.Errorf("watch signing-key Secret: %w", err)
+	}
+	reg, err := informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.changed(obj) },
+		UpdateFunc: func(_, obj any) { s.changed(obj) },
+		DeleteFunc: func(obj any) { s.deleted(ctx, obj) },
+	})
+	if err != nil {
+		return fmt.Errorf("watch signing-key Secret: %w", err)
+	}
+	<-ctx.Done()
+	return informer.RemoveEventHandler(reg)
+}
+
+func (s *SecretSource) isKeySecret(obj any) (*corev1.Secret, bool) {
+	if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	secret, ok := obj.(*corev1.Secret)
+	if !ok || secret.Namespace != s.Key.Namespace || secret.Name != s.Key.Name {
+		return nil, false
+	}
+	return secret, true
+}
+
+func (s *SecretSource) changed(obj any) {
+	secret, ok := s.isKeySecret(obj)
+	if !ok {
+		return
+	}
+	if cur := s.Keyring.Load(); cur != nil && cur.Version == secret.ResourceVersion {
+		return
+	}
+	if err := s.load(secret); err != nil {
+		// Keep signing with the keys in force; a broken Secret must not stop the server.
+		s.Log.Error(err, "ignoring invalid signing-key Secret; still using the previous keys", "secret", s.Key.String())
+	}
+}
+
+// deleted restores a deleted (or unlabelled) Secret from the keys in force, so tokens
+// already issued keep verifying.
+func (s *SecretSource) deleted(ctx context.Context, obj any) {
+	if _, ok := s.isKeySecret(obj); !ok {
+		return
+	}
+	cur := s.Keyring.Load()
+	if cur == nil {
+		return
+	}
+	s.Log.Info("signing-key Secret was deleted or lost its labels; restoring it from the keys in force", "secret", s.Key.String())
+	if err := s.write(ctx, cur.Set); err != nil {
+		s.Log.Error(err, "restore signing-key Secret", "secret", s.Key.String())
+	}
+}
+
+func (s *SecretSource) load(secret *corev1.Secret) error {
+	ks, err := Decode(secret.Data)
+	if err != nil {
+		return err
+	}
+	l, err := s.Keyring.Store(ks, secret.ResourceVersion, s.Now())
+	if err != nil {
+		return err
+	}
+	s.Log.Info("loaded signing keys", "secret", s.Key.String(), "current", l.Signer.KeyID(), "algorithm", l.Signer.Algorithm(), "keys", len(ks.Keys))
+	return nil
+}
+
+// ensure returns the Secret, creating it with a new key when missing.
+func (s *SecretSource) ensure(ctx context.Context) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := s.APIReader.Get(ctx, s.Key, secret)
+	if err == nil {
+		return secret, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("get signing-key Secret %s: %w", s.Key, err)
+	}
+	key, err := GenerateKey(s.Algorithm, s.Now())
+	if err != nil {
+		return nil, err
+	}
+	ks := &KeySet{CurrentID: key.ID, Keys: []*Key{key}}
+	if err := s.write(ctx, ks); err != nil {
+		return nil, err
+	}
+	s.Log.Info("created signing-key Secret", "secret", s.Key.String(), "kid", key.ID, "algorithm", key.Algorithm)
+	if err := s.APIReader.Get(ctx, s.Key, secret); err != nil {
+		return nil, fmt.Errorf("get signing-key Secret %s: %w", s.Key, err)
+	}
+	return secret, nil
+}
+
+// write creates the Secret from ks; when another replica created it first, theirs wins.
+func (s *SecretSource) write(ctx context.Context, ks *KeySet) error {
+	data, err := ks.Encode()
+	if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: s.Key.Namespace, Name: s.Key.Name,
+			Labels: map[string]string{managedByLabel: managedByValue, KeysLabel: "true"},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: data,
+	}
+	if err := s.Client.Create(ctx, secret); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create signing-key Secret %s: %w", s.Key, err)
+	}
+	return nil
+}

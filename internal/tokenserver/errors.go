@@ -1,0 +1,58 @@
+package tokenserver
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// OAuth 2.0 error codes (RFC 6749 §5.2, RFC 8707 §2).
+const (
+	errInvalidRequest       = "invalid_request"
+	errInvalidClient        = "invalid_client"
+	errUnsupportedGrantType = "unsupported_grant_type"
+	errInvalidScope         = "invalid_scope"
+	errInvalidTarget        = "invalid_target"
+	errServerError          = "server_error"
+	errTemporarilyUnavail   = "temporarily_unavailable"
+)
+
+// oauthError is an error answer of the token endpoint. Its description is shown to the
+// client, so it never holds a secret.
+type oauthError struct {
+	status      int
+	code        string
+	description string
+}
+
+func (e *oauthError) Error() string { return e.code + ": " + e.description }
+
+func badRequest(code, description string) *oauthError {
+	return &oauthError{http.StatusBadRequest, code, description}
+}
+
+// errClientAuth is the one answer to an unknown client, a wrong secret and a disabled
+// client, so that none can be told from the others.
+var errClientAuth = &oauthError{http.StatusUnauthorized, errInvalidClient, "client authentication failed"}
+
+// realm is the realm of WWW-Authenticate challenges.
+const realm = "oauth-client-operator"
+
+// noStore sets the headers every token-endpoint answer carries (RFC 6749 §5.1).
+func noStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+func writeError(w http.ResponseWriter, e *oauthError) {
+	h := w.Header()
+	noStore(h)
+	h.Set("Content-Type", "application/json")
+	if e.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
+	}
+	w.WriteHeader(e.status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{e.code, e.description})
+}

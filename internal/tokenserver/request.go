@@ -1,0 +1,277 @@
+package tokenserver
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// tokenRequest is a parsed client-credentials token request.
+type tokenRequest struct {
+	grantType    string
+	clientID     string
+	clientSecret string
+	// scope is the space-separated scope parameter, as sent.
+	scope    string
+	audience string
+	resource string
+}
+
+// Parameters of the token request (RFC 6749 §4.4, RFC 8707 §2, audience as many
+// servers accept it).
+var knownParams = map[string]bool{
+	"grant_type": true, "client_id": true, "client_secret": true,
+	"scope": true, "audience": true, "resource": true,
+}
+
+// parseTokenRequest reads a token request from an application/json or
+// application/x-www-form-urlencoded body, with client credentials in the body or in
+// HTTP Basic authentication. It never echoes a parameter's value in an error.
+func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*tokenRequest, *oauthError) {
+	if r.URL.RawQuery != "" {
+		return nil, badRequest(errInvalidRequest, "parameters must be sent in the request body, not the URL")
+	}
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, badRequest(errInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, &oauthError{http.StatusRequestEntityTooLarge, errInvalidRequest, "request body too large"}
+		}
+		return nil, badRequest(errInvalidRequest, "could not read the request body")
+	}
+	var params map[string]string
+	switch mediaType {
+	case "application/json":
+		params, err = parseJSONParams(body)
+	case "application/x-www-form-urlencoded":
+		params, err = parseFormParams(body)
+	default:
+		return nil, badRequest(errInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
+	}
+	if err != nil {
+		return nil, badRequest(errInvalidRequest, err.Error())
+	}
+	return buildRequest(params, r.Header.Values("Authorization"))
+}
+
+func buildRequest(params map[string]string, authorization []string) (*tokenRequest, *oauthError) {
+	req := &tokenRequest{
+		grantType:    params["grant_type"],
+		clientID:     params["client_id"],
+		clientSecret: params["client_secret"],
+		scope:        params["scope"],
+		audience:     params["audience"],
+		resource:     params["resource"],
+	}
+	if len(authorization) > 1 {
+		return nil, badRequest(errInvalidRequest, "more than one Authorization header")
+	}
+	if len(authorization) == 1 {
+		id, secret, err := parseBasic(authorization[0])
+		if err != nil {
+			return nil, &oauthError{http.StatusUnauthorized, errInvalidClient, err.Error()}
+		}
+		if _, ok := params["client_secret"]; ok {
+			return nil, badRequest(errInvalidRequest, "client credentials sent both in the Authorization header and in the body")
+		}
+		if _, ok := params["client_id"]; ok && req.clientID != id {
+			return nil, badRequest(errInvalidRequest, "client_id in the body differs from the Authorization header")
+		}
+		req.clientID, req.clientSecret = id, secret
+	}
+	if req.grantType == "" {
+		return nil, badRequest(errInvalidRequest, "grant_type is required")
+	}
+	if req.grantType != "client_credentials" {
+		return nil, badRequest(errUnsupportedGrantType, "only the client_credentials grant is supported")
+	}
+	if req.clientID == "" || req.clientSecret == "" {
+		return nil, errClientAuth
+	}
+	if req.audience != "" && req.resource != "" {
+		return nil, badRequest(errInvalidRequest, "send either audience or resource, not both")
+	}
+	if req.resource != "" {
+		if u, err := url.Parse(req.resource); err != nil || !u.IsAbs() || u.Fragment != "" {
+			return nil, badRequest(errInvalidTarget, "resource must be an absolute URI without a fragment")
+		}
+	}
+	return req, nil
+}
+
+// parseBasic decodes client_secret_basic credentials: base64 of the form-urlencoded
+// client_id and client_secret joined by a colon (RFC 6749 §2.3.1).
+func parseBasic(h string) (id, secret string, err error) {
+	scheme, value, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return "", "", errors.New("the Authorization header must use the Basic scheme")
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+	if err != nil {
+		return "", "", errors.New("malformed Basic credentials")
+	}
+	rawID, rawSecret, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", errors.New("malformed Basic credentials")
+	}
+	if id, err = url.QueryUnescape(rawID); err != nil {
+		return "", "", errors.New("malformed Basic credentials")
+	}
+	if secret, err = url.QueryUnescape(rawSecret); err != nil {
+		return "", "", errors.New("malformed Basic credentials")
+	}
+	return id, secret, nil
+}
+
+// parseJSONParams reads a flat JSON object of string values. A repeated parameter
+// name, a non-string value of a known parameter, or anything but one object is an
+// error; unknown parameters are ignored (RFC 6749 §3.2). The body is validated by
+// encoding/json first, then walked once: this runs on every token request, and the
+// generic json.Decoder token API costs several times more.
+func parseJSONParams(body []byte) (map[string]string, error) {
+	if !json.Valid(body) || !utf8.Valid(body) {
+		return nil, errors.New("malformed JSON body")
+	}
+	i := skipSpace(body, 0)
+	if body[i] != '{' {
+		return nil, errors.New("the body must be a JSON object")
+	}
+	params := make(map[string]string, 4)
+	seen := make(map[string]struct{}, 4)
+	i = skipSpace(body, i+1)
+	for body[i] != '}' {
+		end := stringEnd(body, i)
+		name, err := unquote(body[i:end])
+		if err != nil {
+			return nil, errors.New("malformed JSON body")
+		}
+		if _, dup := seen[name]; dup {
+			return nil, errors.New("parameter " + quoteName(name) + " is repeated")
+		}
+		seen[name] = struct{}{}
+		i = skipSpace(body, end)
+		i = skipSpace(body, i+1) // the colon
+		vEnd := valueEnd(body, i)
+		if knownParams[name] {
+			if body[i] != '"' {
+				return nil, errors.New("parameter " + name + " must be a string")
+			}
+			if params[name], err = unquote(body[i:vEnd]); err != nil {
+				return nil, errors.New("malformed JSON body")
+			}
+		}
+		i = skipSpace(body, vEnd)
+		if body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+	}
+	return params, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the JSON string that starts at b[i] == '"'.
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index after the JSON value that starts at b[i]; b is valid JSON.
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		case ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// unquote decodes a JSON string literal; the common case has no escapes.
+func unquote(lit []byte) (string, error) {
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		return "", errors.New("not a string")
+	}
+	inner := lit[1 : len(lit)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), nil
+	}
+	var s string
+	err := json.Unmarshal(lit, &s)
+	return s, err
+}
+
+// parseFormParams reads an application/x-www-form-urlencoded body. A repeated known
+// parameter is an error (RFC 6749 §3.2).
+func parseFormParams(body []byte) (map[string]string, error) {
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errors.New("malformed form body")
+	}
+	params := make(map[string]string, len(values))
+	for name, v := range values {
+		if !knownParams[name] {
+			continue
+		}
+		if len(v) > 1 {
+			return nil, errors.New("parameter " + name + " is repeated")
+		}
+		params[name] = v[0]
+	}
+	return params, nil
+}
+
+// quoteName names a parameter in an error, safely: unknown names are not echoed.
+func quoteName(name string) string {
+	if knownParams[name] {
+		return name
+	}
+	return "(unknown)"
+}

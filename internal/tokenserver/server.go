@@ -1,0 +1,140 @@
+// Package tokenserver serves the OAuth 2.0 client-credentials grant (POST
+// /oauth2-token), the JWKS and the authorization-server metadata. It reads clients,
+// their Secrets, APIs and namespaces from the manager's cache only, so it keeps serving
+// while the API server is briefly unavailable, and it runs in every replica.
+package tokenserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+)
+
+// Paths served.
+const (
+	TokenPath    = config.TokenPath
+	JWKSPath     = "/.well-known/jwks.json"
+	MetadataPath = "/.well-known/oauth-authorization-server"
+	OIDCPath     = "/.well-known/openid-configuration"
+)
+
+// Server is the token server. Build it with New; it is a manager Runnable.
+type Server struct {
+	cfg    *config.Config
+	reader client.Reader
+	keys   *signing.Keyring
+	log    logr.Logger
+	now    func() time.Time
+
+	handler   http.Handler
+	docs      atomic.Pointer[documents]
+	listening atomic.Bool
+	addr      atomic.Value // net.Addr once listening
+}
+
+// Options configure a Server.
+type Options struct {
+	// Config is the operator configuration.
+	Config *config.Config
+	// Reader reads OAuthClients, OAuthAPIs, Namespaces and Secrets; the manager's cache.
+	Reader client.Reader
+	// Keys holds the signing keys.
+	Keys *signing.Keyring
+	// Log receives request failures worth an operator's attention (never secrets).
+	Log logr.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// New builds a Server.
+func New(o Options) *Server {
+	s := &Server{cfg: o.Config, reader: o.Reader, keys: o.Keys, log: o.Log, now: o.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(TokenPath, s.serveToken)
+	mux.HandleFunc(JWKSPath, s.serveJWKS)
+	mux.HandleFunc(MetadataPath, s.serveMetadata)
+	mux.HandleFunc(OIDCPath, s.serveMetadata)
+	s.handler = mux
+	return s
+}
+
+// Handler returns the HTTP handler of every endpoint.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// NeedLeaderElection is false: every replica serves tokens.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Addr is the address the server listens on, once it does.
+func (s *Server) Addr() net.Addr {
+	a, _ := s.addr.Load().(net.Addr)
+	return a
+}
+
+// Ready reports an error until the server listens and a signing key is loaded; it is
+// the manager's readiness check.
+func (s *Server) Ready(*http.Request) error {
+	if s.keys.Load() == nil {
+		return errors.New("no signing key loaded yet")
+	}
+	if !s.listening.Load() {
+		return errors.New("token server not listening yet")
+	}
+	return nil
+}
+
+// Start serves until ctx ends, then shuts down gracefully.
+func (s *Server) Start(ctx context.Context) error {
+	ts := s.cfg.TokenServer
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: ts.ReadHeaderTimeout.Duration,
+		ReadTimeout:       ts.ReadTimeout.Duration,
+		WriteTimeout:      ts.WriteTimeout.Duration,
+		IdleTimeout:       ts.IdleTimeout.Duration,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          nil,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	ln, err := net.Listen("tcp", ts.Address)
+	if err != nil {
+		return fmt.Errorf("token server: listen on %s: %w", ts.Address, err)
+	}
+	s.addr.Store(ln.Addr())
+	s.listening.Store(true)
+	s.log.Info("token server listening", "address", ln.Addr().String(), "tls", ts.TLS.Enabled(), "issuer", s.cfg.Issuer)
+
+	errc := make(chan error, 1)
+	go func() {
+		if ts.TLS.Enabled() {
+			errc <- srv.ServeTLS(ln, ts.TLS.CertFile, ts.TLS.KeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		s.listening.Store(false)
+		return fmt.Errorf("token server: %w", err)
+	case <-ctx.Done():
+	}
+	s.listening.Store(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ts.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("token server: shutdown: %w", err)
+	}
+	return nil
+}

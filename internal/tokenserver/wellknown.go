@@ -1,0 +1,94 @@
+package tokenserver
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+)
+
+// documents are the public documents derived from one generation of keys, built once
+// per key change rather than per request.
+type documents struct {
+	keys     *signing.Loaded
+	metadata []byte
+}
+
+// published returns the documents of the keys in force, rebuilding them after a change.
+func (s *Server) published() *documents {
+	loaded := s.keys.Load()
+	if loaded == nil {
+		return nil
+	}
+	if d := s.docs.Load(); d != nil && d.keys == loaded {
+		return d
+	}
+	d := &documents{keys: loaded, metadata: s.buildMetadata(loaded.Algorithms)}
+	s.docs.Store(d)
+	return d
+}
+
+// buildMetadata renders RFC 8414 authorization-server metadata, with the fields
+// OpenID-only discovery libraries require.
+func (s *Server) buildMetadata(algs []string) []byte {
+	iss := s.cfg.Issuer
+	doc := map[string]any{
+		"issuer":                                iss,
+		"token_endpoint":                        iss + TokenPath,
+		"jwks_uri":                              iss + JWKSPath,
+		"grant_types_supported":                 []string{"client_credentials"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"response_types_supported":              []string{"token"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": algs,
+		// Algorithms of the access tokens (RFC 9068) this server signs.
+		"access_token_signing_alg_values_supported": algs,
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		panic(err) // only strings: cannot fail
+	}
+	return b
+}
+
+func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	d := s.publishedOrFail(w, r)
+	if d == nil {
+		return
+	}
+	s.writeDocument(w, r, "application/jwk-set+json", d.keys.JWKS)
+}
+
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	d := s.publishedOrFail(w, r)
+	if d == nil {
+		return
+	}
+	s.writeDocument(w, r, "application/json", d.metadata)
+}
+
+func (s *Server) publishedOrFail(w http.ResponseWriter, r *http.Request) *documents {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return nil
+	}
+	d := s.published()
+	if d == nil {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "signing keys not loaded yet", http.StatusServiceUnavailable)
+	}
+	return d
+}
+
+func (s *Server) writeDocument(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.TokenServer.JWKSMaxAge.Seconds())))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(body)
+}
