@@ -122,10 +122,10 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		return nil, fmt.Errorf("add signing-key source: %w", err)
 	}
 	tokens := tokenserver.New(tokenserver.Options{
-		Config: opts.Config,
-		Reader: mgr.GetCache(),
-		Keys:   keys,
-		Log:    ctrl.Log.WithName("token-server"),
+		Config:    opts.Config,
+		Informers: mgr.GetCache(),
+		Keys:      keys,
+		Log:       ctrl.Log.WithName("token-server"),
 	})
 	if err := mgr.Add(tokens); err != nil {
 		return nil, fmt.Errorf("add token server: %w", err)

@@ -106,6 +106,9 @@ type world struct {
 	suffix string
 	// secrets maps client_id to client_secret.
 	secrets map[string]string
+	// servers are the token servers built by this world; objects count as created once
+	// every server has indexed them.
+	servers []*Server
 }
 
 func newWorld(tb testing.TB) *world {
@@ -120,6 +123,21 @@ func (w *world) create(obj client.Object) {
 	}
 	w.tb.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
 	w.waitCached(obj, func(client.Object) bool { return true })
+	w.waitIndexed(obj)
+}
+
+// waitIndexed waits until every server of the world has indexed obj as created.
+func (w *world) waitIndexed(obj client.Object) {
+	w.tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, srv := range w.servers {
+		for !srv.registry.indexed(obj) {
+			if time.Now().After(deadline) {
+				w.tb.Fatalf("%T %s not indexed in time", obj, obj.GetName())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // waitCached waits until the cache holds obj in a state that satisfies ok.
@@ -193,7 +211,19 @@ func (w *world) server(cfgYAML string, alg signing.Algorithm, now func() time.Ti
 			w.tb.Fatal(err)
 		}
 	}
-	return New(Options{Config: cfg, Reader: objCache, Keys: keys, Log: logr.Discard(), Now: now}), keys
+	srv := New(Options{Config: cfg, Informers: objCache, Keys: keys, Log: logr.Discard(), Now: now})
+	if err := srv.Watch(context.Background()); err != nil {
+		w.tb.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !srv.registry.synced() {
+		if time.Now().After(deadline) {
+			w.tb.Fatal("token server did not index the cache in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.servers = append(w.servers, srv)
+	return srv, keys
 }
 
 func allNS() oauthv1alpha1.AllowedNamespaces {

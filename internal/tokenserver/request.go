@@ -38,7 +38,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 	if r.URL.RawQuery != "" {
 		return nil, badRequest(errInvalidRequest, "parameters must be sent in the request body, not the URL")
 	}
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mediaType, err := contentType(r.Header.Get("Content-Type"))
 	if err != nil {
 		return nil, badRequest(errInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
 	}
@@ -63,6 +63,17 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 		return nil, badRequest(errInvalidRequest, err.Error())
 	}
 	return buildRequest(params, r.Header.Values("Authorization"))
+}
+
+// contentType returns the media type of a Content-Type header; the two usual values
+// skip the general parser, which allocates.
+func contentType(h string) (string, error) {
+	switch h {
+	case "application/json", "application/x-www-form-urlencoded":
+		return h, nil
+	}
+	mediaType, _, err := mime.ParseMediaType(h)
+	return mediaType, err
 }
 
 func buildRequest(params map[string]string, authorization []string) (*tokenRequest, *oauthError) {

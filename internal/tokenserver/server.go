@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
@@ -30,11 +30,12 @@ const (
 
 // Server is the token server. Build it with New; it is a manager Runnable.
 type Server struct {
-	cfg    *config.Config
-	reader client.Reader
-	keys   *signing.Keyring
-	log    logr.Logger
-	now    func() time.Time
+	cfg      *config.Config
+	cache    cache.Informers
+	registry *registry
+	keys     *signing.Keyring
+	log      logr.Logger
+	now      func() time.Time
 
 	handler   http.Handler
 	docs      atomic.Pointer[documents]
@@ -46,8 +47,9 @@ type Server struct {
 type Options struct {
 	// Config is the operator configuration.
 	Config *config.Config
-	// Reader reads OAuthClients, OAuthAPIs, Namespaces and Secrets; the manager's cache.
-	Reader client.Reader
+	// Informers deliver OAuthClients, OAuthAPIs, Namespaces and Secrets; the manager's
+	// cache (Secrets selected by the operator's label).
+	Informers cache.Informers
 	// Keys holds the signing keys.
 	Keys *signing.Keyring
 	// Log receives request failures worth an operator's attention (never secrets).
@@ -58,7 +60,7 @@ type Options struct {
 
 // New builds a Server.
 func New(o Options) *Server {
-	s := &Server{cfg: o.Config, reader: o.Reader, keys: o.Keys, log: o.Log, now: o.Now}
+	s := &Server{cfg: o.Config, cache: o.Informers, registry: newRegistry(), keys: o.Keys, log: o.Log, now: o.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -83,11 +85,14 @@ func (s *Server) Addr() net.Addr {
 	return a
 }
 
-// Ready reports an error until the server listens and a signing key is loaded; it is
-// the manager's readiness check.
+// Ready reports an error until the server listens, knows every client and has a
+// signing key; it is the manager's readiness check.
 func (s *Server) Ready(*http.Request) error {
 	if s.keys.Load() == nil {
 		return errors.New("no signing key loaded yet")
+	}
+	if !s.registry.synced() {
+		return errors.New("clients not indexed yet")
 	}
 	if !s.listening.Load() {
 		return errors.New("token server not listening yet")
@@ -95,8 +100,15 @@ func (s *Server) Ready(*http.Request) error {
 	return nil
 }
 
-// Start serves until ctx ends, then shuts down gracefully.
+// Watch registers the server's handlers on the informers; Start calls it. Requests
+// before the informers' first lists are indexed find no client.
+func (s *Server) Watch(ctx context.Context) error { return s.registry.watch(ctx, s.cache) }
+
+// Start indexes clients, serves until ctx ends, then shuts down gracefully.
 func (s *Server) Start(ctx context.Context) error {
+	if err := s.Watch(ctx); err != nil {
+		return fmt.Errorf("token server: %w", err)
+	}
 	ts := s.cfg.TokenServer
 	srv := &http.Server{
 		Handler:           s.handler,

@@ -1,20 +1,13 @@
 package tokenserver
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
@@ -59,7 +52,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
-	g, oerr := s.authorize(r.Context(), req)
+	g, oerr := s.authorize(req)
 	if oerr != nil {
 		writeError(w, oerr)
 		return
@@ -69,25 +62,21 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
-	body, err := json.Marshal(resp)
-	if err != nil {
-		writeError(w, &oauthError{http.StatusInternalServerError, errServerError, "could not encode the response"})
-		return
-	}
+	body := appendTokenResponse(make([]byte, 0, len(resp.AccessToken)+96), resp)
 	h := w.Header()
 	noStore(h)
 	h.Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
 }
 
-// authorize authenticates the client and decides audience, scopes and lifetime, all
-// from the cache.
-func (s *Server) authorize(ctx context.Context, req *tokenRequest) (*grant, *oauthError) {
-	oc, oerr := s.authenticate(ctx, req.clientID, req.clientSecret)
+// authorize authenticates the client and decides audience, scopes and lifetime, from
+// the registry alone.
+func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
+	oc, oerr := s.authenticate(req.clientID, req.clientSecret)
 	if oerr != nil {
 		return nil, oerr
 	}
-	api, oerr := s.resolveAPI(ctx, oc, req)
+	api, oerr := s.resolveAPI(oc, req)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -95,117 +84,73 @@ func (s *Server) authorize(ctx context.Context, req *tokenRequest) (*grant, *oau
 	if oerr != nil {
 		return nil, oerr
 	}
-	return &grant{
-		clientID: oc.ClientID(),
-		audience: api.EffectiveAudience(),
-		scopes:   scopes,
-		ttl:      s.lifetime(oc, api),
-	}, nil
+	return &grant{clientID: oc.clientID, audience: api.audience, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
 }
 
-// authenticate finds the OAuthClient a client_id names and checks the secret in the
-// Secret that client controls. Unknown client, wrong secret and disabled client all
-// give errClientAuth; secrets are compared in constant time.
-func (s *Server) authenticate(ctx context.Context, clientID, secret string) (*oauthv1alpha1.OAuthClient, *oauthError) {
-	var stored []byte
-	oc := &oauthv1alpha1.OAuthClient{}
-	found := false
+// authenticate finds the OAuthClient a client_id names and checks the secret held by
+// the Secret that client controls. Unknown client, wrong secret and disabled client
+// all give errClientAuth; digests are compared in constant time.
+func (s *Server) authenticate(clientID, secret string) (*clientEntry, *oauthError) {
+	var oc *clientEntry
+	var stored *secretEntry
 	if ns, name, ok := oauthv1alpha1.ParseClientID(clientID); ok {
-		err := s.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, oc)
-		switch {
-		case err == nil:
-			stored, found = s.storedSecret(ctx, oc)
-		case !apierrors.IsNotFound(err):
-			s.log.Error(err, "token request: read OAuthClient from cache", "clientID", clientID)
-			return nil, &oauthError{http.StatusServiceUnavailable, errTemporarilyUnavail, "try again later"}
-		}
+		oc, stored = s.registry.credentials(ns, name)
+	}
+	given := sha256.Sum256([]byte(secret))
+	var want [sha256.Size]byte
+	valid := oc != nil && stored != nil && stored.ok && stored.owner == oc.uid
+	if valid {
+		want = stored.digest
 	}
 	// Compare even when nothing was found, so that timing tells nothing either.
-	if !secretsEqual(stored, []byte(secret)) || !found || oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero() {
+	equal := subtle.ConstantTimeCompare(given[:], want[:]) == 1
+	if !equal || !valid || oc.disabled {
 		return nil, errClientAuth
 	}
 	return oc, nil
 }
 
-// storedSecret returns the client_secret of the Secret that oc controls. A Secret the
-// client does not control (however it is labelled) yields nothing.
-func (s *Server) storedSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient) ([]byte, bool) {
-	secret := &corev1.Secret{}
-	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: oc.EffectiveSecretName()}, secret); err != nil {
-		return nil, false
-	}
-	if !metav1.IsControlledBy(secret, oc) || secret.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue {
-		return nil, false
-	}
-	v := secret.Data[oauthv1alpha1.SecretKeyClientSecret]
-	return v, len(v) > 0
-}
-
-// secretsEqual compares digests in constant time, so neither content nor length leaks.
-func secretsEqual(stored, given []byte) bool {
-	a := sha256.Sum256(stored)
-	b := sha256.Sum256(given)
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1 && len(stored) > 0
-}
-
 // resolveAPI picks the API the token is for: the requested audience or resource, or the
 // client's only API. The API must be one of the client's, exist, and admit the
 // client's namespace now.
-func (s *Server) resolveAPI(ctx context.Context, oc *oauthv1alpha1.OAuthClient, req *tokenRequest) (*oauthv1alpha1.OAuthAPI, *oauthError) {
+func (s *Server) resolveAPI(oc *clientEntry, req *tokenRequest) (*apiEntry, *oauthError) {
 	want := req.audience
 	if want == "" {
 		want = req.resource
 	}
-	if want == "" && len(oc.Spec.Audiences) != 1 {
+	if want == "" && len(oc.audiences) != 1 {
 		return nil, badRequest(errInvalidRequest, "the client has several APIs: name one with the audience parameter")
 	}
-	var chosen *oauthv1alpha1.OAuthAPI
-	for _, name := range oc.Spec.Audiences {
-		api := &oauthv1alpha1.OAuthAPI{}
-		if err := s.reader.Get(ctx, types.NamespacedName{Name: name}, api); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			s.log.Error(err, "token request: read OAuthAPI from cache", "oauthapi", name)
-			return nil, &oauthError{http.StatusServiceUnavailable, errTemporarilyUnavail, "try again later"}
+	for _, name := range oc.audiences {
+		api, admitted := s.registry.api(name, oc.namespace)
+		if api == nil || (want != "" && api.audience != want) {
+			continue
 		}
-		if want == "" || api.EffectiveAudience() == want {
-			chosen = api
-			break
+		// Admission reads only what administrators write: the OAuthAPI and the
+		// Namespace's labels.
+		if !admitted {
+			return nil, badRequest(errInvalidTarget, "the requested audience does not admit this client")
 		}
+		return api, nil
 	}
-	if chosen == nil {
-		return nil, badRequest(errInvalidTarget, "the requested audience is not one this client may obtain tokens for")
-	}
-	if chosen.Spec.AllowedNamespaces.From == oauthv1alpha1.NamespacesFromAll {
-		return chosen, nil
-	}
-	// Admission reads only what administrators write: the OAuthAPI and Namespace labels.
-	ns := &corev1.Namespace{}
-	if err := s.reader.Get(ctx, types.NamespacedName{Name: oc.Namespace}, ns); err != nil {
-		return nil, badRequest(errInvalidTarget, "the requested audience does not admit this client")
-	}
-	if ok, err := chosen.Admits(ns); err != nil || !ok {
-		return nil, badRequest(errInvalidTarget, "the requested audience does not admit this client")
-	}
-	return chosen, nil
+	return nil, badRequest(errInvalidTarget, "the requested audience is not one this client may obtain tokens for")
 }
 
 // grantScopes checks the requested scopes against the client and the API; with none
 // requested, the client gets every scope both allow.
-func grantScopes(oc *oauthv1alpha1.OAuthClient, api *oauthv1alpha1.OAuthAPI, requested string) ([]string, *oauthError) {
+func grantScopes(oc *clientEntry, api *apiEntry, requested string) ([]string, *oauthError) {
 	if requested == "" {
 		var all []string
-		for _, sc := range oc.Spec.Scopes {
-			if api.HasScope(string(sc)) {
-				all = append(all, string(sc))
+		for _, sc := range oc.scopeList {
+			if api.scopes[sc] {
+				all = append(all, sc)
 			}
 		}
 		return all, nil
 	}
 	scopes := strings.Fields(requested)
 	for _, sc := range scopes {
-		if !oc.HasScope(sc) || !api.HasScope(sc) {
+		if !oc.scopes[sc] || !api.scopes[sc] {
 			return nil, badRequest(errInvalidScope, "a requested scope is not allowed for this client and audience")
 		}
 	}
@@ -226,13 +171,13 @@ func dedupe(s []string) []string {
 
 // lifetime is the server default, overridden by the API, shortened by the client,
 // capped by the server maximum; whole seconds.
-func (s *Server) lifetime(oc *oauthv1alpha1.OAuthClient, api *oauthv1alpha1.OAuthAPI) time.Duration {
+func (s *Server) lifetime(oc *clientEntry, api *apiEntry) time.Duration {
 	ttl := s.cfg.Tokens.DefaultTTL.Duration
-	if api.Spec.AccessTokenTTL != nil {
-		ttl = api.Spec.AccessTokenTTL.Duration
+	if api.ttl > 0 {
+		ttl = api.ttl
 	}
-	if c := oc.Spec.AccessTokenTTL; c != nil && c.Duration < ttl {
-		ttl = c.Duration
+	if oc.ttl > 0 && oc.ttl < ttl {
+		ttl = oc.ttl
 	}
 	ttl = min(ttl, s.cfg.Tokens.MaxTTL.Duration)
 	return max(ttl.Truncate(time.Second), time.Second)
@@ -256,11 +201,7 @@ func (s *Server) issue(g *grant, requestedScope string) (*tokenResponse, *oauthE
 		IssuedAt: now, NotBefore: now, ExpiresAt: now + ttl,
 		ID: jti, ClientID: g.clientID, Scope: scope,
 	}
-	payload, err := jsonMarshalClaims(&c)
-	if err != nil {
-		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token"}
-	}
-	token, err := d.keys.Signer.Sign(payload)
+	token, err := d.keys.Signer.Sign(appendClaims(make([]byte, 0, 384), &c))
 	if err != nil {
 		s.log.Error(err, "sign access token", "kid", d.keys.Signer.KeyID())
 		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token"}
@@ -271,8 +212,6 @@ func (s *Server) issue(g *grant, requestedScope string) (*tokenResponse, *oauthE
 	}
 	return resp, nil
 }
-
-func jsonMarshalClaims(c *claims) ([]byte, error) { return json.Marshal(c) }
 
 // randomID returns 128 random bits, base64url: the jti.
 func randomID() (string, error) {

@@ -1,0 +1,264 @@
+package tokenserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+)
+
+// registry is what the token endpoint needs from the cluster, kept up to date by the
+// manager's informers and prepared once per change: secret digests, scope sets, parsed
+// selectors. A token request then costs a few map lookups, whatever the number of
+// clients, and copies nothing.
+type registry struct {
+	mu         sync.RWMutex
+	clients    map[types.NamespacedName]*clientEntry
+	secrets    map[types.NamespacedName]*secretEntry
+	apis       map[string]*apiEntry
+	namespaces map[string]labels.Set
+	// versions records the resourceVersion last indexed per object, for tests and
+	// diagnostics.
+	versions map[string]string
+
+	registrations []toolscache.ResourceEventHandlerRegistration
+}
+
+type clientEntry struct {
+	uid        types.UID
+	clientID   string
+	namespace  string
+	secretName string
+	disabled   bool
+	audiences  []string
+	scopes     map[string]bool
+	scopeList  []string
+	ttl        time.Duration
+}
+
+type secretEntry struct {
+	// owner is the UID of the OAuthClient that controls the Secret, if any.
+	owner  types.UID
+	digest [sha256.Size]byte
+	ok     bool
+}
+
+type apiEntry struct {
+	name     string
+	audience string
+	scopes   map[string]bool
+	ttl      time.Duration
+	all      bool
+	selector labels.Selector
+}
+
+func newRegistry() *registry {
+	return &registry{
+		clients:    map[types.NamespacedName]*clientEntry{},
+		secrets:    map[types.NamespacedName]*secretEntry{},
+		apis:       map[string]*apiEntry{},
+		namespaces: map[string]labels.Set{},
+		versions:   map[string]string{},
+	}
+}
+
+// watch registers the registry's handlers on the informers of the four kinds.
+func (r *registry) watch(ctx context.Context, informers cache.Informers) error {
+	kinds := []struct {
+		obj    client.Object
+		set    func(client.Object)
+		remove func(client.Object)
+	}{
+		{&oauthv1alpha1.OAuthClient{}, r.setClient, r.removeClient},
+		{&corev1.Secret{}, r.setSecret, r.removeSecret},
+		{&oauthv1alpha1.OAuthAPI{}, r.setAPI, r.removeAPI},
+		{&corev1.Namespace{}, r.setNamespace, r.removeNamespace},
+	}
+	for _, k := range kinds {
+		inf, err := informers.GetInformer(ctx, k.obj)
+		if err != nil {
+			return fmt.Errorf("watch %T: %w", k.obj, err)
+		}
+		set, remove := k.set, k.remove
+		reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { apply(o, set) },
+			UpdateFunc: func(_, o any) { apply(o, set) },
+			DeleteFunc: func(o any) { apply(o, remove) },
+		})
+		if err != nil {
+			return fmt.Errorf("watch %T: %w", k.obj, err)
+		}
+		r.registrations = append(r.registrations, reg)
+	}
+	return nil
+}
+
+// synced reports whether every handler has seen the informers' initial lists.
+func (r *registry) synced() bool {
+	if len(r.registrations) == 0 {
+		return false
+	}
+	for _, reg := range r.registrations {
+		if !reg.HasSynced() {
+			return false
+		}
+	}
+	return true
+}
+
+func apply(o any, f func(client.Object)) {
+	if tomb, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		o = tomb.Obj
+	}
+	if obj, ok := o.(client.Object); ok {
+		f(obj)
+	}
+}
+
+func versionKey(obj client.Object) string {
+	return fmt.Sprintf("%T/%s/%s", obj, obj.GetNamespace(), obj.GetName())
+}
+
+func (r *registry) setClient(obj client.Object) {
+	oc := obj.(*oauthv1alpha1.OAuthClient)
+	e := &clientEntry{
+		uid: oc.UID, clientID: oc.ClientID(), namespace: oc.Namespace, secretName: oc.EffectiveSecretName(),
+		disabled:  oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(),
+		audiences: append([]string(nil), oc.Spec.Audiences...),
+		scopes:    make(map[string]bool, len(oc.Spec.Scopes)),
+	}
+	for _, s := range oc.Spec.Scopes {
+		e.scopes[string(s)] = true
+		e.scopeList = append(e.scopeList, string(s))
+	}
+	if oc.Spec.AccessTokenTTL != nil {
+		e.ttl = oc.Spec.AccessTokenTTL.Duration
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clients[client.ObjectKeyFromObject(oc)] = e
+	r.versions[versionKey(obj)] = obj.GetResourceVersion()
+}
+
+func (r *registry) removeClient(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.clients, client.ObjectKeyFromObject(obj))
+	delete(r.versions, versionKey(obj))
+}
+
+func (r *registry) setSecret(obj client.Object) {
+	s := obj.(*corev1.Secret)
+	e := &secretEntry{}
+	// Only a Secret an OAuthClient controls can authenticate it; the token server
+	// checks that the owner is the client the client_id names.
+	if ref := metav1.GetControllerOf(s); ref != nil && ref.Kind == "OAuthClient" &&
+		ref.APIVersion == oauthv1alpha1.GroupVersion.String() &&
+		s.Labels[oauthv1alpha1.ManagedByLabel] == oauthv1alpha1.ManagedByValue {
+		e.owner = ref.UID
+	}
+	if v := s.Data[oauthv1alpha1.SecretKeyClientSecret]; len(v) > 0 {
+		e.digest, e.ok = sha256.Sum256(v), true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.secrets[client.ObjectKeyFromObject(s)] = e
+	r.versions[versionKey(obj)] = obj.GetResourceVersion()
+}
+
+func (r *registry) removeSecret(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.secrets, client.ObjectKeyFromObject(obj))
+	delete(r.versions, versionKey(obj))
+}
+
+func (r *registry) setAPI(obj client.Object) {
+	a := obj.(*oauthv1alpha1.OAuthAPI)
+	e := &apiEntry{
+		name: a.Name, audience: a.EffectiveAudience(), scopes: make(map[string]bool, len(a.Spec.Scopes)),
+		all: a.Spec.AllowedNamespaces.From == oauthv1alpha1.NamespacesFromAll,
+	}
+	for _, s := range a.Spec.Scopes {
+		e.scopes[string(s)] = true
+	}
+	if a.Spec.AccessTokenTTL != nil {
+		e.ttl = a.Spec.AccessTokenTTL.Duration
+	}
+	if a.Spec.AllowedNamespaces.From == oauthv1alpha1.NamespacesFromSelector && a.Spec.AllowedNamespaces.Selector != nil {
+		if sel, err := metav1.LabelSelectorAsSelector(a.Spec.AllowedNamespaces.Selector); err == nil {
+			e.selector = sel
+		}
+	}
+	// A Selector API with no usable selector admits nothing (e.selector stays nil).
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.apis[a.Name] = e
+	r.versions[versionKey(obj)] = obj.GetResourceVersion()
+}
+
+func (r *registry) removeAPI(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.apis, obj.GetName())
+	delete(r.versions, versionKey(obj))
+}
+
+func (r *registry) setNamespace(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.namespaces[obj.GetName()] = labels.Set(obj.GetLabels())
+	r.versions[versionKey(obj)] = obj.GetResourceVersion()
+}
+
+func (r *registry) removeNamespace(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.namespaces, obj.GetName())
+	delete(r.versions, versionKey(obj))
+}
+
+// indexed reports whether the registry has seen obj at its resourceVersion.
+func (r *registry) indexed(obj client.Object) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.versions[versionKey(obj)] == obj.GetResourceVersion()
+}
+
+// credentials returns the client a client_id names and the Secret it should control.
+// Entries are immutable, so they are safe to use after the lock is released.
+func (r *registry) credentials(namespace, name string) (*clientEntry, *secretEntry) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := r.clients[types.NamespacedName{Namespace: namespace, Name: name}]
+	if c == nil {
+		return nil, nil
+	}
+	return c, r.secrets[types.NamespacedName{Namespace: namespace, Name: c.secretName}]
+}
+
+// api returns the API of that name and whether it admits the namespace now.
+func (r *registry) api(name, namespace string) (*apiEntry, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	a := r.apis[name]
+	if a == nil {
+		return nil, false
+	}
+	if a.all {
+		return a, true
+	}
+	nsLabels, ok := r.namespaces[namespace]
+	return a, ok && a.selector != nil && a.selector.Matches(nsLabels)
+}
