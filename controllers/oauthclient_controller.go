@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -37,6 +38,7 @@ const (
 	EventSecretRepaired    = "SecretRepaired"
 	EventSecretRegenerated = "SecretRegenerated"
 	EventSecretConflict    = "SecretConflict"
+	EventSecretRotated     = "SecretRotated"
 )
 
 // OAuthClientReconciler turns each OAuthClient into a Secret of credentials and reports
@@ -52,6 +54,8 @@ type OAuthClientReconciler struct {
 	Recorder  events.EventRecorder
 	// Issuer is the token server's public base URL; token_url is Issuer + "/oauth2-token".
 	Issuer string
+	// Now is the clock; time.Now when nil. Tests drive rotation with it.
+	Now func() time.Time
 }
 
 // notReady is why a client is not Ready: a state the user must change, not an error
@@ -79,50 +83,62 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	before := oc.DeepCopy()
 
-	problem, err := r.ensureSecret(ctx, oc)
+	secret, problem, err := r.ensureSecret(ctx, oc)
+	var requeue time.Duration
+	if err == nil && secret != nil {
+		requeue, err = r.maintainSecret(ctx, oc, secret)
+	}
 	if err == nil && problem == nil {
 		problem, err = r.checkAudiences(ctx, oc)
 	}
 	if err == nil && problem == nil && oc.Spec.Disabled {
 		problem = &notReady{oauthv1alpha1.ReasonDisabled, "the client is disabled: its credentials are kept, no tokens are issued"}
 	}
-	if statusErr := r.writeStatus(ctx, before, oc, problem, err); statusErr != nil {
+	if statusErr := r.writeStatus(ctx, before, oc, secret, problem, err); statusErr != nil {
 		return ctrl.Result{}, errors.Join(err, statusErr)
 	}
-	return ctrl.Result{}, err
+	return ctrl.Result{RequeueAfter: requeue}, err
 }
 
-// ensureSecret creates the client's Secret, or restores what was changed by hand. It
-// never touches a Secret this client does not control.
-func (r *OAuthClientReconciler) ensureSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (*notReady, error) {
+func (r *OAuthClientReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// ensureSecret returns the client's Secret, creating it when missing. It never
+// touches a Secret this client does not control: that is a SecretConflict.
+func (r *OAuthClientReconciler) ensureSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (*corev1.Secret, *notReady, error) {
 	key := types.NamespacedName{Namespace: oc.Namespace, Name: oc.EffectiveSecretName()}
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, key, secret)
 	if apierrors.IsNotFound(err) {
 		created, err := r.createSecret(ctx, oc, key)
-		if err == nil || !apierrors.IsAlreadyExists(err) {
-			if err == nil {
-				r.recordCreated(oc, created)
-			}
-			return nil, err
+		if err == nil {
+			r.recordCreated(oc, created)
+			return created, nil, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, nil, err
 		}
 		// It exists, but not in the cache: it lacks the managed-by label. Look at it
 		// directly; it may still be ours, with its label removed by hand.
 		if err := r.APIReader.Get(ctx, key, secret); err != nil {
-			return nil, fmt.Errorf("get Secret %s: %w", key, err)
+			return nil, nil, fmt.Errorf("get Secret %s: %w", key, err)
 		}
 	} else if err != nil {
-		return nil, fmt.Errorf("get Secret %s: %w", key, err)
+		return nil, nil, fmt.Errorf("get Secret %s: %w", key, err)
 	}
 
 	if !metav1.IsControlledBy(secret, oc) {
 		msg := fmt.Sprintf("Secret %q exists and is not controlled by this OAuthClient; it was left untouched (delete it, or set spec.secretName on a new client)", key.Name)
-		if oc.Status.SecretName != key.Name || !hasReason(oc, oauthv1alpha1.ReasonSecretConflict) {
+		if !hasReason(oc, oauthv1alpha1.ReasonSecretConflict) {
 			r.Recorder.Eventf(oc, nil, corev1.EventTypeWarning, EventSecretConflict, "Reconcile", msg)
 		}
-		return &notReady{oauthv1alpha1.ReasonSecretConflict, msg}, nil
+		return nil, &notReady{oauthv1alpha1.ReasonSecretConflict, msg}, nil
 	}
-	return nil, r.repairSecret(ctx, oc, secret)
+	return secret, nil, nil
 }
 
 // createSecret creates the Secret with fresh credentials.
@@ -132,11 +148,18 @@ func (r *OAuthClientReconciler) createSecret(ctx context.Context, oc *oauthv1alp
 		return nil, err
 	}
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: secretLabels(oc)},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       r.managedData(oc),
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: key.Namespace, Name: key.Name, Labels: secretLabels(oc),
+			Annotations: map[string]string{oauthv1alpha1.SecretRotatedAtAnnotation: formatTime(r.now())},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: r.managedData(oc),
 	}
 	secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(clientSecret)
+	// A rotation requested before the Secret existed is served by its creation.
+	if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
+		secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation] = trigger
+	}
 	if err := controllerutil.SetControllerReference(oc, secret, r.Scheme); err != nil {
 		return nil, fmt.Errorf("set owner of Secret %s: %w", key, err)
 	}
@@ -159,10 +182,70 @@ func (r *OAuthClientReconciler) recordCreated(oc *oauthv1alpha1.OAuthClient, sec
 	r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretCreated, "Reconcile", "created Secret %q with the client's credentials", secret.Name)
 }
 
-// repairSecret restores labels and managed keys of a Secret this client controls. The
-// client secret itself is kept; it is regenerated only when missing or too short.
-func (r *OAuthClientReconciler) repairSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) error {
+// maintainSecret keeps a Secret this client controls right: it restores labels and
+// managed keys changed by hand, regenerates a missing or too short client secret,
+// rotates the secret when its interval has passed or the rotate-secret annotation has
+// a new value, and drops the previous secret when its grace period ends. All changes
+// go out in one patch. It returns when to look again.
+func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) (time.Duration, error) {
 	orig := secret.DeepCopy()
+	now := r.now()
+	fixed := r.repair(oc, secret)
+
+	regenerated := !validClientSecret(secret.Data[oauthv1alpha1.SecretKeyClientSecret])
+	rotation := ""
+	if !regenerated {
+		rotation = rotationDue(oc, secret, now)
+	}
+	if regenerated || rotation != "" {
+		s, err := GenerateClientSecret()
+		if err != nil {
+			return 0, err
+		}
+		if rotation != "" {
+			keepPrevious(secret, gracePeriod(oc), now)
+		}
+		secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(s)
+		setAnnotation(secret, oauthv1alpha1.SecretRotatedAtAnnotation, formatTime(now))
+	}
+	if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
+		setAnnotation(secret, oauthv1alpha1.RotationTriggerAnnotation, trigger)
+	}
+	if _, ok := secret.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation]; !ok {
+		setAnnotation(secret, oauthv1alpha1.SecretRotatedAtAnnotation, formatTime(now))
+	}
+	expired := expirePrevious(secret, now)
+
+	if !equality.Semantic.DeepEqual(orig.Data, secret.Data) || !equality.Semantic.DeepEqual(orig.ObjectMeta, secret.ObjectMeta) {
+		if err := r.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return 0, fmt.Errorf("update Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+		}
+	}
+	log := logf.FromContext(ctx)
+	if len(fixed) > 0 {
+		log.Info("restored credential Secret", "secret", secret.Name, "fields", fixed)
+		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRepaired, "Reconcile",
+			"restored %v of Secret %q, which were changed by hand", fixed, secret.Name)
+	}
+	if regenerated {
+		log.Info("generated a new client secret: the stored one was missing or too short", "secret", secret.Name)
+		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRegenerated, "Reconcile",
+			"the client_secret of Secret %q was missing or shorter than %d characters; generated a new one", secret.Name, minClientSecretLen)
+	}
+	if rotation != "" {
+		grace := gracePeriod(oc)
+		log.Info("rotated client secret", "secret", secret.Name, "why", rotation, "gracePeriod", grace.String())
+		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRotated, "Rotate",
+			"rotated the client secret in Secret %q (%s); the previous one works for %s more", secret.Name, rotation, grace)
+	}
+	if expired {
+		log.Info("previous client secret expired", "secret", secret.Name)
+	}
+	return nextCheck(oc, secret, now), nil
+}
+
+// repair restores labels and managed keys; it returns what it changed.
+func (r *OAuthClientReconciler) repair(oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) []string {
 	var fixed []string
 	for k, v := range secretLabels(oc) {
 		if secret.Labels[k] != v {
@@ -182,33 +265,7 @@ func (r *OAuthClientReconciler) repairSecret(ctx context.Context, oc *oauthv1alp
 			fixed = append(fixed, k)
 		}
 	}
-	regenerated := false
-	if !validClientSecret(secret.Data[oauthv1alpha1.SecretKeyClientSecret]) {
-		s, err := GenerateClientSecret()
-		if err != nil {
-			return err
-		}
-		secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(s)
-		regenerated = true
-	}
-	if len(fixed) == 0 && !regenerated {
-		return nil
-	}
-	if err := r.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("restore Secret %s/%s: %w", secret.Namespace, secret.Name, err)
-	}
-	log := logf.FromContext(ctx)
-	if len(fixed) > 0 {
-		log.Info("restored credential Secret", "secret", secret.Name, "fields", fixed)
-		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRepaired, "Reconcile",
-			"restored %v of Secret %q, which were changed by hand", fixed, secret.Name)
-	}
-	if regenerated {
-		log.Info("generated a new client secret: the stored one was missing or too short", "secret", secret.Name)
-		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRegenerated, "Reconcile",
-			"the client_secret of Secret %q was missing or shorter than %d characters; generated a new one", secret.Name, minClientSecretLen)
-	}
-	return nil
+	return fixed
 }
 
 // checkAudiences verifies that every audience names an OAuthAPI that admits the
@@ -244,8 +301,16 @@ func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1a
 }
 
 // writeStatus writes the status once, and only when it changed.
-func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oauthv1alpha1.OAuthClient, problem *notReady, reconcileErr error) error {
+func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, problem *notReady, reconcileErr error) error {
 	st := &oc.Status
+	if secret != nil {
+		st.LastSecretRotationTime = annotationTime(secret, oauthv1alpha1.SecretRotatedAtAnnotation)
+		st.PreviousSecretExpiryTime = annotationTime(secret, oauthv1alpha1.PreviousSecretExpiresAnnotation)
+		st.NextSecretRotationTime = nil
+		if last := st.LastSecretRotationTime; last != nil && rotationInterval(oc) > 0 {
+			st.NextSecretRotationTime = &metav1.Time{Time: last.Add(rotationInterval(oc))}
+		}
+	}
 	st.ClientID = oc.ClientID()
 	st.TokenURL = r.Issuer + "/oauth2-token"
 	st.ObservedGeneration = oc.Generation

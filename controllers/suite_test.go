@@ -33,7 +33,28 @@ var (
 
 	mgrMu   sync.Mutex
 	mgrStop func()
+
+	// clock is the operator's clock; rotation tests move it forward.
+	clock = &testClock{}
 )
+
+// testClock is the wall clock plus an offset that tests advance.
+type testClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.UseDevMode(false)))
@@ -71,7 +92,7 @@ func startManager() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := operator.New(ctx, env.Config, operator.Options{
 		Config: cfg, Namespace: "default", MetricsAddr: "0", ProbeAddr: "0",
-		SkipControllerNameValidation: true,
+		SkipControllerNameValidation: true, Now: clock.Now,
 	})
 	if err != nil {
 		cancel()

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "time"
+
 // Scope is one OAuth 2.0 scope token (RFC 6749 §3.3): printable ASCII without spaces,
 // double quotes or backslashes.
 // +kubebuilder:validation:MinLength=1
@@ -24,7 +26,27 @@ const (
 	SecretKeyClientSecret = "client_secret"
 	SecretKeyTokenURL     = "token_url"
 	SecretKeyIssuer       = "issuer"
+	// SecretKeyPreviousClientSecret holds the secret before the last rotation, until
+	// its grace period ends.
+	SecretKeyPreviousClientSecret = "previous_client_secret"
 )
+
+// Annotations of the client-secret rotation. The rotation state lives in the Secret,
+// next to the credentials it describes, so it survives restarts.
+const (
+	// RotateSecretAnnotation on an OAuthClient rotates its secret once per distinct value.
+	RotateSecretAnnotation = "oauth.operator.dev/rotate-secret"
+	// SecretRotatedAtAnnotation on the Secret: when client_secret was generated (RFC 3339).
+	SecretRotatedAtAnnotation = "oauth.operator.dev/secret-rotated-at"
+	// PreviousSecretExpiresAnnotation on the Secret: when previous_client_secret stops
+	// working (RFC 3339).
+	PreviousSecretExpiresAnnotation = "oauth.operator.dev/previous-secret-expires-at"
+	// RotationTriggerAnnotation on the Secret: the last rotate-secret value acted on.
+	RotationTriggerAnnotation = "oauth.operator.dev/rotate-secret-handled"
+)
+
+// DefaultSecretGracePeriod is how long a previous client secret keeps working.
+const DefaultSecretGracePeriod = 24 * time.Hour
 
 // ConditionReady is the condition type that summarises whether an object is usable.
 const ConditionReady = "Ready"

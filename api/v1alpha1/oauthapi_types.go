@@ -55,6 +55,7 @@ type OAuthAPISpec struct {
 	// The server's configured maximum still applies.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="accessTokenTTL must be a positive duration"
 	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
 

@@ -44,6 +44,7 @@ type OAuthClientSpec struct {
 	// the lifetime the API (or the server default) allows.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="accessTokenTTL must be a positive duration"
 	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
 
@@ -58,6 +59,31 @@ type OAuthClientSpec struct {
 	// credentials are kept, so re-enabling needs no redistribution.
 	// +optional
 	Disabled bool `json:"disabled,omitempty"`
+
+	// SecretRotation rotates the client secret automatically. Setting the annotation
+	// oauth.operator.dev/rotate-secret to a new value rotates it once, with or without
+	// this field.
+	// +optional
+	SecretRotation *SecretRotation `json:"secretRotation,omitempty"`
+}
+
+// SecretRotation configures client-secret rotation.
+type SecretRotation struct {
+	// Interval rotates the secret automatically this long after the last rotation.
+	// Unset: only the annotation rotates it. At least 1m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="interval must be at least 1m"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// GracePeriod is how long the previous secret keeps working after a rotation, so
+	// workloads can pick up the new one. Default 24h; 0 ends it at once.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="gracePeriod must not be negative"
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
 }
 
 // OAuthClientStatus is the observed state of an OAuthClient.
@@ -73,6 +99,19 @@ type OAuthClientStatus struct {
 	// TokenURL is where the client requests tokens.
 	// +optional
 	TokenURL string `json:"tokenURL,omitempty"`
+
+	// LastSecretRotationTime is when the current client secret was generated.
+	// +optional
+	LastSecretRotationTime *metav1.Time `json:"lastSecretRotationTime,omitempty"`
+
+	// NextSecretRotationTime is when the secret rotates next (with an interval only).
+	// +optional
+	NextSecretRotationTime *metav1.Time `json:"nextSecretRotationTime,omitempty"`
+
+	// PreviousSecretExpiryTime is when the previous secret, kept after a rotation,
+	// stops working.
+	// +optional
+	PreviousSecretExpiryTime *metav1.Time `json:"previousSecretExpiryTime,omitempty"`
 
 	// ObservedGeneration is the generation of the spec this status describes.
 	// +optional

@@ -6,6 +6,7 @@ package operator
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -44,6 +45,9 @@ type Options struct {
 	LeaderElectionID string
 	// SkipControllerNameValidation allows several managers in one process (tests).
 	SkipControllerNameValidation bool
+	// Now is the clock of rotations and token lifetimes; time.Now when nil (tests
+	// inject one).
+	Now func() time.Time
 }
 
 // Scheme returns a scheme with the Kubernetes types and the operator's API.
@@ -105,6 +109,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Scheme:    scheme,
 		Recorder:  mgr.GetEventRecorder("oauth-client-operator"),
 		Issuer:    opts.Config.Issuer,
+		Now:       opts.Now,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up OAuthClient controller: %w", err)
 	}
@@ -118,6 +123,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Cache:     mgr.GetCache(),
 		Keyring:   keys,
 		Log:       ctrl.Log.WithName("signing-keys"),
+		Now:       opts.Now,
 	}); err != nil {
 		return nil, fmt.Errorf("add signing-key source: %w", err)
 	}

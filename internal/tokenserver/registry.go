@@ -52,6 +52,10 @@ type secretEntry struct {
 	owner  types.UID
 	digest [sha256.Size]byte
 	ok     bool
+	// previous is the digest of the secret before the last rotation, accepted until
+	// previousUntil.
+	previous      [sha256.Size]byte
+	previousUntil time.Time
 }
 
 type apiEntry struct {
@@ -170,6 +174,11 @@ func (r *registry) setSecret(obj client.Object) {
 	}
 	if v := s.Data[oauthv1alpha1.SecretKeyClientSecret]; len(v) > 0 {
 		e.digest, e.ok = sha256.Sum256(v), true
+	}
+	if v := s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret]; len(v) > 0 {
+		if until, err := time.Parse(time.RFC3339, s.Annotations[oauthv1alpha1.PreviousSecretExpiresAnnotation]); err == nil {
+			e.previous, e.previousUntil = sha256.Sum256(v), until
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

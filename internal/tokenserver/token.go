@@ -97,17 +97,31 @@ func (s *Server) authenticate(clientID, secret string) (*clientEntry, *oauthErro
 		oc, stored = s.registry.credentials(ns, name)
 	}
 	given := sha256.Sum256([]byte(secret))
-	var want [sha256.Size]byte
+	var current, previous [sha256.Size]byte
 	valid := oc != nil && stored != nil && stored.ok && stored.owner == oc.uid
+	inGrace := false
 	if valid {
-		want = stored.digest
+		current = stored.digest
+		if s.now().Before(stored.previousUntil) {
+			previous, inGrace = stored.previous, true
+		}
 	}
-	// Compare even when nothing was found, so that timing tells nothing either.
-	equal := subtle.ConstantTimeCompare(given[:], want[:]) == 1
-	if !equal || !valid || oc.disabled {
+	// Both comparisons always run, whichever matches, and even when nothing was found:
+	// timing tells nothing.
+	matchCurrent := subtle.ConstantTimeCompare(given[:], current[:])
+	matchPrevious := subtle.ConstantTimeCompare(given[:], previous[:])
+	matchPrevious &= subtle.ConstantTimeEq(boolInt(inGrace), 1)
+	if matchCurrent|matchPrevious != 1 || !valid || oc.disabled {
 		return nil, errClientAuth
 	}
 	return oc, nil
+}
+
+func boolInt(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // resolveAPI picks the API the token is for: the requested audience or resource, or the

@@ -1,0 +1,181 @@
+package controllers_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+)
+
+var pokes int
+
+// poke changes an unrelated annotation, so the controller looks at the client now
+// rather than when its (real-time) requeue fires.
+func poke(t *testing.T, ns, name string) {
+	t.Helper()
+	setClientAnnotation(t, ns, name, "test.oauth.operator.dev/poke", strconv.Itoa(pokes))
+	pokes++
+}
+
+func setClientAnnotation(t *testing.T, ns, name, k, v string) {
+	t.Helper()
+	g := NewWithT(t)
+	oc := &oauthv1alpha1.OAuthClient{}
+	g.Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, oc)).To(Succeed())
+	patch := client.MergeFrom(oc.DeepCopy())
+	if oc.Annotations == nil {
+		oc.Annotations = map[string]string{}
+	}
+	oc.Annotations[k] = v
+	g.Expect(k8s.Patch(context.Background(), oc, patch)).To(Succeed())
+}
+
+// settled waits until the controller has seen the client's latest annotations: the
+// poke leaves the status alone, so wait for the Secret to stop changing instead.
+func settled(t *testing.T, ns, secretName string) map[string][]byte {
+	t.Helper()
+	g := NewWithT(t)
+	var last map[string][]byte
+	stable := 0
+	g.Eventually(func() int {
+		cur := getSecret(g, ns, secretName).Data
+		if last != nil && string(cur["client_secret"]) == string(last["client_secret"]) &&
+			string(cur["previous_client_secret"]) == string(last["previous_client_secret"]) {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = cur
+		return stable
+	}, timeout, 200*time.Millisecond).Should(BeNumerically(">=", 3))
+	return last
+}
+
+func rotatingClient(t *testing.T, interval, grace string) (ns, name string) {
+	t.Helper()
+	ns = newNamespace(t, nil)
+	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
+	rot := &oauthv1alpha1.SecretRotation{}
+	if interval != "" {
+		d, _ := time.ParseDuration(interval)
+		rot.Interval = &metav1.Duration{Duration: d}
+	}
+	if grace != "" {
+		d, _ := time.ParseDuration(grace)
+		rot.GracePeriod = &metav1.Duration{Duration: d}
+	}
+	oc := newClient(t, ns, "rotating", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api.Name}, SecretRotation: rot})
+	waitReady(t, ns, oc.Name, metav1.ConditionTrue, oauthv1alpha1.ReasonReady)
+	return ns, oc.Name
+}
+
+func clientStatus(g Gomega, ns, name string) oauthv1alpha1.OAuthClientStatus {
+	oc := &oauthv1alpha1.OAuthClient{}
+	g.Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, oc)).To(Succeed())
+	return oc.Status
+}
+
+func TestSecretRotationByInterval(t *testing.T) {
+	g := NewWithT(t)
+	ns, name := rotatingClient(t, "1h", "10m")
+	s0 := getSecret(g, ns, name).Data["client_secret"]
+	st := clientStatus(g, ns, name)
+	g.Expect(st.LastSecretRotationTime).NotTo(BeNil())
+	g.Expect(st.NextSecretRotationTime).NotTo(BeNil())
+	g.Expect(st.NextSecretRotationTime.Sub(st.LastSecretRotationTime.Time)).To(Equal(time.Hour))
+
+	// Before the interval: nothing happens.
+	clock.Advance(59 * time.Minute)
+	poke(t, ns, name)
+	g.Expect(settled(t, ns, name)["client_secret"]).To(Equal(s0))
+
+	// After it: one rotation; the old secret is kept for the grace period.
+	clock.Advance(2 * time.Minute)
+	poke(t, ns, name)
+	g.Eventually(func(g Gomega) {
+		d := getSecret(g, ns, name).Data
+		g.Expect(d["client_secret"]).NotTo(Equal(s0))
+		g.Expect(d["previous_client_secret"]).To(Equal(s0))
+	}, timeout, interval).Should(Succeed())
+	s1 := getSecret(g, ns, name).Data["client_secret"]
+	g.Eventually(func(g Gomega) {
+		st := clientStatus(g, ns, name)
+		g.Expect(st.PreviousSecretExpiryTime).NotTo(BeNil())
+		g.Expect(st.PreviousSecretExpiryTime.Sub(st.LastSecretRotationTime.Time)).To(Equal(10 * time.Minute))
+		g.Expect(st.NextSecretRotationTime.Sub(st.LastSecretRotationTime.Time)).To(Equal(time.Hour))
+	}, timeout, interval).Should(Succeed())
+	g.Eventually(func(g Gomega) []string { return reasons(eventsFor(g, ns, name)) }, timeout, interval).
+		Should(ContainElement("SecretRotated"))
+
+	// After the grace period the previous secret is gone; the current one stays.
+	clock.Advance(11 * time.Minute)
+	poke(t, ns, name)
+	g.Eventually(func(g Gomega) map[string][]byte { return getSecret(g, ns, name).Data }, timeout, interval).
+		ShouldNot(HaveKey("previous_client_secret"))
+	g.Expect(getSecret(g, ns, name).Data["client_secret"]).To(Equal(s1))
+	g.Eventually(func(g Gomega) *metav1.Time { return clientStatus(g, ns, name).PreviousSecretExpiryTime }, timeout, interval).Should(BeNil())
+
+	// Five intervals missed while the operator was away: one rotation, not five.
+	clock.Advance(5 * time.Hour)
+	stopManager()
+	g.Expect(startManager()).To(Succeed())
+	poke(t, ns, name)
+	g.Eventually(func(g Gomega) []byte { return getSecret(g, ns, name).Data["previous_client_secret"] }, timeout, interval).Should(Equal(s1))
+	after := settled(t, ns, name)
+	poke(t, ns, name)
+	again := settled(t, ns, name)
+	g.Expect(again["client_secret"]).To(Equal(after["client_secret"]))
+	g.Expect(again["previous_client_secret"]).To(Equal(s1))
+}
+
+func TestNoRotationOnRestart(t *testing.T) {
+	g := NewWithT(t)
+	ns, name := rotatingClient(t, "2h", "")
+	before := getSecret(g, ns, name)
+	stopManager()
+	g.Expect(startManager()).To(Succeed())
+	poke(t, ns, name)
+	after := settled(t, ns, name)
+	g.Expect(after["client_secret"]).To(Equal(before.Data["client_secret"]))
+	g.Expect(after).NotTo(HaveKey("previous_client_secret"))
+}
+
+func TestSecretRotationByAnnotation(t *testing.T) {
+	g := NewWithT(t)
+	ns, name := rotatingClient(t, "", "0s")
+	s0 := getSecret(g, ns, name).Data["client_secret"]
+
+	setClientAnnotation(t, ns, name, oauthv1alpha1.RotateSecretAnnotation, "2026-11-28-a")
+	g.Eventually(func(g Gomega) []byte { return getSecret(g, ns, name).Data["client_secret"] }, timeout, interval).ShouldNot(Equal(s0))
+	s1 := settled(t, ns, name)
+	g.Expect(s1).NotTo(HaveKey("previous_client_secret"), "a grace period of 0 drops the old secret at once")
+
+	// The same value again does nothing.
+	poke(t, ns, name)
+	g.Expect(settled(t, ns, name)["client_secret"]).To(Equal(s1["client_secret"]))
+
+	// A new value rotates once more.
+	setClientAnnotation(t, ns, name, oauthv1alpha1.RotateSecretAnnotation, "2026-11-28-b")
+	g.Eventually(func(g Gomega) []byte { return getSecret(g, ns, name).Data["client_secret"] }, timeout, interval).ShouldNot(Equal(s1["client_secret"]))
+	g.Expect(clientStatus(g, ns, name).NextSecretRotationTime).To(BeNil(), "no interval, no next rotation")
+}
+
+func TestRotationRequestedAtCreation(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, nil)
+	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
+	oc := &oauthv1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fresh", Annotations: map[string]string{oauthv1alpha1.RotateSecretAnnotation: "x"}},
+		Spec:       oauthv1alpha1.OAuthClientSpec{Audiences: []string{api.Name}},
+	}
+	g.Expect(k8s.Create(context.Background(), oc)).To(Succeed())
+	waitReady(t, ns, "fresh", metav1.ConditionTrue, oauthv1alpha1.ReasonReady)
+	g.Expect(settled(t, ns, "fresh")).NotTo(HaveKey("previous_client_secret"), "a new Secret needs no rotation")
+}
