@@ -1,0 +1,70 @@
+package tokenserver
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+)
+
+// TestPreviousSecretDuringGracePeriod: after a rotation the old secret works until the
+// grace period ends, by the server's own clock, and only the new one after.
+func TestPreviousSecretDuringGracePeriod(t *testing.T) {
+	w := newWorld(t)
+	ns := w.namespace("rotate", nil)
+	api := w.api("rotate", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
+	var now atomic.Int64
+	start := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	now.Store(start.Unix())
+	srv, _ := w.server("", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) })
+	id := w.client(ns, "rotating", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
+	oldSecret := w.secrets[id]
+	newSecret := "rotated-" + oldSecret
+
+	// Rotate as the controller does: new secret, old one kept with its expiry.
+	s := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "rotating"}, s); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(s.DeepCopy())
+	s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret] = []byte(oldSecret)
+	s.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(newSecret)
+	s.Annotations = map[string]string{oauthv1alpha1.PreviousSecretExpiresAnnotation: start.Add(10 * time.Minute).Format(time.RFC3339)}
+	if err := k8s.Patch(context.Background(), s, patch); err != nil {
+		t.Fatal(err)
+	}
+	w.waitIndexed(s)
+
+	status := func(secret string) int {
+		return post(srv.Handler(), "application/json", jsonBody(map[string]string{
+			"grant_type": "client_credentials", "client_id": id, "client_secret": secret})).Code
+	}
+	for _, tc := range []struct {
+		at       time.Duration
+		old, new int
+	}{
+		{0, http.StatusOK, http.StatusOK},
+		{10*time.Minute - time.Second, http.StatusOK, http.StatusOK},
+		{10 * time.Minute, http.StatusUnauthorized, http.StatusOK},
+		{time.Hour, http.StatusUnauthorized, http.StatusOK},
+	} {
+		now.Store(start.Add(tc.at).Unix())
+		if got := status(oldSecret); got != tc.old {
+			t.Errorf("at +%s: previous secret answered %d, want %d", tc.at, got, tc.old)
+		}
+		if got := status(newSecret); got != tc.new {
+			t.Errorf("at +%s: new secret answered %d, want %d", tc.at, got, tc.new)
+		}
+	}
+	if status("neither-"+oldSecret) != http.StatusUnauthorized {
+		t.Error("a wrong secret was accepted during rotation")
+	}
+}
