@@ -83,7 +83,18 @@ type Signing struct {
 	// SecretName is the Secret, in the operator's namespace, that holds the signing
 	// keys. Default "oauth-client-operator-signing-keys".
 	SecretName string `json:"secretName"`
+	// RotationInterval is how long a key signs before the next one is published.
+	// Default 720h (30 days).
+	RotationInterval Duration `json:"rotationInterval"`
+	// PropagationDelay is how long a new key is published in the JWKS before it
+	// signs. At least tokenServer.jwksMaxAge, so cached JWKS copies hold it first.
+	// Default 10m.
+	PropagationDelay Duration `json:"propagationDelay"`
 }
+
+// RetirementLeeway is added to tokens.maxTTL to keep a retired key in the JWKS: every
+// token it signed has expired by then, even with clock skew.
+const RetirementLeeway = 5 * time.Minute
 
 // Default returns the configuration with every default set and no issuer.
 func Default() Config {
@@ -103,8 +114,10 @@ func Default() Config {
 			MaxTTL:     Seconds(24 * 3600),
 		},
 		Signing: Signing{
-			Algorithm:  "ES256",
-			SecretName: "oauth-client-operator-signing-keys",
+			Algorithm:        "ES256",
+			SecretName:       "oauth-client-operator-signing-keys",
+			RotationInterval: Seconds(30 * 24 * 3600),
+			PropagationDelay: Seconds(600),
 		},
 	}
 }
@@ -202,6 +215,8 @@ func (c *Config) Validate() error {
 		{"tokenServer.jwksMaxAge", ts.JWKSMaxAge},
 		{"tokens.defaultTTL", c.Tokens.DefaultTTL},
 		{"tokens.maxTTL", c.Tokens.MaxTTL},
+		{"signing.rotationInterval", c.Signing.RotationInterval},
+		{"signing.propagationDelay", c.Signing.PropagationDelay},
 	} {
 		if d.v.invalid != "" {
 			return &FieldError{d.field, fmt.Sprintf("%q is not a duration (use e.g. 90s, 10m, 1h, or a number of seconds)", d.v.invalid)}
@@ -223,6 +238,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Signing.SecretName == "" {
 		return &FieldError{"signing.secretName", "is required"}
+	}
+	if c.Signing.PropagationDelay.Duration < ts.JWKSMaxAge.Duration {
+		return &FieldError{"signing.propagationDelay", fmt.Sprintf("%s is shorter than tokenServer.jwksMaxAge %s: verifiers could meet the new key before their cached JWKS has it", c.Signing.PropagationDelay, ts.JWKSMaxAge)}
+	}
+	if c.Signing.RotationInterval.Duration <= c.Signing.PropagationDelay.Duration {
+		return &FieldError{"signing.rotationInterval", "must be longer than signing.propagationDelay"}
 	}
 	return nil
 }

@@ -71,6 +71,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"wrong type", "issuer: https://a.example\ntokenServer: {maxBodyBytes: lots}", "tokenServer.maxBodyBytes: must be a int64"},
 		{"body limit", "issuer: https://a.example\ntokenServer: {maxBodyBytes: 10}", "tokenServer.maxBodyBytes: must be between"},
 		{"not yaml", "issuer: [unclosed", "invalid YAML"},
+		{"propagation shorter than JWKS caching", "issuer: https://a.example\ntokenServer: {jwksMaxAge: 10m}\nsigning: {propagationDelay: 1m}", "signing.propagationDelay: 1m0s is shorter than tokenServer.jwksMaxAge"},
+		{"interval within propagation", "issuer: https://a.example\nsigning: {rotationInterval: 5m}", "signing.rotationInterval: must be longer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -114,9 +114,25 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		return nil, fmt.Errorf("set up OAuthClient controller: %w", err)
 	}
 
+	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName}
+	if err := (&controllers.SigningKeyReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("oauth-client-operator"),
+		Key:      keySecret,
+		Policy: signing.Policy{
+			Algorithm:        signing.Algorithm(opts.Config.Signing.Algorithm),
+			Interval:         opts.Config.Signing.RotationInterval.Duration,
+			PropagationDelay: opts.Config.Signing.PropagationDelay.Duration,
+			RetireAfter:      opts.Config.Tokens.MaxTTL.Duration + config.RetirementLeeway,
+		},
+		Now: opts.Now,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up signing-key rotation: %w", err)
+	}
+
 	keys := &signing.Keyring{}
 	if err := mgr.Add(&signing.SecretSource{
-		Key:       types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName},
+		Key:       keySecret,
 		Algorithm: signing.Algorithm(opts.Config.Signing.Algorithm),
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
