@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -26,11 +24,11 @@ func main() {
 func run() error {
 	var (
 		configFile string
-		kubeconfig string
 		opts       operator.Options
 	)
 	flag.StringVar(&configFile, "config", "", "path of the operator config file (YAML); required")
-	flag.StringVar(&kubeconfig, "kubeconfig", "", "path of a kubeconfig; default: in-cluster config, then $KUBECONFIG, then ~/.kube/config")
+	// --kubeconfig is registered by controller-runtime: in-cluster config, else
+	// $KUBECONFIG, else ~/.kube/config.
 	flag.StringVar(&opts.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the operator's namespace (signing keys, leader-election lease); default $POD_NAMESPACE")
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `metrics listen address; "0" disables metrics`)
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", `health-probe listen address (/healthz, /readyz); "0" disables probes`)
@@ -49,9 +47,9 @@ func run() error {
 	}
 	opts.Config = cfg
 
-	restCfg, err := restConfig(kubeconfig)
+	restCfg, err := ctrl.GetConfig()
 	if err != nil {
-		return err
+		return fmt.Errorf("find a Kubernetes API server: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
 	mgr, err := operator.New(ctx, restCfg, opts)
@@ -60,19 +58,4 @@ func run() error {
 	}
 	ctrl.Log.WithName("setup").Info("starting manager", "issuer", cfg.Issuer, "namespace", opts.Namespace, "tokenServer", cfg.TokenServer.Address)
 	return mgr.Start(ctx)
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
-		}
-		return cfg, nil
-	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("find a Kubernetes API server: %w", err)
-	}
-	return cfg, nil
 }
