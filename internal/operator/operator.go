@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
@@ -148,6 +149,8 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Informers: mgr.GetCache(),
 		Keys:      keys,
 		Log:       ctrl.Log.WithName("token-server"),
+		Now:       opts.Now,
+		Metrics:   metrics.Registry,
 	})
 	if err := mgr.Add(tokens); err != nil {
 		return nil, fmt.Errorf("add token server: %w", err)

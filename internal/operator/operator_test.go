@@ -37,8 +37,9 @@ import (
 var (
 	env       *testenv.Environment
 	k8s       client.Client
-	issuer    string
-	probeAddr string
+	issuer      string
+	probeAddr   string
+	metricsAddr string
 	stopOp    func()
 )
 
@@ -67,7 +68,7 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	tokenAddr, probe := freeAddr(), freeAddr()
-	issuer, probeAddr = "http://"+tokenAddr, probe
+	issuer, probeAddr, metricsAddr = "http://"+tokenAddr, probe, freeAddr()
 	stop, err := startOperator(tokenAddr, probe)
 	if err != nil {
 		return 0, err
@@ -84,7 +85,7 @@ func startOperator(tokenAddr, probe string) (func(), error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	op, err := operator.New(ctx, env.Config, operator.Options{
-		Config: cfg, Namespace: operatorNamespace, MetricsAddr: "0", ProbeAddr: probe,
+		Config: cfg, Namespace: operatorNamespace, MetricsAddr: metricsAddr, ProbeAddr: probe,
 		SkipControllerNameValidation: true,
 	})
 	if err != nil {
@@ -227,6 +228,10 @@ func TestYAMLToVerifiedToken(t *testing.T) {
 
 	// Exactly what users send today.
 	body := fmt.Sprintf(`{"grant_type": "client_credentials", "client_id": %q, "client_secret": %q}`, id, secret)
+	// The token server learns of the new client from its informers a moment after the
+	// Secret exists.
+	g.Eventually(func() int { return requestToken(t, tokenURL, "application/json", body).status }, 10*time.Second, 20*time.Millisecond).
+		Should(Equal(http.StatusOK))
 	answers := map[string]tokenAnswer{
 		"json":  requestToken(t, tokenURL, "application/json", body),
 		"form":  requestToken(t, tokenURL, "application/x-www-form-urlencoded", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}.Encode()),
@@ -266,7 +271,9 @@ func TestTenancy(t *testing.T) {
 	body := fmt.Sprintf(`{"grant_type": "client_credentials", "client_id": %q, "client_secret": %q}`, id, secret)
 	status := func() int { return requestToken(t, tokenURL, "application/json", body).status }
 
-	// Not admitted: authenticated, but no token for that API.
+	// Not admitted: authenticated (once the token server has indexed the new client),
+	// but no token for that API.
+	g.Eventually(status, 10*time.Second, 20*time.Millisecond).ShouldNot(Equal(http.StatusUnauthorized))
 	a := requestToken(t, tokenURL, "application/json", body)
 	g.Expect(a.status).To(Equal(http.StatusBadRequest))
 	g.Expect(a.Error).To(Equal("invalid_target"))
@@ -342,4 +349,53 @@ func TestReadinessAndSigningKeySecret(t *testing.T) {
 		}
 		return s.Keys[0].KeyID, nil
 	}, 20*time.Second, 100*time.Millisecond).Should(Equal(kid))
+}
+
+// metric returns the value of one sample line of the operator's metrics endpoint.
+func metric(t *testing.T, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("metric %s: %v", sample, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+func TestMetricsFollowTokenRequests(t *testing.T) {
+	g := NewWithT(t)
+	ns := namespace(t, nil)
+	api := "metrics-" + rand.String(5)
+	create(t, &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: api}, Spec: oauthv1alpha1.OAuthAPISpec{
+		AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}})
+	create(t, &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "counted"},
+		Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}}})
+	id, secret, tokenURL := credentials(t, ns, "counted")
+	issued := fmt.Sprintf(`oauth_tokens_issued_total{audience=%q}`, api)
+	failed := `oauth_token_requests_failed_total{error="invalid_client"}`
+	g.Eventually(func() int {
+		return requestToken(t, tokenURL, "application/json", fmt.Sprintf(`{"grant_type":"client_credentials","client_id":%q,"client_secret":%q}`, id, secret)).status
+	}, 10*time.Second, 50*time.Millisecond).Should(Equal(http.StatusOK))
+	issuedBefore, failedBefore := metric(t, issued), metric(t, failed)
+
+	for range 3 {
+		g.Expect(requestToken(t, tokenURL, "application/json", fmt.Sprintf(`{"grant_type":"client_credentials","client_id":%q,"client_secret":%q}`, id, secret)).status).To(Equal(http.StatusOK))
+	}
+	for range 2 {
+		g.Expect(requestToken(t, tokenURL, "application/json", fmt.Sprintf(`{"grant_type":"client_credentials","client_id":%q,"client_secret":"wrong"}`, id)).status).To(Equal(http.StatusUnauthorized))
+	}
+	g.Expect(metric(t, issued)).To(Equal(issuedBefore + 3))
+	g.Expect(metric(t, failed)).To(Equal(failedBefore + 2))
+	g.Expect(metric(t, "oauth_clients")).To(BeNumerically(">=", 1))
+	g.Expect(metric(t, `oauth_token_request_duration_seconds_count{result="ok"}`)).To(BeNumerically(">=", 4))
 }

@@ -271,3 +271,9 @@ func (r *registry) api(name, namespace string) (*apiEntry, bool) {
 	nsLabels, ok := r.namespaces[namespace]
 	return a, ok && a.selector != nil && a.selector.Matches(nsLabels)
 }
+
+func (r *registry) clientCount() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.clients)
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
@@ -56,6 +57,8 @@ type Options struct {
 	Log logr.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Metrics receives the server's metrics; none are registered when nil.
+	Metrics prometheus.Registerer
 }
 
 // New builds a Server.
@@ -63,6 +66,9 @@ func New(o Options) *Server {
 	s := &Server{cfg: o.Config, cache: o.Informers, registry: newRegistry(), keys: o.Keys, log: o.Log, now: o.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if o.Metrics != nil {
+		registerMetrics(o.Metrics, s)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(TokenPath, s.serveToken)

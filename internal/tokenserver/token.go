@@ -42,23 +42,10 @@ type grant struct {
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, &oauthError{http.StatusMethodNotAllowed, errInvalidRequest, "the token endpoint accepts only POST"})
-		return
-	}
-	req, oerr := parseTokenRequest(w, r, s.cfg.TokenServer.MaxBodyBytes)
+	start := time.Now()
+	resp, audience, oerr := s.token(w, r)
 	if oerr != nil {
-		writeError(w, oerr)
-		return
-	}
-	g, oerr := s.authorize(req)
-	if oerr != nil {
-		writeError(w, oerr)
-		return
-	}
-	resp, oerr := s.issue(g, req.scope)
-	if oerr != nil {
+		observe(start, oerr.code, "")
 		writeError(w, oerr)
 		return
 	}
@@ -67,6 +54,25 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	noStore(h)
 	h.Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
+	observe(start, "ok", audience)
+}
+
+// token answers a token request: a token and its audience, or an OAuth error.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, string, *oauthError) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, "", &oauthError{http.StatusMethodNotAllowed, errInvalidRequest, "the token endpoint accepts only POST"}
+	}
+	req, oerr := parseTokenRequest(w, r, s.cfg.TokenServer.MaxBodyBytes)
+	if oerr != nil {
+		return nil, "", oerr
+	}
+	g, oerr := s.authorize(req)
+	if oerr != nil {
+		return nil, "", oerr
+	}
+	resp, oerr := s.issue(g, req.scope)
+	return resp, g.audience, oerr
 }
 
 // authorize authenticates the client and decides audience, scopes and lifetime, from

@@ -1,0 +1,141 @@
+package verifier
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	// DefaultLeeway is the default Config.Leeway.
+	DefaultLeeway = 30 * time.Second
+	// DefaultRefreshInterval is the default Config.RefreshInterval.
+	DefaultRefreshInterval = 30 * time.Second
+	// DefaultHTTPTimeout is the timeout of the default Config.HTTPClient.
+	DefaultHTTPTimeout = 10 * time.Second
+)
+
+// defaultAlgorithms are the accepted algorithms when Config.Algorithms is
+// empty. They are also the only supported ones.
+var defaultAlgorithms = []string{"ES256", "RS256", "EdDSA"}
+
+// supportedMethods maps each supported JWS alg to its implementation. "none"
+// and HMAC algorithms are deliberately absent: a resource server never holds
+// a secret shared with the issuer.
+var supportedMethods = map[string]jwt.SigningMethod{
+	"ES256": jwt.SigningMethodES256,
+	"RS256": jwt.SigningMethodRS256,
+	"EdDSA": jwt.SigningMethodEdDSA,
+}
+
+// Config configures a Verifier. Issuer and Audience are required; every
+// other field has a default.
+type Config struct {
+	// Issuer is the exact "iss" value tokens must carry, for example
+	// "https://auth.example.com". Unless JWKSURL is set it is also where
+	// keys are discovered: Issuer + "/.well-known/oauth-authorization-server"
+	// (RFC 8414), whose "issuer" must equal Issuer and whose "jwks_uri"
+	// names the key set.
+	Issuer string
+
+	// Audience is the value that the token's "aud" claim (a string or an
+	// array of strings) must contain: the identifier of this API. It is
+	// also the realm of the Middleware's WWW-Authenticate challenges.
+	Audience string
+
+	// JWKSURL is the URL of the issuer's JSON Web Key Set. Optional: when
+	// empty it is discovered from the issuer's metadata on first use.
+	JWKSURL string
+
+	// Algorithms pins the accepted JWS "alg" values. Only "ES256", "RS256"
+	// and "EdDSA" are supported, which is also the default (when empty);
+	// "none" and HMAC algorithms (HS256, …) are always rejected.
+	Algorithms []string
+
+	// Leeway is the clock skew tolerated when checking "exp", "nbf" and
+	// "iat". Zero means DefaultLeeway (30s); negative is an error. For
+	// (nearly) no leeway use a tiny positive value such as time.Nanosecond.
+	Leeway time.Duration
+
+	// HTTPClient fetches the metadata and the JWKS. Default: a client with
+	// a DefaultHTTPTimeout (10s) timeout. Each fetch is also bounded by a
+	// 10s deadline of its own.
+	HTTPClient *http.Client
+
+	// RefreshInterval is the minimum time between two fetches of the JWKS.
+	// It throttles the refetches caused by tokens with an unknown "kid", so
+	// forged tokens with random kids cannot cause a refetch storm, and the
+	// retries after a failed fetch. It is also the shortest time a fetched
+	// JWKS is considered fresh (its Cache-Control max-age is clamped to
+	// [RefreshInterval, 24h], 5 minutes without max-age). Only while no key
+	// has been obtained at all are fetches retried more often: every 5s,
+	// if RefreshInterval is longer. Zero means DefaultRefreshInterval (30s);
+	// negative is an error.
+	RefreshInterval time.Duration
+
+	// Now returns the current time. Default time.Now; set it in tests.
+	Now func() time.Time
+}
+
+// withDefaults validates c and returns a copy with defaults applied.
+func (c Config) withDefaults() (Config, error) {
+	if c.Issuer == "" {
+		return c, errors.New("verifier: Config.Issuer is required")
+	}
+	if c.Audience == "" {
+		return c, errors.New("verifier: Config.Audience is required")
+	}
+	if c.JWKSURL != "" {
+		if err := checkHTTPURL(c.JWKSURL); err != nil {
+			return c, fmt.Errorf("verifier: Config.JWKSURL: %w", err)
+		}
+	} else if err := checkHTTPURL(c.Issuer); err != nil {
+		return c, fmt.Errorf("verifier: Config.Issuer (used for discovery, JWKSURL being empty): %w", err)
+	}
+	if len(c.Algorithms) == 0 {
+		c.Algorithms = defaultAlgorithms
+	}
+	c.Algorithms = slices.Clone(c.Algorithms)
+	for _, alg := range c.Algorithms {
+		if _, ok := supportedMethods[alg]; !ok {
+			return c, fmt.Errorf("verifier: Config.Algorithms: unsupported algorithm %q (supported: %v)", alg, defaultAlgorithms)
+		}
+	}
+	switch {
+	case c.Leeway < 0:
+		return c, errors.New("verifier: Config.Leeway must not be negative")
+	case c.Leeway == 0:
+		c.Leeway = DefaultLeeway
+	}
+	switch {
+	case c.RefreshInterval < 0:
+		return c, errors.New("verifier: Config.RefreshInterval must not be negative")
+	case c.RefreshInterval == 0:
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// checkHTTPURL reports whether s is an absolute http or https URL.
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
