@@ -35,12 +35,12 @@ import (
 // real kube-apiserver + etcd and talk to it over HTTP, as clients and APIs do.
 
 var (
-	env       *testenv.Environment
-	k8s       client.Client
+	env         *testenv.Environment
+	k8s         client.Client
 	issuer      string
 	probeAddr   string
 	metricsAddr string
-	stopOp    func()
+	stopOp      func()
 )
 
 const operatorNamespace = "oauth-system"

@@ -38,7 +38,7 @@ func TestRotateLifecycle(t *testing.T) {
 		t.Fatalf("publish: current %s keys %d changes %v", ks.CurrentID, len(ks.Keys), changes)
 	}
 	second := ks.Keys[1]
-	if !second.ActivatesAt.Equal(t0.Add(24*time.Hour + 10*time.Minute)) || !next.Equal(second.ActivatesAt) {
+	if !second.ActivatesAt.Equal(t0.Add(24*time.Hour+10*time.Minute)) || !next.Equal(second.ActivatesAt) {
 		t.Fatalf("second key activates %s, next %s", second.ActivatesAt, next)
 	}
 	// Still propagating: repeated calls publish nothing more.
