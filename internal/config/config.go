@@ -32,6 +32,21 @@ type Config struct {
 	Tokens Tokens `json:"tokens"`
 	// Signing configures the token-signing keys.
 	Signing Signing `json:"signing"`
+	// RateLimit limits failed client authentication.
+	RateLimit RateLimit `json:"rateLimit"`
+}
+
+// RateLimit limits failed client authentication, per client_id and per source
+// address, so secrets cannot be guessed at speed. Successful requests are not limited.
+type RateLimit struct {
+	// FailedAuthPerMinute is how many failures a client_id, or a source address, may
+	// add per minute once its burst is spent. 0 disables the limit. Default 10.
+	FailedAuthPerMinute int `json:"failedAuthPerMinute"`
+	// FailedAuthBurst is how many failures are allowed at once. Default 20.
+	FailedAuthBurst int `json:"failedAuthBurst"`
+	// MaxTrackedKeys bounds the limiter's memory under a flood of distinct ids and
+	// addresses. Default 100000 (about 10 MiB).
+	MaxTrackedKeys int `json:"maxTrackedKeys"`
 }
 
 // TokenServer configures the token endpoint's HTTP server.
@@ -119,6 +134,7 @@ func Default() Config {
 			RotationInterval: Seconds(30 * 24 * 3600),
 			PropagationDelay: Seconds(600),
 		},
+		RateLimit: RateLimit{FailedAuthPerMinute: 10, FailedAuthBurst: 20, MaxTrackedKeys: 100000},
 	}
 }
 
@@ -241,6 +257,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Signing.PropagationDelay.Duration < ts.JWKSMaxAge.Duration {
 		return &FieldError{"signing.propagationDelay", fmt.Sprintf("%s is shorter than tokenServer.jwksMaxAge %s: verifiers could meet the new key before their cached JWKS has it", c.Signing.PropagationDelay, ts.JWKSMaxAge)}
+	}
+	if rl := c.RateLimit; rl.FailedAuthPerMinute < 0 {
+		return &FieldError{"rateLimit.failedAuthPerMinute", "must not be negative (0 disables the limit)"}
+	} else if rl.FailedAuthPerMinute > 0 && rl.FailedAuthBurst < 1 {
+		return &FieldError{"rateLimit.failedAuthBurst", "must be at least 1"}
+	} else if rl.FailedAuthPerMinute > 0 && rl.MaxTrackedKeys < 100 {
+		return &FieldError{"rateLimit.maxTrackedKeys", "must be at least 100"}
 	}
 	if c.Signing.RotationInterval.Duration <= c.Signing.PropagationDelay.Duration {
 		return &FieldError{"signing.rotationInterval", "must be longer than signing.propagationDelay"}

@@ -2,7 +2,10 @@ package tokenserver
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // OAuth 2.0 error codes (RFC 6749 §5.2, RFC 8707 §2).
@@ -22,17 +25,19 @@ type oauthError struct {
 	status      int
 	code        string
 	description string
+	// retryAfter is sent as Retry-After (whole seconds, at least 1) when set.
+	retryAfter time.Duration
 }
 
 func (e *oauthError) Error() string { return e.code + ": " + e.description }
 
 func badRequest(code, description string) *oauthError {
-	return &oauthError{http.StatusBadRequest, code, description}
+	return &oauthError{http.StatusBadRequest, code, description, 0}
 }
 
 // errClientAuth is the one answer to an unknown client, a wrong secret and a disabled
 // client, so that none can be told from the others.
-var errClientAuth = &oauthError{http.StatusUnauthorized, errInvalidClient, "client authentication failed"}
+var errClientAuth = &oauthError{http.StatusUnauthorized, errInvalidClient, "client authentication failed", 0}
 
 // realm is the realm of WWW-Authenticate challenges.
 const realm = "oauth-client-operator"
@@ -49,6 +54,9 @@ func writeError(w http.ResponseWriter, e *oauthError) {
 	h.Set("Content-Type", "application/json")
 	if e.status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
+	}
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(e.retryAfter.Seconds()))))
 	}
 	w.WriteHeader(e.status)
 	_ = json.NewEncoder(w).Encode(struct {

@@ -46,7 +46,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, &oauthError{http.StatusRequestEntityTooLarge, errInvalidRequest, "request body too large"}
+			return nil, &oauthError{http.StatusRequestEntityTooLarge, errInvalidRequest, "request body too large", 0}
 		}
 		return nil, badRequest(errInvalidRequest, "could not read the request body")
 	}
@@ -91,7 +91,7 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 	if len(authorization) == 1 {
 		id, secret, err := parseBasic(authorization[0])
 		if err != nil {
-			return nil, &oauthError{http.StatusUnauthorized, errInvalidClient, err.Error()}
+			return nil, &oauthError{http.StatusUnauthorized, errInvalidClient, err.Error(), 0}
 		}
 		if _, ok := params["client_secret"]; ok {
 			return nil, badRequest(errInvalidRequest, "client credentials sent both in the Authorization header and in the body")

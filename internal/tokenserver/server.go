@@ -35,6 +35,9 @@ type Server struct {
 	cache    cache.Informers
 	registry *registry
 	keys     *signing.Keyring
+	// failures limits failed authentication per client_id and per source address;
+	// nil when disabled.
+	failures *failureLimiter
 	log      logr.Logger
 	now      func() time.Time
 
@@ -66,6 +69,9 @@ func New(o Options) *Server {
 	s := &Server{cfg: o.Config, cache: o.Informers, registry: newRegistry(), keys: o.Keys, log: o.Log, now: o.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if rl := o.Config.RateLimit; rl.FailedAuthPerMinute > 0 {
+		s.failures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
 	}
 	if o.Metrics != nil {
 		registerMetrics(o.Metrics, s)

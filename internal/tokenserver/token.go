@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -61,18 +62,53 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, string, *oauthError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, "", &oauthError{http.StatusMethodNotAllowed, errInvalidRequest, "the token endpoint accepts only POST"}
+		return nil, "", &oauthError{http.StatusMethodNotAllowed, errInvalidRequest, "the token endpoint accepts only POST", 0}
 	}
 	req, oerr := parseTokenRequest(w, r, s.cfg.TokenServer.MaxBodyBytes)
 	if oerr != nil {
 		return nil, "", oerr
 	}
+	addr := sourceAddr(r)
+	if oerr := s.throttled(req.clientID, addr); oerr != nil {
+		return nil, "", oerr
+	}
 	g, oerr := s.authorize(req)
+	if oerr == errClientAuth && s.failures != nil {
+		now := s.now()
+		s.failures.fail("client:"+req.clientID, now)
+		s.failures.fail("addr:"+addr, now)
+	}
 	if oerr != nil {
 		return nil, "", oerr
 	}
 	resp, oerr := s.issue(g, req.scope)
 	return resp, g.audience, oerr
+}
+
+// throttled refuses a request whose client_id or source address has failed to
+// authenticate too often. Successful requests spend nothing.
+func (s *Server) throttled(clientID, addr string) *oauthError {
+	if s.failures == nil {
+		return nil
+	}
+	now := s.now()
+	d1, byClient := s.failures.retryAfter("client:"+clientID, now)
+	d2, byAddr := s.failures.retryAfter("addr:"+addr, now)
+	if !byClient && !byAddr {
+		return nil
+	}
+	return &oauthError{http.StatusTooManyRequests, errTemporarilyUnavail,
+		"too many failed authentication attempts; retry later", max(d1, d2, time.Second)}
+}
+
+// sourceAddr is the peer's IP address. Forwarding headers are not trusted: anyone can
+// set them.
+func sourceAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // authorize authenticates the client and decides audience, scopes and lifetime, from
@@ -207,11 +243,11 @@ func (s *Server) lifetime(oc *clientEntry, api *apiEntry) time.Duration {
 func (s *Server) issue(g *grant, requestedScope string) (*tokenResponse, *oauthError) {
 	d := s.published()
 	if d == nil {
-		return nil, &oauthError{http.StatusServiceUnavailable, errTemporarilyUnavail, "signing keys not loaded yet"}
+		return nil, &oauthError{http.StatusServiceUnavailable, errTemporarilyUnavail, "signing keys not loaded yet", 0}
 	}
 	jti, err := randomID()
 	if err != nil {
-		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token"}
+		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token", 0}
 	}
 	now := s.now().Unix()
 	ttl := int64(g.ttl / time.Second)
@@ -224,7 +260,7 @@ func (s *Server) issue(g *grant, requestedScope string) (*tokenResponse, *oauthE
 	token, err := d.keys.Signer.Sign(appendClaims(make([]byte, 0, 384), &c))
 	if err != nil {
 		s.log.Error(err, "sign access token", "kid", d.keys.Signer.KeyID())
-		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token"}
+		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token", 0}
 	}
 	resp := &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: ttl}
 	if scope != requestedScope {

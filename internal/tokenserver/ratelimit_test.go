@@ -1,0 +1,98 @@
+package tokenserver
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+)
+
+func TestFailureLimiterRefillsAndStaysBounded(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	l := newFailureLimiter(6, 3, 1000) // one token per 10 s, burst 3
+	for i := range 3 {
+		if _, blocked := l.retryAfter("k", t0); blocked {
+			t.Fatalf("blocked after %d failures, burst is 3", i)
+		}
+		l.fail("k", t0)
+	}
+	d, blocked := l.retryAfter("k", t0)
+	if !blocked || d != 10*time.Second {
+		t.Fatalf("after the burst: blocked=%v retry after %s, want 10s", blocked, d)
+	}
+	if _, blocked := l.retryAfter("k", t0.Add(10*time.Second)); blocked {
+		t.Fatal("still blocked after one refill interval")
+	}
+	if _, blocked := l.retryAfter("other", t0); blocked {
+		t.Fatal("another key is blocked")
+	}
+
+	// A flood of distinct keys never grows the table past its bound.
+	for i := range 50_000 {
+		l.fail(fmt.Sprintf("flood-%d", i), t0.Add(time.Duration(i)*time.Millisecond))
+		if l.size() > 1000 {
+			t.Fatalf("limiter holds %d keys, bound is 1000", l.size())
+		}
+	}
+}
+
+func TestFailedAuthenticationIsRateLimited(t *testing.T) {
+	w := newWorld(t)
+	ns := w.namespace("limits", nil)
+	api := w.api("limits", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
+	victim := w.client(ns, "victim", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
+	bystander := w.client(ns, "bystander", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).Unix())
+	srv, _ := w.server("rateLimit: {failedAuthPerMinute: 6, failedAuthBurst: 3}", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) })
+
+	// Requests are handled in-process; the addresses are labels, nothing is dialled.
+	request := func(id, secret, addr string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, TokenPath, strings.NewReader(jsonBody(map[string]string{
+			"grant_type": "client_credentials", "client_id": id, "client_secret": secret})))
+		r.Header.Set("Content-Type", "application/json")
+		r.RemoteAddr = addr + ":40000"
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, r)
+		return rec
+	}
+	const attacker, other, third = "192.0.2.66", "198.51.100.7", "203.0.113.9"
+
+	for i := range 3 {
+		if rec := request(victim, "guess", attacker); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, rec.Code)
+		}
+	}
+	rec := request(victim, "guess", attacker)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "10" || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("after the burst: %d Retry-After %q Cache-Control %q", rec.Code, rec.Header().Get("Retry-After"), rec.Header().Get("Cache-Control"))
+	}
+	// Even the right secret waits while the attacker's address is blocked...
+	if rec := request(bystander, w.secrets[bystander], attacker); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("blocked address got %d", rec.Code)
+	}
+	// ...but another client from another address is unaffected,
+	if rec := request(bystander, w.secrets[bystander], other); rec.Code != http.StatusOK {
+		t.Errorf("bystander from another address: %d %s", rec.Code, rec.Body)
+	}
+	// and the hammered client_id is held back from every address until it refills.
+	if rec := request(victim, w.secrets[victim], third); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("hammered client_id from another address: %d", rec.Code)
+	}
+	now.Add(10)
+	if rec := request(victim, w.secrets[victim], third); rec.Code != http.StatusOK {
+		t.Errorf("after refill, the right secret: %d %s", rec.Code, rec.Body)
+	}
+	// Successes spend nothing: many in a row stay 200.
+	for i := range 20 {
+		if rec := request(bystander, w.secrets[bystander], other); rec.Code != http.StatusOK {
+			t.Fatalf("success %d: %d", i, rec.Code)
+		}
+	}
+}
