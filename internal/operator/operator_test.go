@@ -1,6 +1,7 @@
 package operator_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,12 +12,14 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,8 +48,28 @@ var (
 
 const operatorNamespace = "oauth-system"
 
+// logs captures everything the operator logs, at debug level, to scan it for secrets.
+var logs = &syncBuffer{}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestMain(m *testing.M) {
-	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.Level(zapcore.DebugLevel)))
 	code, err := run(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -79,7 +102,9 @@ func run(m *testing.M) (int, error) {
 }
 
 func startOperator(tokenAddr, probe string) (func(), error) {
-	cfg, err := config.Parse([]byte(fmt.Sprintf("issuer: http://%s\ntokenServer: {address: %q}\n", tokenAddr, tokenAddr)))
+	// Every test request comes from 127.0.0.1: a failed-authentication limit high
+	// enough not to interfere (the limiter is tested in internal/tokenserver).
+	cfg, err := config.Parse([]byte(fmt.Sprintf("issuer: http://%s\ntokenServer: {address: %q}\nrateLimit: {failedAuthPerMinute: 6000, failedAuthBurst: 10000}\n", tokenAddr, tokenAddr)))
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +177,9 @@ func requestToken(t *testing.T, tokenURL, contentType, body string, header ...st
 	}
 	req.Header.Set("Content-Type", contentType)
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		if header[i+1] != "" {
+			req.Header.Set(header[i], header[i+1])
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -398,4 +425,56 @@ func TestMetricsFollowTokenRequests(t *testing.T) {
 	g.Expect(metric(t, failed)).To(Equal(failedBefore + 2))
 	g.Expect(metric(t, "oauth_clients")).To(BeNumerically(">=", 1))
 	g.Expect(metric(t, `oauth_token_request_duration_seconds_count{result="ok"}`)).To(BeNumerically(">=", 4))
+}
+
+// TestLogsNeverHoldSecretsOrTokens floods the token server (loopback, bounded) with
+// bad and good requests, then scans everything the operator logged for the client
+// secret, the tokens it issued and the Authorization headers it was sent.
+func TestLogsNeverHoldSecretsOrTokens(t *testing.T) {
+	g := NewWithT(t)
+	ns := namespace(t, nil)
+	api := "quiet-" + rand.String(5)
+	create(t, &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: api}, Spec: oauthv1alpha1.OAuthAPISpec{
+		AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}})
+	create(t, &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "quiet"},
+		Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}}})
+	id, secret, tokenURL := credentials(t, ns, "quiet")
+	good := fmt.Sprintf(`{"grant_type":"client_credentials","client_id":%q,"client_secret":%q}`, id, secret)
+	g.Eventually(func() int { return requestToken(t, tokenURL, "application/json", good).status }, 10*time.Second, 20*time.Millisecond).
+		Should(Equal(http.StatusOK))
+
+	basicAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
+	var tokens []string
+	bad := []struct {
+		ct, body, auth string
+		status         int
+	}{
+		{"application/json", fmt.Sprintf(`{"grant_type":"client_credentials","client_id":%q,"client_secret":"%s-x"}`, id, secret), "", 401},
+		{"application/json", fmt.Sprintf(`{"grant_type":"password","client_id":%q,"client_secret":%q}`, id, secret), "", 400},
+		{"application/json", fmt.Sprintf(`{"grant_type":"client_credentials","client_id":%q,"client_secret":%q,"scope":"nope"}`, id, secret), "", 400},
+		{"application/json", fmt.Sprintf(`{"client_secret":%q`, secret), "", 400},
+		{"application/x-www-form-urlencoded", "grant_type=client_credentials&client_secret=" + secret, basicAuth, 400},
+		{"text/plain", secret, basicAuth, 400},
+		{"application/x-www-form-urlencoded", "grant_type=client_credentials", "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret+"x")), 401},
+	}
+	for i := range 60 {
+		for _, b := range bad {
+			a := requestToken(t, tokenURL, b.ct, b.body, "Authorization", b.auth)
+			g.Expect(a.status).To(Equal(b.status), b.body)
+		}
+		if i%10 == 0 {
+			tokens = append(tokens, requestToken(t, tokenURL, "application/json", good).Token)
+		}
+	}
+	// Let the operator log whatever it would about this client (reconciles, events).
+	time.Sleep(500 * time.Millisecond)
+	out := logs.String()
+	g.Expect(out).To(ContainSubstring("token server listening"), "the scan must see the operator's logs")
+	g.Expect(out).NotTo(ContainSubstring(secret))
+	g.Expect(out).NotTo(ContainSubstring(strings.TrimPrefix(basicAuth, "Basic ")))
+	for _, tok := range tokens {
+		g.Expect(tok).NotTo(BeEmpty())
+		g.Expect(out).NotTo(ContainSubstring(tok))
+		g.Expect(out).NotTo(ContainSubstring(strings.Split(tok, ".")[2]), "no token signature")
+	}
 }

@@ -62,7 +62,13 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 	if err != nil {
 		return nil, badRequest(errInvalidRequest, err.Error())
 	}
-	return buildRequest(params, r.Header.Values("Authorization"))
+	var authorization []string
+	for _, v := range r.Header.Values("Authorization") {
+		if v != "" { // an empty header is no credential
+			authorization = append(authorization, v)
+		}
+	}
+	return buildRequest(params, authorization)
 }
 
 // contentType returns the media type of a Content-Type header; the two usual values
