@@ -48,14 +48,6 @@ func getSecret(g Gomega, ns, name string) *corev1.Secret {
 	return s
 }
 
-func readyCondition(g Gomega, ns, name string) *metav1.Condition {
-	oc := &oauthv1alpha1.OAuthClient{}
-	g.Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, oc)).To(Succeed())
-	c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1alpha1.ConditionReady)
-	g.Expect(c).NotTo(BeNil(), "no Ready condition yet")
-	return c
-}
-
 // waitReady waits until the client's Ready condition has the status and reason, for
 // its current generation.
 func waitReady(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) *metav1.Condition {

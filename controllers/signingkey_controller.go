@@ -73,7 +73,7 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			return ctrl.Result{}, err
 		}
 		for _, c := range changes {
-			logf.FromContext(ctx).Info("signing keys: "+c, "secret", req.NamespacedName.String())
+			logf.FromContext(ctx).Info("signing keys: "+c, "secret", req.String())
 		}
 		if len(changes) > 0 {
 			r.Recorder.Eventf(secret, nil, corev1.EventTypeNormal, "SigningKeyRotation", "Rotate", "%s", strings.Join(changes, "; "))

@@ -127,7 +127,3 @@ func (a *OAuthAPI) Admits(ns *corev1.Namespace) (bool, error) {
 		return false, nil
 	}
 }
-
-func init() {
-	SchemeBuilder.Register(&OAuthAPI{}, &OAuthAPIList{})
-}

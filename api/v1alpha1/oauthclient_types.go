@@ -191,7 +191,3 @@ func ParseClientID(id string) (namespace, name string, ok bool) {
 	}
 	return namespace, name, true
 }
-
-func init() {
-	SchemeBuilder.Register(&OAuthClient{}, &OAuthClientList{})
-}

@@ -55,7 +55,7 @@ func Example() {
 	}
 	api := v.Middleware("orders:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		claims, _ := verifier.ClaimsFromContext(r.Context())
-		fmt.Fprintf(w, "orders for %s (scopes %s)", claims.ClientID, strings.Join(claims.Scopes, " "))
+		_, _ = fmt.Fprintf(w, "orders for %s (scopes %s)", claims.ClientID, strings.Join(claims.Scopes, " "))
 	}))
 
 	for _, authorization := range []string{"Bearer " + token, "", "Bearer forged.token.value"} {

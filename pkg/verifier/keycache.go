@@ -198,7 +198,7 @@ func (c *keyCache) get(ctx context.Context, url, accept string) ([]byte, http.He
 	if err != nil {
 		return nil, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, nil, fmt.Errorf("GET %s: status %s", url, resp.Status)
 	}
