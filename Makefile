@@ -6,13 +6,16 @@ SHELL := /usr/bin/env bash -o pipefail
 # Tool versions (installed into bin/, which git ignores).
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
-GOLANGCI_LINT_VERSION ?= v2.6.2
+KUSTOMIZE_VERSION ?= v5.8.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
 ENVTEST_K8S_VERSION ?= 1.37.2
 ENVTEST_ETCD_VERSION ?= 3.6.16
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 HELM ?= $(LOCALBIN)/helm
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+CHART ?= charts/oauth-client-operator
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 
 IMG ?= ghcr.io/oauth-client-operator/oauth-client-operator:latest
@@ -39,6 +42,14 @@ manifests: controller-gen ## Generate the CRDs (config/crd/bases) and the manage
 generate: controller-gen ## Generate DeepCopy methods (zz_generated.deepcopy.go).
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
+.PHONY: chart
+chart: manifests ## Generate the Helm chart's CRD and ClusterRole templates from config/crd/bases and config/rbac/role.yaml.
+	./hack/chart-generate.sh
+
+.PHONY: chart-lint
+chart-lint: helm chart ## helm lint --strict the chart.
+	$(HELM) lint --strict $(CHART)
+
 .PHONY: fmt
 fmt: ## go fmt.
 	go fmt ./...
@@ -48,16 +59,16 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate ## Fail when gofmt or generated files are out of date.
+verify: manifests generate chart ## Fail when gofmt or generated files are out of date.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are out of date: run 'make manifests generate chart' and commit"; exit 1; }
 
 .PHONY: envtest
 envtest: ## Provide the envtest binaries (kube-apiserver, etcd) in bin/k8s; builds them from the Go module proxy when nothing else works.
 	@./hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: verify vet envtest ## Run every test: unit, envtest suites on a real kube-apiserver + etcd, end-to-end.
+test: verify vet envtest helm kustomize chart-lint ## Run every test: unit, envtest suites on a real kube-apiserver + etcd, end-to-end.
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: lint
@@ -89,6 +100,11 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 helm: $(HELM)
 $(HELM): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE)
+$(KUSTOMIZE): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT)

@@ -66,6 +66,7 @@ type notReady struct {
 
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthclients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthclients/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthclients/finalizers,verbs=update
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthapis,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +33,9 @@ type registry struct {
 	// diagnostics.
 	versions map[string]string
 
-	registrations []toolscache.ResourceEventHandlerRegistration
+	// registrations are the informer handlers, set once by watch; synced reads them
+	// from the readiness probe's goroutine.
+	registrations atomic.Pointer[[]toolscache.ResourceEventHandlerRegistration]
 }
 
 type clientEntry struct {
@@ -89,6 +92,7 @@ func (r *registry) watch(ctx context.Context, informers cache.Informers) error {
 		{&oauthv1alpha1.OAuthAPI{}, r.setAPI, r.removeAPI},
 		{&corev1.Namespace{}, r.setNamespace, r.removeNamespace},
 	}
+	var regs []toolscache.ResourceEventHandlerRegistration
 	for _, k := range kinds {
 		inf, err := informers.GetInformer(ctx, k.obj)
 		if err != nil {
@@ -103,17 +107,19 @@ func (r *registry) watch(ctx context.Context, informers cache.Informers) error {
 		if err != nil {
 			return fmt.Errorf("watch %T: %w", k.obj, err)
 		}
-		r.registrations = append(r.registrations, reg)
+		regs = append(regs, reg)
 	}
+	r.registrations.Store(&regs)
 	return nil
 }
 
 // synced reports whether every handler has seen the informers' initial lists.
 func (r *registry) synced() bool {
-	if len(r.registrations) == 0 {
+	regs := r.registrations.Load()
+	if regs == nil || len(*regs) == 0 {
 		return false
 	}
-	for _, reg := range r.registrations {
+	for _, reg := range *regs {
 		if !reg.HasSynced() {
 			return false
 		}
