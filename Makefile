@@ -75,6 +75,11 @@ test: verify vet envtest helm kustomize chart-lint ## Run every test: unit, envt
 lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run
 
+.PHONY: dev
+dev: envtest ## Run it all locally: control plane, operator + token server, example API, samples. Ctrl-C stops everything.
+	go build -o $(LOCALBIN)/dev/dev ./cmd/dev
+	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" exec $(LOCALBIN)/dev/dev $(DEV_FLAGS)
+
 ##@ Build
 
 .PHONY: build

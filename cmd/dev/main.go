@@ -1,0 +1,153 @@
+// Command dev runs the operator locally without a cluster (`make dev`): etcd and
+// kube-apiserver on loopback, the CRDs and config/samples, the manager with its token
+// server, and the example API when the repository has one. It prints one
+// `ready: token_url=… api_url=… kubeconfig=…` line and a short guide on stdout, runs
+// until SIGINT or SIGTERM, then stops everything and exits 0. It exits non-zero when
+// something fails to start or a child process dies.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// portFlags names, for each port, the flag and environment variable that set it.
+var portFlags = map[string]struct{ flag, env string }{
+	devenv.RoleToken:   {"--token-port", "DEV_TOKEN_PORT"},
+	devenv.RoleAPI:     {"--api-port", "DEV_API_PORT"},
+	devenv.RoleMetrics: {"--metrics-port", "DEV_METRICS_PORT"},
+	devenv.RoleProbe:   {"--probe-port", "DEV_PROBE_PORT"},
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	opts := devenv.Options{Log: stderr}
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var portErrs []error
+	portVar := func(p *int, role string, def int, usage string) {
+		f := portFlags[role]
+		*p = def
+		if v := os.Getenv(f.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				portErrs = append(portErrs, fmt.Errorf("%s=%q is not a port number", f.env, v))
+			}
+			*p = n
+		}
+		fs.IntVar(p, f.flag[2:], *p, usage+" on 127.0.0.1 (env "+f.env+"; 0 picks a free port)")
+	}
+	portVar(&opts.TokenPort, devenv.RoleToken, devenv.DefaultTokenPort, "token server port")
+	portVar(&opts.APIPort, devenv.RoleAPI, devenv.DefaultAPIPort, "example API port")
+	portVar(&opts.MetricsPort, devenv.RoleMetrics, devenv.DefaultMetricsPort, "manager metrics port")
+	portVar(&opts.ProbePort, devenv.RoleProbe, devenv.DefaultProbePort, "manager health-probe port")
+	fs.StringVar(&opts.Dir, "dir", "", "folder for the binaries, kubeconfig, manager config and logs (default <repo>/bin/dev)")
+	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for the token endpoint to answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := errors.Join(portErrs...); err != nil {
+		_, _ = fmt.Fprintln(stderr, "dev:", err)
+		return 2
+	}
+
+	// Signals stay caught until everything is stopped: a second Ctrl-C must not orphan
+	// etcd or kube-apiserver.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	stopWithParent()
+
+	env, err := devenv.Start(ctx, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			_, _ = fmt.Fprintln(stderr, "dev: interrupted while starting; stopped")
+			return 0
+		}
+		var inUse *devenv.PortInUseError
+		if errors.As(err, &inUse) {
+			f := portFlags[inUse.Role]
+			_, _ = fmt.Fprintf(stderr, "dev: %v\ndev: choose another port with %s=<port> (or env %s), e.g. %s=0 for a free one\n", err, f.flag, f.env, f.flag)
+			return 1
+		}
+		_, _ = fmt.Fprintln(stderr, "dev:", err)
+		return 1
+	}
+
+	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s\n", env.TokenURL, env.APIURL, env.Kubeconfig)
+	writeGuide(stdout, env)
+
+	code := 0
+	if err := env.Wait(ctx); err != nil {
+		_, _ = fmt.Fprintln(stderr, "dev:", err)
+		code = 1
+	}
+	_, _ = fmt.Fprintln(stderr, "dev: stopping")
+	if err := env.Stop(); err != nil {
+		_, _ = fmt.Fprintln(stderr, "dev: stop:", err)
+		code = 1
+	}
+	_, _ = fmt.Fprintln(stderr, "dev: stopped")
+	return code
+}
+
+// writeGuide prints the commands a newcomer runs next.
+func writeGuide(w io.Writer, env *devenv.Env) {
+	kc := shellQuote(env.Kubeconfig)
+	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
+	p("")
+	p("The operator runs on a local control plane (etcd + kube-apiserver) with config/samples applied.")
+	p("Try it from another terminal:")
+	p("")
+	p("  # the OAuth clients, their client IDs and Ready condition")
+	p("  kubectl --kubeconfig %s get oauthclients -A", kc)
+	p("")
+	p("  # the client_secret the operator generated for the sample client shop.erp-sync")
+	p("  SECRET=$(kubectl --kubeconfig %s -n %s get secret %s -o jsonpath='{.data.client_secret}' | base64 -d)",
+		kc, devenv.SampleNamespace, devenv.SampleClient)
+	p("")
+	p("  # a token for the %s API (drop the `| sed …` to see the whole answer)", devenv.APIAudience)
+	p(`  TOKEN=$(curl -sS -X POST %s -H 'Content-Type: application/json' \`, env.TokenURL)
+	p(`    -d '{"grant_type": "client_credentials", "client_id": "%s", "client_secret": "'"$SECRET"'"}' \`, devenv.SampleClientID)
+	p(`    | sed -E 's/.*"access_token":"([^"]+)".*/\1/')`)
+	p("")
+	if env.APIURL != "" {
+		p("  # call the example API with it")
+		p(`  curl -sS %s -H "Authorization: Bearer $TOKEN" -H 'Accept: application/vnd.api+json'`, env.APIURL)
+	} else {
+		p("  # (no example API: this checkout has no cmd/example-api)")
+	}
+	p("")
+	p("  # the public keys APIs verify tokens with")
+	p("  curl -sS %s/.well-known/jwks.json", env.Issuer)
+	p("")
+	logs := env.ManagerLog
+	if env.APILog != "" {
+		logs += ", " + env.APILog
+	}
+	p("Logs: %s. Ctrl-C stops everything.", logs)
+}
+
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if shellSafe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

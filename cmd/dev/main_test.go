@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
+)
+
+func TestGuide(t *testing.T) {
+	env := &devenv.Env{
+		Issuer:     "http://127.0.0.1:18443",
+		TokenURL:   "http://127.0.0.1:18443/oauth2-token",
+		APIURL:     "http://127.0.0.1:18080/api/users",
+		Kubeconfig: "/repo/bin/dev/kubeconfig",
+		ManagerLog: "/repo/bin/dev/manager.log",
+	}
+	var out bytes.Buffer
+	writeGuide(&out, env)
+	for _, want := range []string{
+		"kubectl --kubeconfig /repo/bin/dev/kubeconfig get oauthclients -A\n",
+		"SECRET=$(kubectl --kubeconfig /repo/bin/dev/kubeconfig -n shop get secret erp-sync -o jsonpath='{.data.client_secret}' | base64 -d)\n",
+		`curl -sS -X POST http://127.0.0.1:18443/oauth2-token -H 'Content-Type: application/json'`,
+		`-d '{"grant_type": "client_credentials", "client_id": "shop.erp-sync", "client_secret": "'"$SECRET"'"}'`,
+		`curl -sS http://127.0.0.1:18080/api/users -H "Authorization: Bearer $TOKEN" -H 'Accept: application/vnd.api+json'` + "\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("guide lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/repo/bin/dev/kubeconfig": "/repo/bin/dev/kubeconfig",
+		"/my repo/kubeconfig":      "'/my repo/kubeconfig'",
+		"/it's/kubeconfig":         `'/it'\''s/kubeconfig'`,
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// A taken port fails before anything is built or started, naming the flag to change.
+func TestPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	for _, env := range []string{"DEV_TOKEN_PORT", "DEV_API_PORT", "DEV_METRICS_PORT"} {
+		t.Setenv(env, "0") // free whatever else runs here
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--dir", t.TempDir(), "--probe-port", port}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "port "+port) || !strings.Contains(stderr.String(), "--probe-port") || !strings.Contains(stderr.String(), "DEV_PROBE_PORT") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout: %s", stdout.String())
+	}
+}
+
+func TestBadPortEnv(t *testing.T) {
+	t.Setenv("DEV_API_PORT", "http")
+	var stdout, stderr bytes.Buffer
+	if code := run(nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "DEV_API_PORT") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+}

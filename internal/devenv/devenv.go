@@ -1,0 +1,446 @@
+// Package devenv runs the whole operator on one machine without a cluster: etcd and
+// kube-apiserver on loopback (envtest's control plane) with the CRDs of
+// config/crd/bases, the objects of config/samples, the real manager binary as a child
+// process with its token server, and the example API (cmd/example-api) when the
+// repository has one. `make dev` (cmd/dev) runs it for people; the end-to-end tests run
+// it for the real binaries.
+//
+// Everything listens on 127.0.0.1 only. Children run in their own process groups (so a
+// terminal's Ctrl-C reaches only the runner, which stops them in order) and, on Linux,
+// get SIGTERM if the runner dies. The envtest binaries are found as internal/testenv
+// finds them: $KUBEBUILDER_ASSETS, else bin/k8s (`make envtest`).
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
+)
+
+// Defaults of cmd/dev. Start itself picks free ports for ports left at 0.
+const (
+	DefaultTokenPort   = 18443
+	DefaultAPIPort     = 18080
+	DefaultMetricsPort = 18081
+	DefaultProbePort   = 18082
+)
+
+const (
+	// OperatorNamespace is the manager's own namespace (signing keys).
+	OperatorNamespace = "oauth-system"
+	// APIAudience is the audience the example API accepts: the sample OAuthAPI.
+	APIAudience = "back-office"
+	// SampleNamespace and SampleClient name the sample OAuthClient whose token request
+	// tells that the environment is ready; its client_id is SampleClientID.
+	SampleNamespace = "shop"
+	SampleClient    = "erp-sync"
+	SampleClientID  = SampleNamespace + "." + SampleClient
+)
+
+// Options configure Start. The zero value works from a checkout with the envtest
+// binaries in bin/k8s (or $KUBEBUILDER_ASSETS).
+type Options struct {
+	// Root is the repository's root folder (go.mod, cmd/, config/). Default: the
+	// source tree this package was compiled from.
+	Root string
+	// Dir receives the built binaries, the kubeconfig, the manager's config file and
+	// the children's logs. Default: Root/bin/dev.
+	Dir string
+	// TokenPort, APIPort, MetricsPort and ProbePort are ports on 127.0.0.1 for the token
+	// server, the example API, and the manager's metrics and health probes. 0 picks a
+	// free port. Start fails with a *PortInUseError when one is taken.
+	TokenPort, APIPort, MetricsPort, ProbePort int
+	// Binaries are prebuilt binaries; nil builds them into Dir with BuildBinaries.
+	Binaries *Binaries
+	// NoExampleAPI skips the example API even when it was built.
+	NoExampleAPI bool
+	// ReadyTimeout bounds the wait for the token endpoint (and the example API) to
+	// answer after a (re)start. Default 2 minutes.
+	ReadyTimeout time.Duration
+	// StopTimeout bounds a child's graceful stop (SIGTERM) before SIGKILL. Default 20s.
+	StopTimeout time.Duration
+	// Log receives progress messages, one a line. Default: discarded.
+	Log io.Writer
+}
+
+// Env is a running environment. Stop it, whatever happens.
+type Env struct {
+	// Issuer is the token server's base URL, http://127.0.0.1:<TokenPort>.
+	Issuer string
+	// TokenURL is the token endpoint, Issuer + "/oauth2-token".
+	TokenURL string
+	// APIURL is the example API's users resource, http://127.0.0.1:<APIPort>/api/users;
+	// empty when the example API is not running.
+	APIURL string
+	// Kubeconfig is the absolute path of a kubeconfig for the control plane (user
+	// dev-admin in system:masters).
+	Kubeconfig string
+	// Config and Client talk to the control plane as its admin.
+	Config *rest.Config
+	Client client.Client
+	// Dir holds the binaries, kubeconfig, manager config and logs.
+	Dir string
+	// ManagerLog and APILog are the children's log files (stdout and stderr).
+	ManagerLog, APILog string
+	// The ports in use, all on 127.0.0.1.
+	TokenPort, APIPort, MetricsPort, ProbePort int
+
+	opts         Options
+	controlPlane *envtest.Environment
+	managerArgs  []string
+
+	mu      sync.Mutex // guards manager, api
+	manager *child
+	api     *child
+
+	failOnce sync.Once
+	failed   chan struct{} // closed when a child exited unexpectedly
+	failErr  error
+	stopOnce sync.Once
+	stopped  chan struct{} // closed by Stop
+	stopErr  error
+}
+
+// Start builds the binaries (unless given), starts the control plane, applies the
+// samples, starts the manager (and the example API) and returns once the sample client
+// gets a token. On error everything started is stopped again.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Env{opts: opts, Dir: opts.Dir, failed: make(chan struct{}), stopped: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			_ = e.Stop()
+		}
+	}()
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
+	}
+	withAPI := !opts.NoExampleAPI && HasExampleAPI(opts.Root)
+	if opts.Binaries != nil {
+		withAPI = !opts.NoExampleAPI && opts.Binaries.ExampleAPI != ""
+	}
+
+	ports := []*portRequest{
+		{Role: RoleToken, Port: &opts.TokenPort},
+		{Role: RoleMetrics, Port: &opts.MetricsPort},
+		{Role: RoleProbe, Port: &opts.ProbePort},
+	}
+	if withAPI {
+		ports = append(ports, &portRequest{Role: RoleAPI, Port: &opts.APIPort})
+	}
+	if err := reservePorts(ports); err != nil {
+		return nil, err
+	}
+	e.TokenPort, e.APIPort, e.MetricsPort, e.ProbePort = opts.TokenPort, opts.APIPort, opts.MetricsPort, opts.ProbePort
+
+	bins := opts.Binaries
+	if bins == nil {
+		e.logf("building the binaries into %s", opts.Dir)
+		if bins, err = BuildBinaries(ctx, opts.Root, opts.Dir); err != nil {
+			return nil, err
+		}
+	}
+	e.Issuer = "http://" + hostPort(e.TokenPort)
+	e.TokenURL = e.Issuer + config.TokenPath
+
+	if err := e.startControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	e.logf("applying %s", filepath.Join(opts.Root, "config", "samples"))
+	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: OperatorNamespace}}); err != nil {
+		return nil, fmt.Errorf("create namespace %s: %w", OperatorNamespace, err)
+	}
+	if err := ApplyDir(ctx, e.Client, filepath.Join(opts.Root, "config", "samples")); err != nil {
+		return nil, err
+	}
+
+	configFile, err := e.writeManagerConfig()
+	if err != nil {
+		return nil, err
+	}
+	e.ManagerLog = filepath.Join(opts.Dir, "manager.log")
+	e.managerArgs = []string{bins.Manager,
+		"--config", configFile,
+		"--kubeconfig", e.Kubeconfig,
+		"--namespace", OperatorNamespace,
+		"--metrics-bind-address", hostPort(e.MetricsPort),
+		"--health-probe-bind-address", hostPort(e.ProbePort),
+	}
+	e.logf("starting the manager (log: %s)", e.ManagerLog)
+	if err := e.startManager(false); err != nil {
+		return nil, err
+	}
+	if err := e.waitForToken(ctx); err != nil {
+		return nil, err
+	}
+
+	if withAPI {
+		if err := e.startExampleAPI(ctx, bins.ExampleAPI); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (o *Options) setDefaults() error {
+	if o.Root == "" {
+		o.Root = testenv.Root()
+	}
+	root, err := filepath.Abs(o.Root)
+	if err != nil {
+		return fmt.Errorf("repository root: %w", err)
+	}
+	o.Root = root
+	if o.Dir == "" {
+		o.Dir = filepath.Join(o.Root, "bin", "dev")
+	}
+	if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 2 * time.Minute
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = 20 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return nil
+}
+
+func (e *Env) logf(format string, args ...any) {
+	_, _ = fmt.Fprintf(e.opts.Log, "dev: "+format+"\n", args...)
+}
+
+func hostPort(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// scheme has the Kubernetes types and the operator's API.
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := oauthv1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func (e *Env) startControlPlane(ctx context.Context) error {
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		return err
+	}
+	e.logf("starting etcd and kube-apiserver from %s", assets)
+	cp := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(e.opts.Root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
+		cp.ControlPlaneStartTimeout = time.Minute // two busy cores: more than envtest's 20s
+	}
+	e.controlPlane = cp
+	if _, err := cp.Start(); err != nil {
+		return fmt.Errorf("start control plane: %w", err)
+	}
+	user, err := cp.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, &rest.Config{QPS: 100, Burst: 200})
+	if err != nil {
+		return fmt.Errorf("add dev-admin user: %w", err)
+	}
+	e.Config = user.Config()
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig of dev-admin: %w", err)
+	}
+	e.Kubeconfig = filepath.Join(e.opts.Dir, "kubeconfig")
+	if err := os.WriteFile(e.Kubeconfig, kubeconfig, 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	if e.Client, err = client.New(e.Config, client.Options{Scheme: scheme()}); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	return ctx.Err()
+}
+
+// writeManagerConfig writes the manager's config file (checked with the manager's own
+// parser) and returns its path.
+func (e *Env) writeManagerConfig() (string, error) {
+	text := fmt.Sprintf(`# Written by internal/devenv for the local dev environment.
+issuer: %s
+tokenServer:
+  address: %s
+tokens:
+  defaultTTL: 3600
+signing:
+  algorithm: ES256
+`, e.Issuer, hostPort(e.TokenPort))
+	if _, err := config.Parse([]byte(text)); err != nil {
+		return "", fmt.Errorf("manager config: %w", err)
+	}
+	path := filepath.Join(e.opts.Dir, "manager-config.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return "", fmt.Errorf("write manager config: %w", err)
+	}
+	return path, nil
+}
+
+func (e *Env) startManager(restart bool) error {
+	return e.startTracked(&e.manager, "manager", e.ManagerLog, restart, e.managerArgs)
+}
+
+// startTracked starts a child into *slot, unless Stop has begun: Stop then sees every
+// child that was started.
+func (e *Env) startTracked(slot **child, name, logPath string, appendLog bool, args []string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	select {
+	case <-e.stopped:
+		return fmt.Errorf("start %s: environment stopped", name)
+	default:
+	}
+	c, err := e.startChild(name, logPath, appendLog, args)
+	if err != nil {
+		return err
+	}
+	*slot = c
+	return nil
+}
+
+// startExampleAPI runs cmd/example-api and waits until it answers HTTP. Its flags are
+// here and nowhere else.
+func (e *Env) startExampleAPI(ctx context.Context, binary string) error {
+	e.APILog = filepath.Join(e.opts.Dir, "example-api.log")
+	args := []string{binary,
+		"--issuer", e.Issuer,
+		"--audience", APIAudience,
+		"--listen", hostPort(e.APIPort),
+	}
+	e.logf("starting the example API (log: %s)", e.APILog)
+	if err := e.startTracked(&e.api, "example-api", e.APILog, false, args); err != nil {
+		return err
+	}
+	e.APIURL = "http://" + hostPort(e.APIPort) + "/api/users"
+	e.mu.Lock()
+	api := e.api
+	e.mu.Unlock()
+	return e.waitForAPI(ctx, api)
+}
+
+// RestartOperator stops the manager process (SIGTERM, then SIGKILL after StopTimeout)
+// and starts it again with the same binary, flags and config file, then waits until
+// the sample client gets a token again.
+func (e *Env) RestartOperator(ctx context.Context) error {
+	e.mu.Lock()
+	m := e.manager
+	e.mu.Unlock()
+	select {
+	case <-e.stopped:
+		return errors.New("restart operator: environment stopped")
+	case <-e.failed:
+		return fmt.Errorf("restart operator: %w", e.failErr)
+	default:
+	}
+	if m != nil {
+		if err := m.stop(e.opts.StopTimeout); err != nil {
+			return fmt.Errorf("restart operator: %w", err)
+		}
+	}
+	e.logf("restarting the manager")
+	if err := e.startManager(true); err != nil {
+		return fmt.Errorf("restart operator: %w", err)
+	}
+	if err := e.waitForToken(ctx); err != nil {
+		return fmt.Errorf("restart operator: %w", err)
+	}
+	return nil
+}
+
+// Wait blocks until a child process exits unexpectedly, and returns an error naming it
+// with the last lines of its log (also on every later call); or until ctx is done or
+// Stop is called, and returns nil. The caller still calls Stop.
+func (e *Env) Wait(ctx context.Context) error {
+	if e.hasFailed() {
+		return e.failErr
+	}
+	select {
+	case <-e.failed:
+		return e.failErr
+	case <-e.stopped:
+		return nil
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// ChildPIDs returns the process ids of the running children (manager, example API).
+func (e *Env) ChildPIDs() []int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var pids []int
+	for _, c := range []*child{e.api, e.manager} {
+		if c != nil && !c.exited() {
+			pids = append(pids, c.cmd.Process.Pid)
+		}
+	}
+	return pids
+}
+
+// Stop stops the example API, the manager (each SIGTERM, then SIGKILL after
+// StopTimeout) and the control plane, and waits for them to exit. Files in Dir are
+// kept. Stop is idempotent; later calls return the first call's result.
+func (e *Env) Stop() error {
+	e.stopOnce.Do(func() {
+		close(e.stopped)
+		e.mu.Lock()
+		children := []*child{e.api, e.manager}
+		e.mu.Unlock()
+		var errs []error
+		for _, c := range children {
+			if c != nil {
+				c.expect()
+			}
+		}
+		for _, c := range children {
+			if c != nil {
+				errs = append(errs, c.stop(e.opts.StopTimeout))
+			}
+		}
+		if e.controlPlane != nil {
+			if err := e.controlPlane.Stop(); err != nil {
+				errs = append(errs, fmt.Errorf("stop control plane: %w", err))
+			}
+		}
+		e.stopErr = errors.Join(errs...)
+	})
+	return e.stopErr
+}
+
+// fail records the first unexpected child exit for Wait.
+func (e *Env) fail(err error) {
+	e.failOnce.Do(func() {
+		e.failErr = err
+		close(e.failed)
+	})
+}

@@ -1,0 +1,184 @@
+package devenv_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
+)
+
+// TestStartRestartStop runs the real binaries on a real control plane: the sample
+// client gets a token, the operator restarts, an unexpected exit is reported, and Stop
+// leaves no process and no listener behind.
+func TestStartRestartStop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+
+	bins, err := devenv.BuildBinaries(ctx, testenv.Root(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bins.ExampleAPI == "" {
+		t.Fatal("no cmd/example-api built")
+	}
+
+	opts := devenv.Options{Dir: dir, Binaries: bins, Log: testLog{t}, StopTimeout: 15 * time.Second, ReadyTimeout: 90 * time.Second}
+	for _, p := range []*int{&opts.TokenPort, &opts.APIPort, &opts.MetricsPort, &opts.ProbePort} {
+		if *p, err = devenv.FreePort(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env, err := devenv.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = env.Stop()
+		}
+	}()
+
+	if want := fmt.Sprintf("http://127.0.0.1:%d/oauth2-token", opts.TokenPort); env.TokenURL != want {
+		t.Errorf("TokenURL %q, want %q", env.TokenURL, want)
+	}
+	if want := fmt.Sprintf("http://127.0.0.1:%d/api/users", opts.APIPort); env.APIURL != want {
+		t.Errorf("APIURL %q, want %q", env.APIURL, want)
+	}
+	if !filepath.IsAbs(env.Kubeconfig) {
+		t.Errorf("Kubeconfig %q is not absolute", env.Kubeconfig)
+	}
+	token := assertToken(ctx, t, env)
+	assertAPI(t, env, token)
+
+	// The control plane's own ports must be free after Stop too.
+	apiServer, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := []string{apiServer.Host}
+	for _, p := range []int{env.TokenPort, env.APIPort, env.MetricsPort, env.ProbePort} {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+
+	// A restart runs a new manager process, which serves tokens again.
+	pids := env.ChildPIDs()
+	if len(pids) != 2 {
+		t.Fatalf("children %v, want the example API and the manager", pids)
+	}
+	if err := env.RestartOperator(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertAPI(t, env, assertToken(ctx, t, env))
+	after := env.ChildPIDs()
+	if len(after) != 2 || after[0] != pids[0] || after[1] == pids[1] {
+		t.Fatalf("children after restart %v, before %v: want the same API and a new manager", after, pids)
+	}
+	gone(t, pids[1])
+	all := append(after, pids[1])
+
+	// A child that dies on its own is reported by Wait, with its log.
+	if err := syscall.Kill(after[1], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, waitCancel := context.WithTimeout(ctx, 30*time.Second)
+	defer waitCancel()
+	err = env.Wait(waitCtx)
+	if err == nil || !strings.Contains(err.Error(), "manager") || !strings.Contains(err.Error(), "stopped unexpectedly") || !strings.Contains(err.Error(), env.ManagerLog) {
+		t.Fatalf("Wait after the manager was killed: %v", err)
+	}
+
+	stopped = true
+	if err := env.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := env.Wait(ctx); err == nil {
+		t.Error("Wait after Stop forgot the manager's unexpected exit")
+	}
+	if left := env.ChildPIDs(); len(left) != 0 {
+		t.Errorf("children left after Stop: %v", left)
+	}
+	for _, pid := range all {
+		gone(t, pid)
+	}
+	for _, addr := range addrs {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s still in use after Stop: %v", addr, err)
+			continue
+		}
+		_ = l.Close()
+	}
+}
+
+func assertToken(ctx context.Context, t *testing.T, env *devenv.Env) string {
+	t.Helper()
+	id, secret, err := env.SampleCredentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The exact body the guide of `make dev` shows.
+	body := fmt.Sprintf(`{"grant_type": "client_credentials", "client_id": %q, "client_secret": %q}`, id, secret)
+	resp, err := http.Post(env.TokenURL, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, _ := io.ReadAll(resp.Body)
+	var answer struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &answer) != nil || answer.AccessToken == "" {
+		t.Fatalf("token request for %s: %s %s", id, resp.Status, data)
+	}
+	return answer.AccessToken
+}
+
+// assertAPI makes the guide's call of the example API.
+func assertAPI(t *testing.T, env *devenv.Env, token string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, env.APIURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/vnd.api+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(data), `"data"`) {
+		t.Fatalf("GET %s: %s %s", env.APIURL, resp.Status, data)
+	}
+}
+
+// gone asserts that pid no longer exists (reaped children give ESRCH).
+func gone(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process %d still exists (kill 0: %v)", pid, err)
+	}
+}
+
+// testLog sends the environment's progress lines to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
