@@ -32,11 +32,13 @@ func run() error {
 	audience := flag.String("audience", "back-office", "the audience this API accepts")
 	listen := flag.String("listen", "127.0.0.1:18080", "listen address")
 	jwksURL := flag.String("jwks-url", "", "JWKS URL; default: discovered from the issuer's metadata")
+	leeway := flag.Duration("leeway", verifier.DefaultLeeway, "clock-skew leeway for exp, nbf and iat")
+	refresh := flag.Duration("jwks-refresh-interval", verifier.DefaultRefreshInterval, "least time between JWKS fetches")
 	flag.Parse()
 	if *issuer == "" {
 		return errors.New("--issuer is required")
 	}
-	v, err := verifier.New(verifier.Config{Issuer: *issuer, Audience: *audience, JWKSURL: *jwksURL})
+	v, err := verifier.New(verifier.Config{Issuer: *issuer, Audience: *audience, JWKSURL: *jwksURL, Leeway: *leeway, RefreshInterval: *refresh})
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
@@ -79,6 +80,11 @@ type Options struct {
 	StopTimeout time.Duration
 	// Log receives progress messages, one a line. Default: discarded.
 	Log io.Writer
+	// ManagerConfig is YAML merged over the manager's config file (issuer and
+	// address are set by Start), e.g. short rotation times for tests.
+	ManagerConfig string
+	// APIArgs are extra flags of the example API (e.g. --leeway).
+	APIArgs []string
 }
 
 // Env is a running environment. Stop it, whatever happens.
@@ -287,15 +293,24 @@ func (e *Env) startControlPlane(ctx context.Context) error {
 // writeManagerConfig writes the manager's config file (checked with the manager's own
 // parser) and returns its path.
 func (e *Env) writeManagerConfig() (string, error) {
-	text := fmt.Sprintf(`# Written by internal/devenv for the local dev environment.
-issuer: %s
-tokenServer:
-  address: %s
-tokens:
-  defaultTTL: 3600
-signing:
-  algorithm: ES256
-`, e.Issuer, hostPort(e.TokenPort))
+	base := map[string]any{
+		"issuer":      e.Issuer,
+		"tokenServer": map[string]any{"address": hostPort(e.TokenPort)},
+		"tokens":      map[string]any{"defaultTTL": "1h"},
+		"signing":     map[string]any{"algorithm": "ES256"},
+	}
+	if e.opts.ManagerConfig != "" {
+		var extra map[string]any
+		if err := yaml.Unmarshal([]byte(e.opts.ManagerConfig), &extra); err != nil {
+			return "", fmt.Errorf("manager config overrides: %w", err)
+		}
+		merge(base, extra)
+	}
+	body, err := yaml.Marshal(base)
+	if err != nil {
+		return "", fmt.Errorf("manager config: %w", err)
+	}
+	text := "# Written by internal/devenv for the local dev environment.\n" + string(body)
 	if _, err := config.Parse([]byte(text)); err != nil {
 		return "", fmt.Errorf("manager config: %w", err)
 	}
@@ -304,6 +319,19 @@ signing:
 		return "", fmt.Errorf("write manager config: %w", err)
 	}
 	return path, nil
+}
+
+// merge copies src over dst, descending into maps present in both.
+func merge(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				merge(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
 }
 
 func (e *Env) startManager(restart bool) error {
@@ -337,6 +365,7 @@ func (e *Env) startExampleAPI(ctx context.Context, binary string) error {
 		"--audience", APIAudience,
 		"--listen", hostPort(e.APIPort),
 	}
+	args = append(args, e.opts.APIArgs...)
 	e.logf("starting the example API (log: %s)", e.APILog)
 	if err := e.startTracked(&e.api, "example-api", e.APILog, false, args); err != nil {
 		return err
