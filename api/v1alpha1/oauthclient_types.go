@@ -65,6 +65,28 @@ type OAuthClientSpec struct {
 	// this field.
 	// +optional
 	SecretRotation *SecretRotation `json:"secretRotation,omitempty"`
+
+	// RateLimit caps how often this client may obtain tokens; requests beyond it get
+	// 429 with Retry-After. Unset: no per-client limit. A client caches its token until
+	// it expires, so a small limit suits well-behaved clients.
+	// +optional
+	RateLimit *ClientRateLimit `json:"rateLimit,omitempty"`
+}
+
+// ClientRateLimit is a token-bucket limit on a client's token requests, per token-server
+// replica.
+type ClientRateLimit struct {
+	// RequestsPerMinute is the sustained rate.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600000
+	RequestsPerMinute int32 `json:"requestsPerMinute"`
+
+	// Burst is how many requests may come at once. Default: requestsPerMinute.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600000
+	Burst int32 `json:"burst,omitempty"`
 }
 
 // SecretRotation configures client-secret rotation.

@@ -92,3 +92,42 @@ func (l *failureLimiter) size() int {
 	defer l.mu.Unlock()
 	return len(l.buckets)
 }
+
+// requestLimiter enforces each client's own request rate (spec.rateLimit). Its keys
+// are authenticated clients only, so its size follows the number of clients; it is
+// bounded all the same.
+type requestLimiter struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	maxKeys int
+}
+
+func newRequestLimiter(maxKeys int) *requestLimiter {
+	return &requestLimiter{buckets: make(map[string]*bucket), maxKeys: maxKeys}
+}
+
+// take spends one request of key's bucket (perMinute, burst); when none is left it
+// reports how long until one is.
+func (l *requestLimiter) take(key string, perMinute, burst int, now time.Time) (time.Duration, bool) {
+	rate := float64(perMinute) / 60
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		if len(l.buckets) >= l.maxKeys {
+			for k := range l.buckets { // forget an arbitrary client: it merely gets a full bucket
+				delete(l.buckets, k)
+				break
+			}
+		}
+		b = &bucket{tokens: float64(burst), last: now}
+		l.buckets[key] = b
+	}
+	b.tokens = math.Min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.last = now
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) / rate * float64(time.Second)), false
+	}
+	b.tokens--
+	return 0, true
+}

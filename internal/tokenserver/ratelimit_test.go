@@ -96,3 +96,37 @@ func TestFailedAuthenticationIsRateLimited(t *testing.T) {
 		}
 	}
 }
+
+func TestClientRateLimit(t *testing.T) {
+	w := newWorld(t)
+	ns := w.namespace("client-limit", nil)
+	api := w.api("client-limit", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
+	limited := w.client(ns, "limited", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api},
+		RateLimit: &oauthv1alpha1.ClientRateLimit{RequestsPerMinute: 30, Burst: 2}})
+	free := w.client(ns, "free", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).Unix())
+	srv, _ := w.server("", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) })
+	request := func(id string) *httptest.ResponseRecorder {
+		return post(srv.Handler(), "application/json", jsonBody(map[string]string{
+			"grant_type": "client_credentials", "client_id": id, "client_secret": w.secrets[id]}))
+	}
+	for i := range 2 {
+		if rec := request(limited); rec.Code != http.StatusOK {
+			t.Fatalf("request %d within the burst: %d", i, rec.Code)
+		}
+	}
+	rec := request(limited)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "2" {
+		t.Fatalf("beyond the burst: %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	for range 10 {
+		if rec := request(free); rec.Code != http.StatusOK {
+			t.Fatalf("a client without a limit: %d", rec.Code)
+		}
+	}
+	now.Add(2) // 30/min: one request every 2 s
+	if rec := request(limited); rec.Code != http.StatusOK {
+		t.Fatalf("after 2 s: %d", rec.Code)
+	}
+}

@@ -48,6 +48,8 @@ type clientEntry struct {
 	scopes     map[string]bool
 	scopeList  []string
 	ttl        time.Duration
+	// perMinute and burst are the client's own request limit; 0 when it has none.
+	perMinute, burst int
 }
 
 type secretEntry struct {
@@ -154,6 +156,12 @@ func (r *registry) setClient(obj client.Object) {
 	}
 	if oc.Spec.AccessTokenTTL != nil {
 		e.ttl = oc.Spec.AccessTokenTTL.Duration
+	}
+	if rl := oc.Spec.RateLimit; rl != nil && rl.RequestsPerMinute > 0 {
+		e.perMinute, e.burst = int(rl.RequestsPerMinute), int(rl.Burst)
+		if e.burst <= 0 {
+			e.burst = e.perMinute
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

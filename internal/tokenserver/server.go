@@ -38,6 +38,8 @@ type Server struct {
 	// failures limits failed authentication per client_id and per source address;
 	// nil when disabled.
 	failures *failureLimiter
+	// requests enforces clients' own rate limits (spec.rateLimit).
+	requests *requestLimiter
 	log      logr.Logger
 	now      func() time.Time
 
@@ -70,6 +72,7 @@ func New(o Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.requests = newRequestLimiter(max(o.Config.RateLimit.MaxTrackedKeys, 1000))
 	if rl := o.Config.RateLimit; rl.FailedAuthPerMinute > 0 {
 		s.failures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
 	}

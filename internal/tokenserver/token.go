@@ -118,6 +118,12 @@ func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
 	if oerr != nil {
 		return nil, oerr
 	}
+	if oc.perMinute > 0 {
+		if wait, ok := s.requests.take(oc.clientID, oc.perMinute, oc.burst, s.now()); !ok {
+			return nil, &oauthError{http.StatusTooManyRequests, errTemporarilyUnavail,
+				"this client's request rate limit is exceeded; retry later", max(wait, time.Second)}
+		}
+	}
 	api, oerr := s.resolveAPI(oc, req)
 	if oerr != nil {
 		return nil, oerr
