@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -29,7 +28,7 @@ var (
 	// k8s talks to the API server directly, never through the operator's cache.
 	k8s client.Client
 	// logs captures everything the operator logs, to scan it for secrets.
-	logs = &syncBuffer{}
+	logs = &testenv.LogBuffer{}
 
 	mgrMu   sync.Mutex
 	mgrStop func()
@@ -147,23 +146,6 @@ func reasons(evs []eventsv1.Event) []string {
 		r = append(r, e.Reason)
 	}
 	return r
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 const (

@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
 )
 
 // The manager binary starts with exactly the arguments, environment and config file the
@@ -85,7 +87,7 @@ func TestManagerBinaryRunsWithChartDeployment(t *testing.T) {
 
 	cmd := exec.Command(bin, args...)
 	cmd.Env = environ
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	g.Expect(cmd.Start()).To(Succeed())
 	exited := make(chan error, 1)

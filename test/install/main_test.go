@@ -44,7 +44,7 @@ var (
 	// warnings collects the API server's warnings to admin's requests.
 	warnings = &warningRecorder{}
 	// logs receives the controller-runtime log of operators the tests start.
-	logs = &syncBuffer{}
+	logs = &testenv.LogBuffer{}
 )
 
 func TestMain(m *testing.M) {
@@ -267,22 +267,4 @@ func (w *warningRecorder) take() []string {
 	out := w.list
 	w.list = nil
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
