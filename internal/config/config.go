@@ -69,6 +69,13 @@ type TokenServer struct {
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS and metadata. Default 5m.
 	JWKSMaxAge Duration `json:"jwksMaxAge"`
+	// APIServerGrace is how long the Kubernetes API server may be unreachable before
+	// the replica reports not ready (/readyz). Tokens are issued from the replica's
+	// cache of clients and keys meanwhile, so it stays ready, and keeps receiving
+	// token traffic, through a short API server outage; past the grace its cache may
+	// be stale (revoked clients, withdrawn namespaces) and it leaves the Service.
+	// The API server is probed every few seconds. Positive. Default 5m.
+	APIServerGrace Duration `json:"apiServerGrace"`
 }
 
 // TLS names a PEM certificate and key.
@@ -123,6 +130,7 @@ func Default() Config {
 			IdleTimeout:       Seconds(60),
 			ShutdownTimeout:   Seconds(10),
 			JWKSMaxAge:        Seconds(300),
+			APIServerGrace:    Seconds(300),
 		},
 		Tokens: Tokens{
 			DefaultTTL: Seconds(3600),
@@ -229,6 +237,7 @@ func (c *Config) Validate() error {
 		{"tokenServer.idleTimeout", ts.IdleTimeout},
 		{"tokenServer.shutdownTimeout", ts.ShutdownTimeout},
 		{"tokenServer.jwksMaxAge", ts.JWKSMaxAge},
+		{"tokenServer.apiServerGrace", ts.APIServerGrace},
 		{"tokens.defaultTTL", c.Tokens.DefaultTTL},
 		{"tokens.maxTTL", c.Tokens.MaxTTL},
 		{"signing.rotationInterval", c.Signing.RotationInterval},

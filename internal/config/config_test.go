@@ -25,6 +25,9 @@ func TestParseDefaults(t *testing.T) {
 	if cfg.Signing.Algorithm != "ES256" || cfg.TokenServer.Address != ":8443" {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
+	if cfg.TokenServer.APIServerGrace.Duration != 5*time.Minute {
+		t.Errorf("apiServerGrace = %s, want 5m", cfg.TokenServer.APIServerGrace)
+	}
 }
 
 func TestParseOverrides(t *testing.T) {
@@ -33,6 +36,7 @@ issuer: http://127.0.0.1:9443
 tokenServer:
   address: 127.0.0.1:9443
   jwksMaxAge: 60
+  apiServerGrace: 90s
 tokens:
   defaultTTL: 30m
   maxTTL: 7200
@@ -47,6 +51,9 @@ signing:
 	}
 	if cfg.TokenServer.JWKSMaxAge.Duration != time.Minute {
 		t.Errorf("jwksMaxAge = %s, want 1m from a number of seconds", cfg.TokenServer.JWKSMaxAge)
+	}
+	if cfg.TokenServer.APIServerGrace.Duration != 90*time.Second {
+		t.Errorf("apiServerGrace = %s, want 90s", cfg.TokenServer.APIServerGrace)
 	}
 	if cfg.Signing.Algorithm != "EdDSA" || cfg.TokenServer.Address != "127.0.0.1:9443" {
 		t.Errorf("overrides not applied: %+v", cfg)
@@ -70,6 +77,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"half TLS", "issuer: https://a.example\ntokenServer: {tls: {certFile: /c.pem}}", "tokenServer.tls: certFile and keyFile"},
 		{"wrong type", "issuer: https://a.example\ntokenServer: {maxBodyBytes: lots}", "tokenServer.maxBodyBytes: must be a int64"},
 		{"body limit", "issuer: https://a.example\ntokenServer: {maxBodyBytes: 10}", "tokenServer.maxBodyBytes: must be between"},
+		{"zero API server grace", "issuer: https://a.example\ntokenServer: {apiServerGrace: 0s}", "tokenServer.apiServerGrace: must be a positive duration"},
+		{"bad API server grace", "issuer: https://a.example\ntokenServer: {apiServerGrace: forever}", `tokenServer.apiServerGrace: "forever" is not a duration`},
 		{"not yaml", "issuer: [unclosed", "invalid YAML"},
 		{"propagation shorter than JWKS caching", "issuer: https://a.example\ntokenServer: {jwksMaxAge: 10m}\nsigning: {propagationDelay: 1m}", "signing.propagationDelay: 1m0s is shorter than tokenServer.jwksMaxAge"},
 		{"interval within propagation", "issuer: https://a.example\nsigning: {rotationInterval: 5m}", "signing.rotationInterval: must be longer"},

@@ -122,6 +122,7 @@ tokenServer:
   idleTimeout: {{ .Values.tokenServer.idleTimeout | quote }}
   shutdownTimeout: {{ .Values.tokenServer.shutdownTimeout | quote }}
   jwksMaxAge: {{ .Values.tokenServer.jwksMaxAge | quote }}
+  apiServerGrace: {{ .Values.tokenServer.apiServerGrace | quote }}
 tokens:
   defaultTTL: {{ .Values.config.tokens.defaultTTL | quote }}
   maxTTL: {{ .Values.config.tokens.maxTTL | quote }}
