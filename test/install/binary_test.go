@@ -94,7 +94,7 @@ func TestManagerBinaryRunsWithChartDeployment(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		_ = <-exited
 	})
 
 	ready := func() (int, error) {

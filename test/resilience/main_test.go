@@ -122,12 +122,12 @@ func run(m *testing.M) (int, error) {
 	// stopTimeout of SIGTERM, envtest sends SIGKILL (a crash, as far as clients see).
 	env.ControlPlaneStopTimeout = stopTimeout
 	if cfg, err = env.Start(); err != nil {
-		<-built
+		_ = <-built // let the build finish before the temporary folder goes
 		return 0, fmt.Errorf("start envtest control plane: %w", err)
 	}
 	defer func() { _ = env.Stop() }()
 	if k8s, err = client.New(cfg, client.Options{Scheme: operator.Scheme()}); err != nil {
-		<-built
+		_ = <-built
 		return 0, err
 	}
 	if err := <-built; err != nil {
