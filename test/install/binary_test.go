@@ -94,7 +94,9 @@ func TestManagerBinaryRunsWithChartDeployment(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = <-exited
+		if err := <-exited; err != nil {
+			t.Logf("manager: %v", err)
+		}
 	})
 
 	ready := func() (int, error) {

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -122,13 +123,12 @@ func run(m *testing.M) (int, error) {
 	// stopTimeout of SIGTERM, envtest sends SIGKILL (a crash, as far as clients see).
 	env.ControlPlaneStopTimeout = stopTimeout
 	if cfg, err = env.Start(); err != nil {
-		_ = <-built // let the build finish before the temporary folder goes
-		return 0, fmt.Errorf("start envtest control plane: %w", err)
+		// Let the build finish before the temporary folder goes.
+		return 0, errors.Join(fmt.Errorf("start envtest control plane: %w", err), <-built)
 	}
 	defer func() { _ = env.Stop() }()
 	if k8s, err = client.New(cfg, client.Options{Scheme: operator.Scheme()}); err != nil {
-		_ = <-built
-		return 0, err
+		return 0, errors.Join(err, <-built)
 	}
 	if err := <-built; err != nil {
 		return 0, err
