@@ -80,6 +80,10 @@ dev: envtest ## Run it all locally: control plane, operator + token server, exam
 	go build -o $(LOCALBIN)/dev/dev ./cmd/dev
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" exec $(LOCALBIN)/dev/dev $(DEV_FLAGS)
 
+.PHONY: bench-scale
+bench-scale: envtest ## Scale benchmark (not part of make test): 10,000 OAuthClients on envtest; time to Ready, operator RSS, token latency.
+	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go run ./test/scale $(SCALE_FLAGS)
+
 ##@ Build
 
 .PHONY: build

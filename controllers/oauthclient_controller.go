@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -56,6 +57,8 @@ type OAuthClientReconciler struct {
 	Issuer string
 	// Now is the clock; time.Now when nil. Tests drive rotation with it.
 	Now func() time.Time
+	// Workers is how many clients are reconciled at once (0: controller-runtime's default, 1).
+	Workers int
 }
 
 // notReady is why a client is not Ready: a state the user must change, not an error
@@ -376,6 +379,7 @@ func (r *OAuthClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.clientsInNamespace),
 			builder.WithPredicates(labelsChanged())).
 		Named("oauthclient").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
 

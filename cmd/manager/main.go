@@ -33,6 +33,7 @@ func run() error {
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `metrics listen address; "0" disables metrics`)
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", `health-probe listen address (/healthz, /readyz); "0" disables probes`)
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles (every replica serves tokens)")
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "OAuthClients reconciled at once")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -4,6 +4,7 @@
 package operator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -49,6 +50,9 @@ type Options struct {
 	// Now is the clock of rotations and token lifetimes; time.Now when nil (tests
 	// inject one).
 	Now func() time.Time
+	// MaxConcurrentReconciles is how many OAuthClients are reconciled at once; the work
+	// waits on the API server, so several workers fill the time. Default 4.
+	MaxConcurrentReconciles int
 }
 
 // Scheme returns a scheme with the Kubernetes types and the operator's API.
@@ -111,6 +115,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Recorder:  mgr.GetEventRecorder("oauth-client-operator"),
 		Issuer:    opts.Config.Issuer,
 		Now:       opts.Now,
+		Workers:   cmp.Or(opts.MaxConcurrentReconciles, 4),
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up OAuthClient controller: %w", err)
 	}
