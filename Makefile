@@ -80,6 +80,11 @@ dev: envtest ## Run it all locally: control plane, operator + token server, exam
 	go build -o $(LOCALBIN)/dev/dev ./cmd/dev
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" exec $(LOCALBIN)/dev/dev $(DEV_FLAGS)
 
+.PHONY: bench
+bench: envtest ## Measure the token endpoint: the handler benchmark, then a bounded loopback load run (real operator vs a minimal handler; ES256 and RS256).
+	go test -run '^$$' -bench BenchmarkToken -benchmem ./internal/tokenserver/
+	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go run ./test/load
+
 .PHONY: bench-scale
 bench-scale: envtest ## Scale benchmark (not part of make test): 10,000 OAuthClients on envtest; time to Ready, operator RSS, token latency.
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go run ./test/scale $(SCALE_FLAGS)
