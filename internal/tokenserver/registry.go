@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -64,6 +65,8 @@ type secretEntry struct {
 }
 
 type apiEntry struct {
+	// issued counts the tokens issued for this API (oauth_tokens_issued_total).
+	issued   prometheus.Counter
 	name     string
 	audience string
 	scopes   map[string]bool
@@ -210,7 +213,8 @@ func (r *registry) removeSecret(obj client.Object) {
 func (r *registry) setAPI(obj client.Object) {
 	a := obj.(*oauthv1alpha1.OAuthAPI)
 	e := &apiEntry{
-		name: a.Name, audience: a.EffectiveAudience(), scopes: make(map[string]bool, len(a.Spec.Scopes)),
+		issued: tokensIssued.WithLabelValues(a.EffectiveAudience()),
+		name:   a.Name, audience: a.EffectiveAudience(), scopes: make(map[string]bool, len(a.Spec.Scopes)),
 		all: a.Spec.AllowedNamespaces.From == oauthv1alpha1.NamespacesFromAll,
 	}
 	for _, s := range a.Spec.Scopes {

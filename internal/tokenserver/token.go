@@ -37,6 +37,7 @@ type tokenResponse struct {
 // grant is what an authenticated request is given.
 type grant struct {
 	clientID string
+	api      *apiEntry
 	audience string
 	scopes   []string
 	ttl      time.Duration
@@ -44,9 +45,9 @@ type grant struct {
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	resp, audience, oerr := s.token(w, r)
+	resp, api, oerr := s.token(w, r)
 	if oerr != nil {
-		observe(start, oerr.code, "")
+		observe(start, oerr.code, nil)
 		writeError(w, oerr)
 		return
 	}
@@ -55,22 +56,22 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	noStore(h)
 	h.Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
-	observe(start, "ok", audience)
+	observe(start, "ok", api)
 }
 
 // token answers a token request: a token and its audience, or an OAuth error.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, string, *oauthError) {
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, *apiEntry, *oauthError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, "", &oauthError{http.StatusMethodNotAllowed, errInvalidRequest, "the token endpoint accepts only POST", 0}
+		return nil, nil, &oauthError{http.StatusMethodNotAllowed, errInvalidRequest, "the token endpoint accepts only POST", 0}
 	}
 	req, oerr := parseTokenRequest(w, r, s.cfg.TokenServer.MaxBodyBytes)
 	if oerr != nil {
-		return nil, "", oerr
+		return nil, nil, oerr
 	}
 	addr := sourceAddr(r)
 	if oerr := s.throttled(req.clientID, addr); oerr != nil {
-		return nil, "", oerr
+		return nil, nil, oerr
 	}
 	g, oerr := s.authorize(req)
 	if oerr == errClientAuth && s.failures != nil {
@@ -79,10 +80,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		s.failures.fail("addr:"+addr, now)
 	}
 	if oerr != nil {
-		return nil, "", oerr
+		return nil, nil, oerr
 	}
 	resp, oerr := s.issue(g, req.scope)
-	return resp, g.audience, oerr
+	return resp, g.api, oerr
 }
 
 // throttled refuses a request whose client_id or source address has failed to
@@ -132,7 +133,7 @@ func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
 	if oerr != nil {
 		return nil, oerr
 	}
-	return &grant{clientID: oc.clientID, audience: api.audience, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
+	return &grant{clientID: oc.clientID, api: api, audience: api.audience, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
 }
 
 // authenticate finds the OAuthClient a client_id names and checks the secret held by
