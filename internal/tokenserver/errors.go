@@ -43,15 +43,22 @@ var errClientAuth = &oauthError{http.StatusUnauthorized, errInvalidClient, "clie
 const realm = "oauth-client-operator"
 
 // noStore sets the headers every token-endpoint answer carries (RFC 6749 §5.1).
+// Header values shared by every answer (net/http never modifies them).
+var (
+	valueNoStore = []string{"no-store"}
+	valueNoCache = []string{"no-cache"}
+	valueJSON    = []string{"application/json"}
+)
+
 func noStore(h http.Header) {
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Cache-Control"] = valueNoStore
+	h["Pragma"] = valueNoCache
 }
 
 func writeError(w http.ResponseWriter, e *oauthError) {
 	h := w.Header()
 	noStore(h)
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = valueJSON
 	if e.status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
 	}

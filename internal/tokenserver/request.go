@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -42,7 +43,10 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 	if err != nil {
 		return nil, badRequest(errInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	bufp := bodyBuffers.Get().(*[]byte)
+	defer putBodyBuffer(bufp)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, maxBody), (*bufp)[:0])
+	*bufp = body
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -69,6 +73,34 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 		}
 	}
 	return buildRequest(params, authorization)
+}
+
+// bodyBuffers recycles request-body buffers: parsing copies every value it keeps, so a
+// buffer is free again once the request is parsed.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func putBodyBuffer(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		*b = (*b)[:0]
+		bodyBuffers.Put(b)
+	}
+}
+
+// readBody appends everything r yields to buf.
+func readBody(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // contentType returns the media type of a Content-Type header; the two usual values

@@ -54,7 +54,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	body := appendTokenResponse(make([]byte, 0, len(resp.AccessToken)+96), resp)
 	h := w.Header()
 	noStore(h)
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = valueJSON
 	_, _ = w.Write(body)
 	observe(start, "ok", api)
 }
