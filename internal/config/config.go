@@ -57,6 +57,9 @@ type TokenServer struct {
 	TLS TLS `json:"tls"`
 	// MaxBodyBytes limits a token request's body. Default 16384.
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
+	// MaxConnections caps concurrent client connections; further connections wait to
+	// be accepted. Default 4096.
+	MaxConnections int `json:"maxConnections"`
 	// ReadHeaderTimeout bounds reading request headers (slow-loris). Default 5s.
 	ReadHeaderTimeout Duration `json:"readHeaderTimeout"`
 	// ReadTimeout bounds reading a whole request. Default 10s.
@@ -124,6 +127,7 @@ func Default() Config {
 		TokenServer: TokenServer{
 			Address:           ":8443",
 			MaxBodyBytes:      16 << 10,
+			MaxConnections:    4096,
 			ReadHeaderTimeout: Seconds(5),
 			ReadTimeout:       Seconds(10),
 			WriteTimeout:      Seconds(10),
@@ -223,6 +227,9 @@ func (c *Config) Validate() error {
 	}
 	if ts.TLS.Enabled() && (ts.TLS.CertFile == "" || ts.TLS.KeyFile == "") {
 		return &FieldError{"tokenServer.tls", "certFile and keyFile must be set together"}
+	}
+	if ts.MaxConnections < 1 {
+		return &FieldError{"tokenServer.maxConnections", "must be at least 1"}
 	}
 	if ts.MaxBodyBytes < 1024 || ts.MaxBodyBytes > 1<<20 {
 		return &FieldError{"tokenServer.maxBodyBytes", "must be between 1024 and 1048576"}

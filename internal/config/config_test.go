@@ -76,6 +76,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad address", "issuer: https://a.example\ntokenServer: {address: nope}", "tokenServer.address:"},
 		{"half TLS", "issuer: https://a.example\ntokenServer: {tls: {certFile: /c.pem}}", "tokenServer.tls: certFile and keyFile"},
 		{"wrong type", "issuer: https://a.example\ntokenServer: {maxBodyBytes: lots}", "tokenServer.maxBodyBytes: must be a int64"},
+		{"no connections", "issuer: https://a.example\ntokenServer: {maxConnections: 0}", "tokenServer.maxConnections: must be at least 1"},
 		{"body limit", "issuer: https://a.example\ntokenServer: {maxBodyBytes: 10}", "tokenServer.maxBodyBytes: must be between"},
 		{"zero API server grace", "issuer: https://a.example\ntokenServer: {apiServerGrace: 0s}", "tokenServer.apiServerGrace: must be a positive duration"},
 		{"bad API server grace", "issuer: https://a.example\ntokenServer: {apiServerGrace: forever}", `tokenServer.apiServerGrace: "forever" is not a duration`},

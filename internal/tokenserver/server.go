@@ -139,6 +139,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("token server: listen on %s: %w", ts.Address, err)
 	}
+	ln = limitListener(ln, ts.MaxConnections)
 	s.addr.Store(ln.Addr())
 	s.listening.Store(true)
 	s.log.Info("token server listening", "address", ln.Addr().String(), "tls", ts.TLS.Enabled(), "issuer", s.cfg.Issuer)

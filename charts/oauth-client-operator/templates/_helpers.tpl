@@ -123,6 +123,7 @@ tokenServer:
   shutdownTimeout: {{ .Values.tokenServer.shutdownTimeout | quote }}
   jwksMaxAge: {{ .Values.tokenServer.jwksMaxAge | quote }}
   apiServerGrace: {{ .Values.tokenServer.apiServerGrace | quote }}
+  maxConnections: {{ .Values.tokenServer.maxConnections }}
 tokens:
   defaultTTL: {{ .Values.config.tokens.defaultTTL | quote }}
   maxTTL: {{ .Values.config.tokens.maxTTL | quote }}
