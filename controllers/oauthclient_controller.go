@@ -238,9 +238,10 @@ func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1a
 	}
 	if rotation != "" {
 		grace := gracePeriod(oc)
-		log.Info("rotated client secret", "secret", secret.Name, "why", rotation, "gracePeriod", grace.String())
+		SecretRotations.WithLabelValues(rotation).Inc()
+		log.Info("rotated client secret", "secret", secret.Name, "trigger", rotation, "gracePeriod", grace.String())
 		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRotated, "Rotate",
-			"rotated the client secret in Secret %q (%s); the previous one works for %s more", secret.Name, rotation, grace)
+			"rotated the client secret in Secret %q (trigger: %s); the previous one works for %s more", secret.Name, rotation, grace)
 	}
 	if expired {
 		log.Info("previous client secret expired", "secret", secret.Name)

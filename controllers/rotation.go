@@ -27,16 +27,22 @@ func gracePeriod(oc *oauthv1alpha1.OAuthClient) time.Duration {
 	return oauthv1alpha1.DefaultSecretGracePeriod
 }
 
+// Why a secret rotates; also the trigger label of oauth_client_secret_rotations_total.
+const (
+	rotationByInterval   = "interval"
+	rotationByAnnotation = "annotation"
+)
+
 // rotationDue says why the secret must rotate now, or "" when it need not.
 func rotationDue(oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, now time.Time) string {
 	if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" &&
 		trigger != secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation] {
-		return "requested by the " + oauthv1alpha1.RotateSecretAnnotation + " annotation"
+		return rotationByAnnotation
 	}
 	interval := rotationInterval(oc)
 	last := annotationTime(secret, oauthv1alpha1.SecretRotatedAtAnnotation)
 	if interval > 0 && last != nil && !now.Before(last.Add(interval)) {
-		return "its interval of " + interval.String() + " passed"
+		return rotationByInterval
 	}
 	return ""
 }

@@ -7,9 +7,12 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
@@ -113,6 +116,7 @@ func TestSecretRotationByInterval(t *testing.T) {
 	}, timeout, interval).Should(Succeed())
 	g.Eventually(func(g Gomega) []string { return reasons(eventsFor(g, ns, name)) }, timeout, interval).
 		Should(ContainElement("SecretRotated"))
+	g.Expect(testutil.ToFloat64(controllers.SecretRotations.WithLabelValues("interval"))).To(BeNumerically(">=", 1))
 
 	// After the grace period the previous secret is gone; the current one stays.
 	clock.Advance(11 * time.Minute)
@@ -152,6 +156,7 @@ func TestSecretRotationByAnnotation(t *testing.T) {
 	ns, name := rotatingClient(t, "", "0s")
 	s0 := getSecret(g, ns, name).Data["client_secret"]
 
+	byAnnotation := testutil.ToFloat64(controllers.SecretRotations.WithLabelValues("annotation"))
 	setClientAnnotation(t, ns, name, oauthv1alpha1.RotateSecretAnnotation, "2026-11-28-a")
 	g.Eventually(func(g Gomega) []byte { return getSecret(g, ns, name).Data["client_secret"] }, timeout, interval).ShouldNot(Equal(s0))
 	s1 := settled(t, ns, name)
@@ -165,6 +170,7 @@ func TestSecretRotationByAnnotation(t *testing.T) {
 	setClientAnnotation(t, ns, name, oauthv1alpha1.RotateSecretAnnotation, "2026-11-28-b")
 	g.Eventually(func(g Gomega) []byte { return getSecret(g, ns, name).Data["client_secret"] }, timeout, interval).ShouldNot(Equal(s1["client_secret"]))
 	g.Expect(clientStatus(g, ns, name).NextSecretRotationTime).To(BeNil(), "no interval, no next rotation")
+	g.Expect(testutil.ToFloat64(controllers.SecretRotations.WithLabelValues("annotation"))).To(Equal(byAnnotation + 2))
 }
 
 func TestRotationRequestedAtCreation(t *testing.T) {

@@ -64,6 +64,7 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	trigger := secret.Annotations[RotateKeyAnnotation]
 	force := trigger != "" && trigger != secret.Annotations[rotateKeyHandledAnnotation]
 
+	before := ks.CurrentID
 	changes, next, err := ks.Rotate(r.Policy, now, force)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("rotate signing keys in Secret %s: %w", req.NamespacedName, err)
@@ -71,6 +72,9 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if len(changes) > 0 || force {
 		if err := r.write(ctx, secret, ks, trigger); err != nil {
 			return ctrl.Result{}, err
+		}
+		if ks.CurrentID != before {
+			SigningKeyRotations.Inc()
 		}
 		for _, c := range changes {
 			logf.FromContext(ctx).Info("signing keys: "+c, "secret", req.String())

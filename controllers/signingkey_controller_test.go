@@ -7,9 +7,12 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
@@ -61,9 +64,11 @@ func TestSigningKeyRotationPhases(t *testing.T) {
 	annotateKeySecret(t, "test.oauth.operator.dev/poke", "1")
 	g.Consistently(func(g Gomega) string { return keySet(g).CurrentID }, 2*time.Second, 200*time.Millisecond).Should(Equal(oldKID))
 
+	rotations := testutil.ToFloat64(controllers.SigningKeyRotations)
 	clock.Advance(2 * time.Minute)
 	annotateKeySecret(t, "test.oauth.operator.dev/poke", "2")
 	g.Eventually(func(g Gomega) string { return keySet(g).CurrentID }, timeout, interval).Should(Equal(published.ID))
+	g.Expect(testutil.ToFloat64(controllers.SigningKeyRotations)).To(Equal(rotations + 1))
 	retired := keySet(g).Find(oldKID)
 	g.Expect(retired).NotTo(BeNil(), "the retired key stays published")
 	g.Expect(retired.ExpiresAt.Sub(retired.RetiredAt)).To(Equal(24*time.Hour + 5*time.Minute))
