@@ -51,12 +51,7 @@ var logs = &testenv.LogBuffer{}
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.Level(zapcore.DebugLevel)))
-	code, err := run(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(code)
+	testenv.Main(func() (int, error) { return run(m) })
 }
 
 func run(m *testing.M) (int, error) {

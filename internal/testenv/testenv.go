@@ -59,3 +59,15 @@ func Start() (*Environment, error) {
 	}
 	return &Environment{Environment: env, Config: cfg}, nil
 }
+
+// Main runs a test package whose TestMain needs set-up and tear-down: run sets up,
+// calls m.Run and tears down (deferred); an error it returns is printed and the
+// process exits 1, else with m.Run's code.
+func Main(run func() (int, error)) {
+	code, err := run()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
