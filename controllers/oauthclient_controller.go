@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -300,7 +301,7 @@ func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1a
 		}
 	}
 	if len(problems) > 0 {
-		return &notReady{oauthv1alpha1.ReasonAudienceNotAllowed, joinSentences(problems)}, nil
+		return &notReady{oauthv1alpha1.ReasonAudienceNotAllowed, strings.Join(problems, "; ")}, nil
 	}
 	return nil, nil
 }

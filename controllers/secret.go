@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"strings"
 )
 
 // clientSecretBytes is the entropy of a generated client secret: 256 bits.
@@ -24,6 +23,3 @@ func GenerateClientSecret() (string, error) {
 }
 
 func validClientSecret(v []byte) bool { return len(v) >= minClientSecretLen }
-
-// joinSentences joins problem descriptions into one condition message.
-func joinSentences(s []string) string { return strings.Join(s, "; ") }

@@ -192,10 +192,6 @@ func describeDecodeError(err error) error {
 	if errors.As(err, &typeErr) && typeErr.Field != "" {
 		return fmt.Errorf("%s: must be a %s", typeErr.Field, typeErr.Type)
 	}
-	var fieldErr *FieldError
-	if errors.As(err, &fieldErr) {
-		return fieldErr
-	}
 	// encoding/json says `json: unknown field "x"`; keep its words, they name the field.
 	return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "json: "))
 }

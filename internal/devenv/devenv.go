@@ -24,15 +24,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/operator"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
 )
 
@@ -241,18 +239,6 @@ func (e *Env) logf(format string, args ...any) {
 
 func hostPort(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
-// scheme has the Kubernetes types and the operator's API.
-func scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := oauthv1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
-
 func (e *Env) startControlPlane(ctx context.Context) error {
 	assets, err := testenv.AssetsDir()
 	if err != nil {
@@ -284,7 +270,7 @@ func (e *Env) startControlPlane(ctx context.Context) error {
 	if err := os.WriteFile(e.Kubeconfig, kubeconfig, 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
-	if e.Client, err = client.New(e.Config, client.Options{Scheme: scheme()}); err != nil {
+	if e.Client, err = client.New(e.Config, client.Options{Scheme: operator.Scheme()}); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
 	return ctx.Err()

@@ -2,6 +2,7 @@ package signing
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -46,20 +47,11 @@ func (k *Keyring) Store(ks *KeySet, version string, now time.Time) (*Loaded, err
 	algs := []string{string(ks.Current().Algorithm)}
 	for _, key := range ks.Keys {
 		a := string(key.Algorithm)
-		if !contains(algs, a) && (key.ExpiresAt.IsZero() || now.Before(key.ExpiresAt)) {
+		if !slices.Contains(algs, a) && (key.ExpiresAt.IsZero() || now.Before(key.ExpiresAt)) {
 			algs = append(algs, a)
 		}
 	}
 	l := &Loaded{Set: ks, Signer: signer, JWKS: jwks, Algorithms: algs, Version: version}
 	k.loaded.Store(l)
 	return l, nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

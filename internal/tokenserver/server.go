@@ -35,9 +35,9 @@ type Server struct {
 	cache    cache.Informers
 	registry *registry
 	keys     *signing.Keyring
-	// failures limits failed authentication per client_id and per source address;
-	// nil when disabled.
-	failures *failureLimiter
+	// clientFailures and addrFailures limit failed authentication per client_id and
+	// per source address; nil when disabled.
+	clientFailures, addrFailures *failureLimiter
 	// requests enforces clients' own rate limits (spec.rateLimit).
 	requests *requestLimiter
 	log      logr.Logger
@@ -74,7 +74,8 @@ func New(o Options) *Server {
 	}
 	s.requests = newRequestLimiter(max(o.Config.RateLimit.MaxTrackedKeys, 1000))
 	if rl := o.Config.RateLimit; rl.FailedAuthPerMinute > 0 {
-		s.failures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
+		s.clientFailures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
+		s.addrFailures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
 	}
 	if o.Metrics != nil {
 		registerMetrics(o.Metrics, s)

@@ -38,7 +38,6 @@ type tokenResponse struct {
 type grant struct {
 	clientID string
 	api      *apiEntry
-	audience string
 	scopes   []string
 	ttl      time.Duration
 }
@@ -74,10 +73,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		return nil, nil, oerr
 	}
 	g, oerr := s.authorize(req)
-	if oerr == errClientAuth && s.failures != nil {
+	if oerr == errClientAuth && s.clientFailures != nil {
 		now := s.now()
-		s.failures.fail("client:"+req.clientID, now)
-		s.failures.fail("addr:"+addr, now)
+		s.clientFailures.fail(req.clientID, now)
+		s.addrFailures.fail(addr, now)
 	}
 	if oerr != nil {
 		return nil, nil, oerr
@@ -89,12 +88,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 // throttled refuses a request whose client_id or source address has failed to
 // authenticate too often. Successful requests spend nothing.
 func (s *Server) throttled(clientID, addr string) *oauthError {
-	if s.failures == nil {
+	if s.clientFailures == nil {
 		return nil
 	}
 	now := s.now()
-	d1, byClient := s.failures.retryAfter("client:"+clientID, now)
-	d2, byAddr := s.failures.retryAfter("addr:"+addr, now)
+	d1, byClient := s.clientFailures.retryAfter(clientID, now)
+	d2, byAddr := s.addrFailures.retryAfter(addr, now)
 	if !byClient && !byAddr {
 		return nil
 	}
@@ -133,7 +132,7 @@ func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
 	if oerr != nil {
 		return nil, oerr
 	}
-	return &grant{clientID: oc.clientID, api: api, audience: api.audience, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
+	return &grant{clientID: oc.clientID, api: api, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
 }
 
 // authenticate finds the OAuthClient a client_id names and checks the secret held by
@@ -260,7 +259,7 @@ func (s *Server) issue(g *grant, requestedScope string) (*tokenResponse, *oauthE
 	ttl := int64(g.ttl / time.Second)
 	scope := strings.Join(g.scopes, " ")
 	c := claims{
-		Issuer: s.cfg.Issuer, Subject: g.clientID, Audience: g.audience,
+		Issuer: s.cfg.Issuer, Subject: g.clientID, Audience: g.api.audience,
 		IssuedAt: now, NotBefore: now, ExpiresAt: now + ttl,
 		ID: jti, ClientID: g.clientID, Scope: scope,
 	}
