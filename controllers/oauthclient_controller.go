@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 )
 
 // AudienceIndex indexes OAuthClients by the OAuthAPI names in spec.audiences.
@@ -318,7 +319,7 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oau
 		}
 	}
 	st.ClientID = oc.ClientID()
-	st.TokenURL = r.Issuer + "/oauth2-token"
+	st.TokenURL = r.Issuer + config.TokenPath
 	st.ObservedGeneration = oc.Generation
 	cond := metav1.Condition{
 		Type:               oauthv1alpha1.ConditionReady,
@@ -340,8 +341,9 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oau
 	if equality.Semantic.DeepEqual(before.Status, oc.Status) {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, oc, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("update status of OAuthClient %s/%s: %w", oc.Namespace, oc.Name, client.IgnoreNotFound(err))
+	// A client deleted meanwhile needs no status.
+	if err := client.IgnoreNotFound(r.Status().Patch(ctx, oc, client.MergeFrom(before))); err != nil {
+		return fmt.Errorf("update status of OAuthClient %s/%s: %w", oc.Namespace, oc.Name, err)
 	}
 	return nil
 }
@@ -349,7 +351,7 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oau
 func (r *OAuthClientReconciler) managedData(oc *oauthv1alpha1.OAuthClient) map[string][]byte {
 	return map[string][]byte{
 		oauthv1alpha1.SecretKeyClientID: []byte(oc.ClientID()),
-		oauthv1alpha1.SecretKeyTokenURL: []byte(r.Issuer + "/oauth2-token"),
+		oauthv1alpha1.SecretKeyTokenURL: []byte(r.Issuer + config.TokenPath),
 		oauthv1alpha1.SecretKeyIssuer:   []byte(r.Issuer),
 	}
 }

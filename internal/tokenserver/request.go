@@ -40,7 +40,8 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 		return nil, badRequest(errInvalidRequest, "parameters must be sent in the request body, not the URL")
 	}
 	mediaType, err := contentType(r.Header.Get("Content-Type"))
-	if err != nil {
+	if err != nil || (mediaType != "application/json" && mediaType != "application/x-www-form-urlencoded") {
+		// Refused before the body is read.
 		return nil, badRequest(errInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
 	}
 	bufp := bodyBuffers.Get().(*[]byte)
@@ -55,13 +56,10 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 		return nil, badRequest(errInvalidRequest, "could not read the request body")
 	}
 	var params map[string]string
-	switch mediaType {
-	case "application/json":
+	if mediaType == "application/json" {
 		params, err = parseJSONParams(body)
-	case "application/x-www-form-urlencoded":
+	} else {
 		params, err = parseFormParams(body)
-	default:
-		return nil, badRequest(errInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
 	}
 	if err != nil {
 		return nil, badRequest(errInvalidRequest, err.Error())

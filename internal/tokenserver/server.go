@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
@@ -140,7 +141,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("token server: listen on %s: %w", ts.Address, err)
 	}
-	ln = limitListener(ln, ts.MaxConnections)
+	ln = netutil.LimitListener(ln, ts.MaxConnections)
 	s.addr.Store(ln.Addr())
 	s.listening.Store(true)
 	s.log.Info("token server listening", "address", ln.Addr().String(), "tls", ts.TLS.Enabled(), "issuer", s.cfg.Issuer)
