@@ -368,14 +368,32 @@ func hasReason(oc *oauthv1alpha1.OAuthClient, reason string) bool {
 	return c != nil && c.Reason == reason
 }
 
-// SetupWithManager registers the controller and its watches: the client, the Secrets
-// it owns, the OAuthAPIs it names and the labels of its Namespace.
+// SetupWithManager adds the index the controller lists by (IndexFields) and registers
+// the controller (SetupControllerWithManager) on one manager.
 func (r *OAuthClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &oauthv1alpha1.OAuthClient{}, AudienceIndex, func(o client.Object) []string {
+	if err := IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	return r.SetupControllerWithManager(mgr)
+}
+
+// IndexFields adds the cache index the OAuthClient controller lists by (AudienceIndex).
+// Call it once per cache, before the cache starts: a manager that runs the controller
+// only while it leads indexes its long-lived cache here and registers the controller
+// on every term's manager with SetupControllerWithManager.
+func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &oauthv1alpha1.OAuthClient{}, AudienceIndex, func(o client.Object) []string {
 		return o.(*oauthv1alpha1.OAuthClient).Spec.Audiences
 	}); err != nil {
 		return fmt.Errorf("index OAuthClients by audience: %w", err)
 	}
+	return nil
+}
+
+// SetupControllerWithManager registers the controller and its watches: the client, the
+// Secrets it owns, the OAuthAPIs it names and the labels of its Namespace. The
+// manager's cache must have the index of IndexFields.
+func (r *OAuthClientReconciler) SetupControllerWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&oauthv1alpha1.OAuthClient{}).
 		Owns(&corev1.Secret{}).

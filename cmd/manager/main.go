@@ -1,5 +1,6 @@
-// Command manager runs oauth-client-operator: the OAuthClient controller and the token
-// server in one controller-runtime manager.
+// Command manager runs oauth-client-operator: the token server, the signing keys and
+// the caches in every replica, and the controllers (OAuthClient, signing-key rotation)
+// in the replica that holds the leader-election Lease (--leader-elect), in one process.
 package main
 
 import (
@@ -33,6 +34,9 @@ func run() error {
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `metrics listen address; "0" disables metrics`)
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", `health-probe listen address (/healthz, /readyz); "0" disables probes`)
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles (every replica serves tokens)")
+	flag.DurationVar(&opts.LeaseDuration, "leader-elect-lease-duration", operator.DefaultLeaseDuration, "how long a leader's Lease holds without renewal before another replica may take it")
+	flag.DurationVar(&opts.RenewDeadline, "leader-elect-renew-deadline", operator.DefaultRenewDeadline, "how long the leader tries to renew its Lease before it stops the leader-only work (shorter than the lease duration)")
+	flag.DurationVar(&opts.RetryPeriod, "leader-elect-retry-period", operator.DefaultRetryPeriod, "how often replicas try to acquire or renew the Lease")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "OAuthClients reconciled at once")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

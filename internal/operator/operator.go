@@ -45,6 +45,9 @@ type Options struct {
 	LeaderElection bool
 	// LeaderElectionID names the Lease.
 	LeaderElectionID string
+	// LeaseDuration, RenewDeadline and RetryPeriod are the leader-election timings;
+	// zero takes controller-runtime's defaults (15s, 10s, 2s).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// SkipControllerNameValidation allows several managers in one process (tests).
 	SkipControllerNameValidation bool
 	// Now is the clock of rotations and token lifetimes; time.Now when nil (tests
@@ -86,15 +89,14 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		opts.LeaderElectionID = "oauth-client-operator.oauth.operator.dev"
 	}
 	scheme := Scheme()
+	// The process's manager runs without leader election: its cache, token server,
+	// probes and metrics serve in every replica whatever happens to the lease.
+	// LeaderWork elects and runs the leader-only controllers in terms.
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
-		HealthProbeBindAddress:  opts.ProbeAddr,
-		LeaderElection:          opts.LeaderElection,
-		LeaderElectionID:        opts.LeaderElectionID,
-		LeaderElectionNamespace: opts.Namespace,
-		// Release the lease on shutdown so a successor takes over at once.
-		LeaderElectionReleaseOnCancel: true,
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress: opts.ProbeAddr,
+		LeaderElection:         false,
 		Cache: cache.Options{
 			// Secrets hold every tenant's credentials: cache only the operator's own.
 			ByObject: map[client.Object]cache.ByObject{
@@ -107,33 +109,57 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
-
-	if err := (&controllers.OAuthClientReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    scheme,
-		Recorder:  mgr.GetEventRecorder("oauth-client-operator"),
-		Issuer:    opts.Config.Issuer,
-		Now:       opts.Now,
-		Workers:   cmp.Or(opts.MaxConcurrentReconciles, 4),
-	}).SetupWithManager(ctx, mgr); err != nil {
-		return nil, fmt.Errorf("set up OAuthClient controller: %w", err)
+	if err := controllers.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
+		return nil, err
 	}
 
+	recorder := mgr.GetEventRecorder("oauth-client-operator")
 	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName}
-	if err := (&controllers.SigningKeyReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("oauth-client-operator"),
-		Key:      keySecret,
-		Policy: signing.Policy{
-			Algorithm:        signing.Algorithm(opts.Config.Signing.Algorithm),
-			Interval:         opts.Config.Signing.RotationInterval.Duration,
-			PropagationDelay: opts.Config.Signing.PropagationDelay.Duration,
-			RetireAfter:      opts.Config.Tokens.MaxTTL.Duration + config.RetirementLeeway,
-		},
-		Now: opts.Now,
-	}).SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("set up signing-key rotation: %w", err)
+	workers := cmp.Or(opts.MaxConcurrentReconciles, 4)
+	apiReader := mgr.GetAPIReader()
+	// setupLeaderWork registers the leader-only controllers on one term's manager,
+	// which shares the process's cache and client.
+	setupLeaderWork := func(term ctrl.Manager) error {
+		if err := (&controllers.OAuthClientReconciler{
+			Client:    term.GetClient(),
+			APIReader: apiReader,
+			Scheme:    scheme,
+			Recorder:  recorder,
+			Issuer:    opts.Config.Issuer,
+			Now:       opts.Now,
+			Workers:   workers,
+		}).SetupControllerWithManager(term); err != nil {
+			return fmt.Errorf("set up OAuthClient controller: %w", err)
+		}
+		if err := (&controllers.SigningKeyReconciler{
+			Client:   term.GetClient(),
+			Recorder: recorder,
+			Key:      keySecret,
+			Policy: signing.Policy{
+				Algorithm:        signing.Algorithm(opts.Config.Signing.Algorithm),
+				Interval:         opts.Config.Signing.RotationInterval.Duration,
+				PropagationDelay: opts.Config.Signing.PropagationDelay.Duration,
+				RetireAfter:      opts.Config.Tokens.MaxTTL.Duration + config.RetirementLeeway,
+			},
+			Now: opts.Now,
+		}).SetupWithManager(term); err != nil {
+			return fmt.Errorf("set up signing-key rotation: %w", err)
+		}
+		return nil
+	}
+	leader, err := newLeaderWork(mgr, restCfg, LeaderElection{
+		Enabled:       opts.LeaderElection,
+		ID:            opts.LeaderElectionID,
+		Namespace:     opts.Namespace,
+		LeaseDuration: opts.LeaseDuration,
+		RenewDeadline: opts.RenewDeadline,
+		RetryPeriod:   opts.RetryPeriod,
+	}, setupLeaderWork, ctrl.Log.WithName("leader"))
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(leader); err != nil {
+		return nil, fmt.Errorf("add leader-only work: %w", err)
 	}
 
 	keys := &signing.Keyring{}
@@ -177,7 +203,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	if err := mgr.AddReadyzCheck("api-server", apiServer.Ready); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
-	return &Operator{Manager: mgr, TokenServer: tokens, Keys: keys, APIServer: apiServer}, nil
+	return &Operator{Manager: mgr, TokenServer: tokens, Keys: keys, APIServer: apiServer, Leader: leader}, nil
 }
 
 // Operator is the assembled manager with handles on its parts, for callers that need
@@ -190,4 +216,7 @@ type Operator struct {
 	Keys *signing.Keyring
 	// APIServer tracks whether the API server answers (readiness check "api-server").
 	APIServer *APIServerProbe
+	// Leader runs the leader-only work (reconcilers, key rotation) while this replica
+	// leads.
+	Leader *LeaderWork
 }

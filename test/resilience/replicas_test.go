@@ -24,6 +24,7 @@ import (
 // Leader election timings of controller-runtime's defaults, which cmd/manager keeps.
 const (
 	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
 	retryPeriod   = 2 * time.Second
 	leaseName     = "oauth-client-operator.oauth.operator.dev"
 	// handoverBound is the longest a crashed leader's lease may delay a successor:
