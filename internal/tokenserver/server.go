@@ -6,6 +6,7 @@ package tokenserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -137,6 +138,15 @@ func (s *Server) Start(ctx context.Context) error {
 		ErrorLog:          nil,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
+	if ts.TLS.Enabled() {
+		// The certificate and key are read again when their files change (certreload.go).
+		certs, err := newCertReloader(ts.TLS.CertFile, ts.TLS.KeyFile, certRecheckInterval, s.log)
+		if err != nil {
+			return fmt.Errorf("token server: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+		go certs.Run(ctx)
+	}
 	ln, err := net.Listen("tcp", ts.Address)
 	if err != nil {
 		return fmt.Errorf("token server: listen on %s: %w", ts.Address, err)
@@ -149,7 +159,7 @@ func (s *Server) Start(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
 		if ts.TLS.Enabled() {
-			errc <- srv.ServeTLS(ln, ts.TLS.CertFile, ts.TLS.KeyFile)
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
