@@ -18,8 +18,13 @@ var (
 		Name: "oauth_signing_key_rotations_total",
 		Help: "Signing keys that became current (rotations completed).",
 	})
+	// SigningKeyRevocations counts emergency revocations carried out.
+	SigningKeyRevocations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "oauth_signing_key_revocations_total",
+		Help: "Emergency revocations of signing keys carried out (oauth.operator.dev/revoke-key).",
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(SecretRotations, SigningKeyRotations)
+	metrics.Registry.MustRegister(SecretRotations, SigningKeyRotations, SigningKeyRevocations)
 }

@@ -114,6 +114,9 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	}
 
 	recorder := mgr.GetEventRecorder("oauth-client-operator")
+	// Every revoked signing key this process has seen: the key source never loads one
+	// again, and the leader's rotation revokes one again that comes back.
+	revocations := &signing.Revocations{}
 	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName}
 	workers := cmp.Or(opts.MaxConcurrentReconciles, 4)
 	apiReader := mgr.GetAPIReader()
@@ -141,7 +144,8 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 				PropagationDelay: opts.Config.Signing.PropagationDelay.Duration,
 				RetireAfter:      opts.Config.Tokens.MaxTTL.Duration + config.RetirementLeeway,
 			},
-			Now: opts.Now,
+			Now:         opts.Now,
+			Revocations: revocations,
 		}).SetupWithManager(term); err != nil {
 			return fmt.Errorf("set up signing-key rotation: %w", err)
 		}
@@ -164,14 +168,15 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 
 	keys := &signing.Keyring{}
 	if err := mgr.Add(&signing.SecretSource{
-		Key:       keySecret,
-		Algorithm: signing.Algorithm(opts.Config.Signing.Algorithm),
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Cache:     mgr.GetCache(),
-		Keyring:   keys,
-		Log:       ctrl.Log.WithName("signing-keys"),
-		Now:       opts.Now,
+		Key:         keySecret,
+		Algorithm:   signing.Algorithm(opts.Config.Signing.Algorithm),
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Cache:       mgr.GetCache(),
+		Keyring:     keys,
+		Revocations: revocations,
+		Log:         ctrl.Log.WithName("signing-keys"),
+		Now:         opts.Now,
 	}); err != nil {
 		return nil, fmt.Errorf("add signing-key source: %w", err)
 	}

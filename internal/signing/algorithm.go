@@ -54,6 +54,9 @@ var (
 	// ErrMalformed reports Secret data that cannot be parsed (JSON, PEM,
 	// PKCS#8 or timestamps).
 	ErrMalformed = errors.New("malformed key set data")
+	// ErrRevokedKey reports a revoked key where it must not be: in a key set to load
+	// or sign with.
+	ErrRevokedKey = errors.New("revoked signing key")
 )
 
 // ParseAlgorithm returns the Algorithm named s (case-sensitive, as in JOSE).

@@ -27,6 +27,9 @@ type KeySet struct {
 	// Keys holds all keys: current, published-but-not-yet-active and
 	// retired-but-unexpired ones. Order is preserved by Encode/Decode.
 	Keys []*Key
+	// Revoked lists the keys revoked in an emergency (Revoke): none of them may be
+	// in Keys again. Order is preserved by Encode/Decode.
+	Revoked []RevokedKey
 }
 
 // Current returns the key named by CurrentID, or nil if there is none.
@@ -70,6 +73,11 @@ func (ks *KeySet) Validate() error {
 		}
 		seen[k.ID] = true
 	}
+	for _, r := range ks.Revoked {
+		if seen[r.ID] {
+			return fmt.Errorf("%w: key %q is listed as revoked", ErrRevokedKey, r.ID)
+		}
+	}
 	if ks.CurrentID == "" {
 		return fmt.Errorf("%w: no current key", ErrInvalidKeySet)
 	}
@@ -102,6 +110,13 @@ type document struct {
 	Version int           `json:"version"`
 	Current string        `json:"current"`
 	Keys    []documentKey `json:"keys"`
+	// Revoked is optional (absent in documents written before revocation existed).
+	Revoked []documentRevoked `json:"revoked,omitempty"`
+}
+
+type documentRevoked struct {
+	Kid       string `json:"kid"`
+	RevokedAt string `json:"revokedAt,omitempty"`
 }
 
 type documentKey struct {
@@ -136,6 +151,9 @@ func (ks *KeySet) Encode() (map[string][]byte, error) {
 			ExpiresAt:   formatTime(k.ExpiresAt),
 			PrivateKey:  string(pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})),
 		})
+	}
+	for _, r := range ks.Revoked {
+		doc.Revoked = append(doc.Revoked, documentRevoked{Kid: r.ID, RevokedAt: formatTime(r.RevokedAt)})
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
@@ -175,6 +193,13 @@ func Decode(data map[string][]byte) (*KeySet, error) {
 			return nil, fmt.Errorf("decode key set: key %d (kid %q): %w", i, dk.Kid, err)
 		}
 		ks.Keys = append(ks.Keys, k)
+	}
+	for i, dr := range doc.Revoked {
+		at, err := parseTime(dr.RevokedAt)
+		if err != nil {
+			return nil, fmt.Errorf("decode key set: revoked key %d (kid %q): revokedAt: %w", i, dr.Kid, err)
+		}
+		ks.Revoked = append(ks.Revoked, RevokedKey{ID: dr.Kid, RevokedAt: at})
 	}
 	if err := ks.Validate(); err != nil {
 		return nil, fmt.Errorf("decode key set: %w", err)

@@ -28,6 +28,11 @@ const (
 // the Secret with a new key when it is missing (any replica may; on a conflict it reads
 // the winner's), then reloads the keys whenever the Secret changes. It runs in every
 // replica.
+//
+// Revoked keys (KeySet.Revoke) are never loaded: a version of the Secret that brings
+// one back (a restored backup, a stale write) has it dropped, or is refused when it
+// would sign with it; the keys in force stay until the leader revokes it again. A
+// deleted Secret is restored from the keys in force, never with a revoked key.
 type SecretSource struct {
 	// Key names the Secret.
 	Key types.NamespacedName
@@ -41,6 +46,9 @@ type SecretSource struct {
 	Cache cache.Cache
 	// Keyring receives the keys.
 	Keyring *Keyring
+	// Revocations remembers every revoked key seen by this process (shared with the
+	// signing-key controller); nil remembers only what the Secret lists.
+	Revocations *Revocations
 	// Log receives what happens to the keys (never key material).
 	Log logr.Logger
 	// Now is the clock; time.Now when nil.
@@ -113,8 +121,13 @@ func (s *SecretSource) deleted(ctx context.Context, obj any) {
 	if cur == nil {
 		return
 	}
-	s.Log.Info("signing-key Secret was deleted or lost its labels; restoring it from the keys in force", "secret", s.Key.String())
-	if err := s.write(ctx, cur.Set); err != nil {
+	keys, dropped, err := cur.Set.WithoutRevoked(s.Revocations)
+	if err != nil {
+		s.Log.Error(err, "signing-key Secret was deleted or lost its labels; not restoring revoked keys", "secret", s.Key.String())
+		return
+	}
+	s.Log.Info("signing-key Secret was deleted or lost its labels; restoring it from the keys in force", "secret", s.Key.String(), "droppedRevoked", dropped)
+	if err := s.write(ctx, keys); err != nil {
 		s.Log.Error(err, "restore signing-key Secret", "secret", s.Key.String())
 	}
 }
@@ -123,6 +136,14 @@ func (s *SecretSource) load(secret *corev1.Secret) error {
 	ks, err := Decode(secret.Data)
 	if err != nil {
 		return err
+	}
+	s.Revocations.Add(ks.Revoked...)
+	ks, dropped, err := ks.WithoutRevoked(s.Revocations)
+	if err != nil {
+		return err
+	}
+	if len(dropped) > 0 {
+		s.Log.Error(ErrRevokedKey, "the signing-key Secret holds revoked keys; not loading them", "secret", s.Key.String(), "revoked", dropped)
 	}
 	l, err := s.Keyring.Store(ks, secret.ResourceVersion, s.Now())
 	if err != nil {
