@@ -46,7 +46,8 @@ type replica struct {
 
 // startReplica runs cmd/manager with --leader-elect. Every replica has the same issuer
 // (tokens are interchangeable) and its own token-server, probe and metrics addresses.
-func startReplica(t *testing.T, name, namespace, kubeconfig, issuer, tokenAddr string) *replica {
+// extraConfig lines are appended to its config file.
+func startReplica(t *testing.T, name, namespace, kubeconfig, issuer, tokenAddr string, extraConfig ...string) *replica {
 	t.Helper()
 	dir := t.TempDir()
 	r := &replica{
@@ -55,7 +56,8 @@ func startReplica(t *testing.T, name, namespace, kubeconfig, issuer, tokenAddr s
 		log: filepath.Join(dir, "manager.log"), exited: make(chan struct{}),
 	}
 	configFile := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(configFile, []byte(fmt.Sprintf("issuer: %s\ntokenServer: {address: %q}\n", issuer, tokenAddr)), 0o600); err != nil {
+	configText := fmt.Sprintf("issuer: %s\ntokenServer: {address: %q}\n", issuer, tokenAddr) + strings.Join(extraConfig, "\n")
+	if err := os.WriteFile(configFile, []byte(configText), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logFile, err := os.Create(r.log)
