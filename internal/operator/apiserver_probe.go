@@ -2,17 +2,13 @@ package operator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
@@ -30,21 +26,8 @@ type APIServerProbe struct {
 	// lastOK is the time of the last successful probe, in nanoseconds of monotonic
 	// time since start (0 before the probe runs: the start counts as a success).
 	lastOK atomic.Int64
-	// failing is true while the last probe failed: probes come every second then, so
-	// the return of the API server is seen at once.
-	failing atomic.Bool
-	start   time.Time
-	// recovered is closed and replaced at each successful probe.
-	mu        sync.Mutex
-	recovered chan struct{}
+	start  time.Time
 }
-
-// failingInterval is the probe interval while the API server does not answer.
-const failingInterval = time.Second
-
-// maxWatchErrorWait bounds how long an informer waits for the API server in
-// WatchErrorHandler: client-go's longest back-off step.
-const maxWatchErrorWait = 30 * time.Second
 
 var _ manager.LeaderElectionRunnable = (*APIServerProbe)(nil)
 
@@ -65,11 +48,10 @@ func newAPIServerProbe(cfg *rest.Config, grace time.Duration) (*APIServerProbe, 
 		check: func(ctx context.Context) error {
 			return dc.RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
 		},
-		grace:     grace,
-		interval:  interval,
-		timeout:   min(max(interval, time.Second), 5*time.Second),
-		start:     time.Now(),
-		recovered: make(chan struct{}),
+		grace:    grace,
+		interval: interval,
+		timeout:  min(max(interval, time.Second), 5*time.Second),
+		start:    time.Now(),
 	}
 	return p, nil
 }
@@ -77,19 +59,16 @@ func newAPIServerProbe(cfg *rest.Config, grace time.Duration) (*APIServerProbe, 
 // NeedLeaderElection is false: every replica serves tokens, so every replica probes.
 func (p *APIServerProbe) NeedLeaderElection() bool { return false }
 
-// Start probes the API server until ctx ends: every interval, and every second
-// while it does not answer.
+// Start probes the API server until ctx ends.
 func (p *APIServerProbe) Start(ctx context.Context) error {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
 	for {
 		p.probe(ctx)
-		next := p.interval
-		if p.failing.Load() {
-			next = min(next, failingInterval)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(next):
+		case <-t.C:
 		}
 	}
 }
@@ -97,47 +76,8 @@ func (p *APIServerProbe) Start(ctx context.Context) error {
 func (p *APIServerProbe) probe(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	if err := p.check(ctx); err != nil {
-		p.failing.Store(true)
-		return
-	}
-	p.lastOK.Store(int64(time.Since(p.start)))
-	p.failing.Store(false)
-	p.mu.Lock()
-	close(p.recovered)
-	p.recovered = make(chan struct{})
-	p.mu.Unlock()
-}
-
-// WatchErrorHandler is the informers' watch error handler: it logs as client-go's
-// does, then, when the API server did not answer (a connection error, not an API
-// status), waits until a probe after the error succeeds (at most
-// maxWatchErrorWait). client-go's reflector backs off after every failed list or
-// watch, up to 30s plus as much jitter, so through a long outage the informers would
-// relist up to a minute after the API server's return; waiting here keeps them from
-// failing often enough to back off that far, and they relist a second or two after
-// the return.
-func (p *APIServerProbe) WatchErrorHandler(ctx context.Context, r *toolscache.Reflector, err error) {
-	toolscache.DefaultWatchErrorHandler(ctx, r, err)
-	var status apierrors.APIStatus
-	if errors.As(err, &status) && !p.failing.Load() {
-		return // the API server answered: client-go's back-off as usual
-	}
-	p.waitForSuccess(ctx, maxWatchErrorWait)
-}
-
-// waitForSuccess returns after the next successful probe, or after max, or when ctx
-// ends.
-func (p *APIServerProbe) waitForSuccess(ctx context.Context, max time.Duration) {
-	p.mu.Lock()
-	recovered := p.recovered
-	p.mu.Unlock()
-	t := time.NewTimer(max)
-	defer t.Stop()
-	select {
-	case <-recovered:
-	case <-t.C:
-	case <-ctx.Done():
+	if err := p.check(ctx); err == nil {
+		p.lastOK.Store(int64(time.Since(p.start)))
 	}
 }
 
