@@ -1,9 +1,10 @@
 // Command dev runs the operator locally without a cluster (`make dev`): etcd and
 // kube-apiserver on loopback, the CRDs and config/samples, the manager with its token
 // server, and the example API when the repository has one. It prints one
-// `ready: token_url=… api_url=… kubeconfig=…` line and a short guide on stdout, runs
-// until SIGINT or SIGTERM, then stops everything and exits 0. It exits non-zero when
-// something fails to start or a child process dies.
+// `ready: token_url=… api_url=… kubeconfig=… token_urls=…,…` line and a short guide on
+// stdout, runs until SIGINT or SIGTERM, then stops everything and exits 0. It exits
+// non-zero when something fails to start or a child process dies (with --replicas N,
+// when the last manager replica has).
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/operator"
 )
 
 func main() {
@@ -58,7 +60,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	portVar(&opts.ProbePort, devenv.RoleProbe, devenv.DefaultProbePort, "manager health-probe port")
 	fs.StringVar(&opts.Dir, "dir", "", "folder for the binaries, kubeconfig, manager config and logs (default <repo>/bin/dev)")
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for the token endpoint to answer")
+	fs.IntVar(&opts.Replicas, "replicas", 1, "manager processes; more than 1 runs them with leader election, each serving tokens on its own port")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if opts.Replicas < 1 || opts.Replicas > 9 {
+		_, _ = fmt.Fprintf(stderr, "dev: --replicas %d: want 1 to 9\n", opts.Replicas)
 		return 2
 	}
 	if err := errors.Join(portErrs...); err != nil {
@@ -88,7 +95,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s\n", env.TokenURL, env.APIURL, env.Kubeconfig)
+	// Scripts parse this line: fields are only ever added, never renamed or removed.
+	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s token_urls=%s\n",
+		env.TokenURL, env.APIURL, env.Kubeconfig, strings.Join(env.TokenURLs(), ","))
 	writeGuide(stdout, env)
 
 	code := 0
@@ -135,11 +144,38 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 	p("  # the public keys APIs verify tokens with")
 	p("  curl -sS %s/.well-known/jwks.json", env.Issuer)
 	p("")
+	if len(env.Replicas) > 1 {
+		writeReplicasGuide(p, env, kc)
+	}
 	logs := env.ManagerLog
+	for _, r := range env.Replicas[min(1, len(env.Replicas)):] {
+		logs += ", " + r.Log
+	}
 	if env.APILog != "" {
 		logs += ", " + env.APILog
 	}
 	p("Logs: %s. Ctrl-C stops everything.", logs)
+}
+
+// writeReplicasGuide shows the replicas and how to watch and move the leadership.
+func writeReplicasGuide(p func(string, ...any), env *devenv.Env, kc string) {
+	pids := env.ManagerPIDs()
+	p("%d manager replicas compete for one Lease; the leader reconciles, every replica serves tokens:", len(env.Replicas))
+	var ports []string
+	for i, r := range env.Replicas {
+		p("  %-10s pid %-7d %s  metrics :%d", r.Name, pids[i], r.TokenURL, r.MetricsPort)
+		ports = append(ports, strconv.Itoa(r.MetricsPort))
+	}
+	p("")
+	p("  # which one leads: the Lease's HOLDER (kubectl -w to watch it change) ...")
+	p("  kubectl --kubeconfig %s -n %s get lease %s", kc, devenv.OperatorNamespace, operator.DefaultLeaderElectionID)
+	p("  # ... and, per replica, leader_election_master_status 1 on the leader")
+	p(`  for p in %s; do echo ":$p $(curl -s 127.0.0.1:$p/metrics | grep '^leader_election_master_status')"; done`, strings.Join(ports, " "))
+	p("")
+	p("  # stop the leader: kill <pid> releases the Lease and another replica leads at once")
+	p("  # (kill -9: once the 15 s lease expires); the others keep serving tokens, and this")
+	p("  # runner goes on while one replica runs")
+	p("")
 }
 
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)

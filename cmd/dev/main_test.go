@@ -33,6 +33,34 @@ func TestGuide(t *testing.T) {
 	}
 }
 
+// With replicas, the guide lists them and says how to watch and move the leadership.
+func TestGuideReplicas(t *testing.T) {
+	env := &devenv.Env{
+		Issuer:     "http://127.0.0.1:18443",
+		TokenURL:   "http://127.0.0.1:18443/oauth2-token",
+		Kubeconfig: "/repo/bin/dev/kubeconfig",
+		ManagerLog: "/repo/bin/dev/manager.log",
+		Replicas: []devenv.Replica{
+			{Name: "manager", TokenURL: "http://127.0.0.1:18443/oauth2-token", MetricsPort: 18081, Log: "/repo/bin/dev/manager.log"},
+			{Name: "manager-2", TokenURL: "http://127.0.0.1:40001/oauth2-token", MetricsPort: 40002, Log: "/repo/bin/dev/manager-2.log"},
+		},
+	}
+	var out bytes.Buffer
+	writeGuide(&out, env)
+	for _, want := range []string{
+		"2 manager replicas compete for one Lease",
+		"http://127.0.0.1:40001/oauth2-token",
+		"kubectl --kubeconfig /repo/bin/dev/kubeconfig -n oauth-system get lease oauth-client-operator.oauth.operator.dev\n",
+		"for p in 18081 40002; do",
+		"leader_election_master_status",
+		"Logs: /repo/bin/dev/manager.log, /repo/bin/dev/manager-2.log.",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("guide lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"/repo/bin/dev/kubeconfig": "/repo/bin/dev/kubeconfig",

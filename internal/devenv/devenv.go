@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -81,6 +82,12 @@ type Options struct {
 	// ManagerConfig is YAML merged over the manager's config file (issuer and
 	// address are set by Start), e.g. short rotation times for tests.
 	ManagerConfig string
+	// Replicas is the number of manager processes. 0 or 1: one, without leader
+	// election. More: each with --leader-elect (one Lease, one leader reconciles),
+	// each serving tokens on its own port (the first on TokenPort, the others on free
+	// ports) with the first one's issuer, so their tokens are interchangeable; one
+	// that exits is reported and the others go on.
+	Replicas int
 	// APIArgs are extra flags of the example API (e.g. --leeway).
 	APIArgs []string
 }
@@ -102,18 +109,21 @@ type Env struct {
 	Client client.Client
 	// Dir holds the binaries, kubeconfig, manager config and logs.
 	Dir string
-	// ManagerLog and APILog are the children's log files (stdout and stderr).
+	// ManagerLog and APILog are the children's log files (stdout and stderr);
+	// ManagerLog is the first replica's.
 	ManagerLog, APILog string
-	// The ports in use, all on 127.0.0.1.
+	// The ports in use, all on 127.0.0.1; TokenPort, MetricsPort and ProbePort are the
+	// first replica's.
 	TokenPort, APIPort, MetricsPort, ProbePort int
+	// Replicas are the manager processes (one unless Options.Replicas > 1).
+	Replicas []Replica
 
 	opts         Options
 	controlPlane *envtest.Environment
-	managerArgs  []string
 
-	mu      sync.Mutex // guards manager, api
-	manager *child
-	api     *child
+	mu       sync.Mutex // guards managers, api
+	managers []*child   // by replica, as Replicas
+	api      *child
 
 	failOnce sync.Once
 	failed   chan struct{} // closed when a child exited unexpectedly
@@ -123,9 +133,33 @@ type Env struct {
 	stopErr  error
 }
 
+// Replica is one manager process.
+type Replica struct {
+	// Name is "manager" for the first, then "manager-2", "manager-3", ….
+	Name string
+	// TokenURL is its token endpoint (all replicas share Env.Issuer).
+	TokenURL string
+	// TokenPort, MetricsPort and ProbePort are its ports on 127.0.0.1.
+	TokenPort, MetricsPort, ProbePort int
+	// Log is its log file.
+	Log string
+
+	args []string
+}
+
+// TokenURLs returns every replica's token endpoint, the first one first.
+func (e *Env) TokenURLs() []string {
+	urls := make([]string, len(e.Replicas))
+	for i, r := range e.Replicas {
+		urls[i] = r.TokenURL
+	}
+	return urls
+}
+
 // Start builds the binaries (unless given), starts the control plane, applies the
-// samples, starts the manager (and the example API) and returns once the sample client
-// gets a token. On error everything started is stopped again.
+// samples, starts the manager replicas (and the example API) and returns once the
+// sample client gets a token from every replica. On error everything started is
+// stopped again.
 func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
@@ -152,10 +186,24 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if withAPI {
 		ports = append(ports, &portRequest{Role: RoleAPI, Port: &opts.APIPort})
 	}
+	e.Replicas = make([]Replica, max(opts.Replicas, 1))
+	for i := range e.Replicas {
+		r := &e.Replicas[i]
+		r.Name = "manager"
+		if i == 0 {
+			continue
+		}
+		r.Name = fmt.Sprintf("manager-%d", i+1)
+		ports = append(ports,
+			&portRequest{Role: RoleToken + " of " + r.Name, Port: &r.TokenPort},
+			&portRequest{Role: RoleMetrics + " of " + r.Name, Port: &r.MetricsPort},
+			&portRequest{Role: RoleProbe + " of " + r.Name, Port: &r.ProbePort})
+	}
 	if err := reservePorts(ports); err != nil {
 		return nil, err
 	}
 	e.TokenPort, e.APIPort, e.MetricsPort, e.ProbePort = opts.TokenPort, opts.APIPort, opts.MetricsPort, opts.ProbePort
+	e.Replicas[0].TokenPort, e.Replicas[0].MetricsPort, e.Replicas[0].ProbePort = e.TokenPort, e.MetricsPort, e.ProbePort
 
 	bins := opts.Binaries
 	if bins == nil {
@@ -178,24 +226,37 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 
-	configFile, err := e.writeManagerConfig()
-	if err != nil {
-		return nil, err
+	e.managers = make([]*child, len(e.Replicas))
+	for i := range e.Replicas {
+		r := &e.Replicas[i]
+		r.TokenURL = "http://" + hostPort(r.TokenPort) + config.TokenPath
+		configFile, err := e.writeManagerConfig(r.Name, r.TokenPort)
+		if err != nil {
+			return nil, err
+		}
+		r.Log = filepath.Join(opts.Dir, r.Name+".log")
+		r.args = []string{bins.Manager,
+			"--config", configFile,
+			"--kubeconfig", e.Kubeconfig,
+			"--namespace", OperatorNamespace,
+			"--metrics-bind-address", hostPort(r.MetricsPort),
+			"--health-probe-bind-address", hostPort(r.ProbePort),
+		}
+		if len(e.Replicas) > 1 {
+			r.args = append(r.args, "--leader-elect")
+		}
 	}
-	e.ManagerLog = filepath.Join(opts.Dir, "manager.log")
-	e.managerArgs = []string{bins.Manager,
-		"--config", configFile,
-		"--kubeconfig", e.Kubeconfig,
-		"--namespace", OperatorNamespace,
-		"--metrics-bind-address", hostPort(e.MetricsPort),
-		"--health-probe-bind-address", hostPort(e.ProbePort),
+	e.ManagerLog = e.Replicas[0].Log
+	for i, r := range e.Replicas {
+		e.logf("starting the %s (log: %s)", r.Name, r.Log)
+		if err := e.startManager(i, false); err != nil {
+			return nil, err
+		}
 	}
-	e.logf("starting the manager (log: %s)", e.ManagerLog)
-	if err := e.startManager(false); err != nil {
-		return nil, err
-	}
-	if err := e.waitForToken(ctx); err != nil {
-		return nil, err
+	for i := range e.Replicas {
+		if err := e.waitForToken(ctx, i); err != nil {
+			return nil, err
+		}
 	}
 
 	if withAPI {
@@ -276,12 +337,13 @@ func (e *Env) startControlPlane(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// writeManagerConfig writes the manager's config file (checked with the manager's own
-// parser) and returns its path.
-func (e *Env) writeManagerConfig() (string, error) {
+// writeManagerConfig writes a replica's config file (checked with the manager's own
+// parser) and returns its path: every replica has the first one's issuer and its own
+// token port.
+func (e *Env) writeManagerConfig(name string, tokenPort int) (string, error) {
 	base := map[string]any{
 		"issuer":      e.Issuer,
-		"tokenServer": map[string]any{"address": hostPort(e.TokenPort)},
+		"tokenServer": map[string]any{"address": hostPort(tokenPort)},
 		"tokens":      map[string]any{"defaultTTL": "1h"},
 		"signing":     map[string]any{"algorithm": "ES256"},
 	}
@@ -300,7 +362,7 @@ func (e *Env) writeManagerConfig() (string, error) {
 	if _, err := config.Parse([]byte(text)); err != nil {
 		return "", fmt.Errorf("manager config: %w", err)
 	}
-	path := filepath.Join(e.opts.Dir, "manager-config.yaml")
+	path := filepath.Join(e.opts.Dir, name+"-config.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		return "", fmt.Errorf("write manager config: %w", err)
 	}
@@ -320,8 +382,9 @@ func merge(dst, src map[string]any) {
 	}
 }
 
-func (e *Env) startManager(restart bool) error {
-	return e.startTracked(&e.manager, "manager", e.ManagerLog, restart, e.managerArgs)
+func (e *Env) startManager(i int, restart bool) error {
+	r := e.Replicas[i]
+	return e.startTracked(&e.managers[i], r.Name, r.Log, restart, r.args)
 }
 
 // startTracked starts a child into *slot, unless Stop has begun: Stop then sees every
@@ -363,12 +426,12 @@ func (e *Env) startExampleAPI(ctx context.Context, binary string) error {
 	return e.waitForAPI(ctx, api)
 }
 
-// RestartOperator stops the manager process (SIGTERM, then SIGKILL after StopTimeout)
-// and starts it again with the same binary, flags and config file, then waits until
-// the sample client gets a token again.
+// RestartOperator stops every manager process (SIGTERM, then SIGKILL after
+// StopTimeout) and starts them again with the same binary, flags and config files,
+// then waits until the sample client gets a token from each again.
 func (e *Env) RestartOperator(ctx context.Context) error {
 	e.mu.Lock()
-	m := e.manager
+	managers := slices.Clone(e.managers)
 	e.mu.Unlock()
 	select {
 	case <-e.stopped:
@@ -377,17 +440,23 @@ func (e *Env) RestartOperator(ctx context.Context) error {
 		return fmt.Errorf("restart operator: %w", e.failErr)
 	default:
 	}
-	if m != nil {
-		if err := m.stop(e.opts.StopTimeout); err != nil {
+	for _, m := range managers {
+		if m != nil {
+			if err := m.stop(e.opts.StopTimeout); err != nil {
+				return fmt.Errorf("restart operator: %w", err)
+			}
+		}
+	}
+	for i, r := range e.Replicas {
+		e.logf("restarting the %s", r.Name)
+		if err := e.startManager(i, true); err != nil {
 			return fmt.Errorf("restart operator: %w", err)
 		}
 	}
-	e.logf("restarting the manager")
-	if err := e.startManager(true); err != nil {
-		return fmt.Errorf("restart operator: %w", err)
-	}
-	if err := e.waitForToken(ctx); err != nil {
-		return fmt.Errorf("restart operator: %w", err)
+	for i := range e.Replicas {
+		if err := e.waitForToken(ctx, i); err != nil {
+			return fmt.Errorf("restart operator: %w", err)
+		}
 	}
 	return nil
 }
@@ -409,14 +478,29 @@ func (e *Env) Wait(ctx context.Context) error {
 	}
 }
 
-// ChildPIDs returns the process ids of the running children (manager, example API).
+// ChildPIDs returns the process ids of the running children: the example API, then
+// the manager replicas.
 func (e *Env) ChildPIDs() []int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var pids []int
-	for _, c := range []*child{e.api, e.manager} {
+	for _, c := range append([]*child{e.api}, e.managers...) {
 		if c != nil && !c.exited() {
 			pids = append(pids, c.cmd.Process.Pid)
+		}
+	}
+	return pids
+}
+
+// ManagerPIDs returns the process id of each manager replica, 0 for one that is not
+// running.
+func (e *Env) ManagerPIDs() []int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pids := make([]int, len(e.Replicas))
+	for i, c := range e.managers {
+		if i < len(pids) && c != nil && !c.exited() {
+			pids[i] = c.cmd.Process.Pid
 		}
 	}
 	return pids
@@ -429,7 +513,7 @@ func (e *Env) Stop() error {
 	e.stopOnce.Do(func() {
 		close(e.stopped)
 		e.mu.Lock()
-		children := []*child{e.api, e.manager}
+		children := append([]*child{e.api}, e.managers...)
 		e.mu.Unlock()
 		var errs []error
 		for _, c := range children {

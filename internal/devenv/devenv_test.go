@@ -182,3 +182,89 @@ func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestReplicas runs two manager processes with leader election: each serves the sample
+// client a token on its own port, one leads, and when the leader is stopped the other
+// leads while the environment goes on.
+func TestReplicas(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bins, err := devenv.BuildBinaries(ctx, testenv.Root(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := devenv.Options{Dir: dir, Binaries: bins, Log: testLog{t}, NoExampleAPI: true, Replicas: 2,
+		StopTimeout: 15 * time.Second, ReadyTimeout: 90 * time.Second}
+	for _, p := range []*int{&opts.TokenPort, &opts.MetricsPort, &opts.ProbePort} {
+		if *p, err = devenv.FreePort(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env, err := devenv.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+
+	urls := env.TokenURLs()
+	if len(urls) != 2 || urls[0] != env.TokenURL || urls[1] == urls[0] {
+		t.Fatalf("TokenURLs %v (TokenURL %s), want two, the first one first", urls, env.TokenURL)
+	}
+	id, secret, err := env.SampleCredentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range urls {
+		body := fmt.Sprintf(`{"grant_type": "client_credentials", "client_id": %q, "client_secret": %q}`, id, secret)
+		resp, err := http.Post(u, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("token from %s: %s", u, resp.Status)
+		}
+	}
+
+	leader := func() int {
+		for i, r := range env.Replicas {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.MetricsPort))
+			if err != nil {
+				continue
+			}
+			data, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if strings.Contains(string(data), "\nleader_election_master_status{name=\"oauth-client-operator.oauth.operator.dev\"} 1\n") {
+				return i
+			}
+		}
+		return -1
+	}
+	waitLeader := func(not int) int {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if l := leader(); l >= 0 && l != not {
+				return l
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("no replica (other than %d) leads", not)
+		return -1
+	}
+	first := waitLeader(-1)
+	pids := env.ManagerPIDs()
+	if err := syscall.Kill(pids[first], syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	second := waitLeader(first)
+	t.Logf("%s led, stopped; %s leads", env.Replicas[first].Name, env.Replicas[second].Name)
+	waitCtx, waitCancel := context.WithTimeout(ctx, 2*time.Second)
+	defer waitCancel()
+	if err := env.Wait(waitCtx); err != nil {
+		t.Fatalf("the environment failed when one of two replicas stopped: %v", err)
+	}
+	if left := env.ManagerPIDs(); left[first] != 0 || left[second] != pids[second] {
+		t.Fatalf("manager pids %v after stopping %d, before %v", left, pids[first], pids)
+	}
+}

@@ -25,7 +25,8 @@ type child struct {
 
 // startChild runs args in its own process group with stdout and stderr to logPath
 // (truncated, or appended to on a restart). On Linux the child gets SIGTERM if this
-// process dies. An exit nobody asked for is reported through e.fail.
+// process dies. An exit nobody asked for is reported through e.fail, except a manager
+// replica's while another replica runs (see childExited).
 func (e *Env) startChild(name, logPath string, appendLog bool, args []string) (*child, error) {
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if appendLog {
@@ -54,10 +55,31 @@ func (e *Env) startChild(name, logPath string, appendLog bool, args []string) (*
 			if c.waitErr != nil {
 				status = c.waitErr.Error()
 			}
-			e.fail(fmt.Errorf("%s (pid %d) stopped unexpectedly: %s\n%s", name, cmd.Process.Pid, status, c.tail(20)))
+			e.childExited(c, fmt.Errorf("%s (pid %d) stopped unexpectedly: %s\n%s", name, cmd.Process.Pid, status, c.tail(20)))
 		}
 	}()
 	return c, nil
+}
+
+// childExited handles an exit nobody asked for. With several manager replicas, one
+// that stops (say, the leader, to watch another take over) is reported and the
+// environment goes on while another replica runs; anything else fails it.
+func (e *Env) childExited(c *child, err error) {
+	e.mu.Lock()
+	replica, running := false, 0
+	for _, m := range e.managers {
+		if m == c {
+			replica = true
+		} else if m != nil && !m.exited() && !m.expected.Load() {
+			running++
+		}
+	}
+	e.mu.Unlock()
+	if replica && len(e.managers) > 1 && running > 0 {
+		e.logf("%v\n%d of %d manager replicas still run; tokens are served by the others", err, running, len(e.managers))
+		return
+	}
+	e.fail(err)
 }
 
 func (c *child) expect() { c.expected.Store(true) }

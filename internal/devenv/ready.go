@@ -35,10 +35,14 @@ func (e *Env) SampleCredentials(ctx context.Context) (clientID, clientSecret str
 // RequestToken runs the client-credentials grant at TokenURL with a JSON body and
 // returns the access token.
 func (e *Env) RequestToken(ctx context.Context, clientID, clientSecret string) (string, error) {
+	return requestToken(ctx, e.TokenURL, clientID, clientSecret)
+}
+
+func requestToken(ctx context.Context, tokenURL, clientID, clientSecret string) (string, error) {
 	body, _ := json.Marshal(map[string]string{
 		"grant_type": "client_credentials", "client_id": clientID, "client_secret": clientSecret,
 	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.TokenURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, bytes.NewReader(body))
 	if err != nil {
 		return "", fmt.Errorf("token request: %w", err)
 	}
@@ -61,26 +65,27 @@ func (e *Env) RequestToken(ctx context.Context, clientID, clientSecret string) (
 	return answer.AccessToken, nil
 }
 
-// waitForToken polls until the sample client gets a token, the manager dies, ctx ends
-// or ReadyTimeout passes.
-func (e *Env) waitForToken(ctx context.Context) error {
+// waitForToken polls until the sample client gets a token from replica i, a child
+// dies, ctx ends or ReadyTimeout passes.
+func (e *Env) waitForToken(ctx context.Context, i int) error {
+	tokenURL := e.Replicas[i].TokenURL
 	last := errors.New("no attempt yet")
 	err := e.poll(ctx, func(ctx context.Context) bool {
 		id, secret, err := e.SampleCredentials(ctx)
 		if err == nil {
-			_, err = e.RequestToken(ctx, id, secret)
+			_, err = requestToken(ctx, tokenURL, id, secret)
 		}
 		last = err
 		return err == nil
 	})
 	if err != nil && !e.hasFailed() {
 		e.mu.Lock()
-		m := e.manager
+		m := e.managers[i]
 		e.mu.Unlock()
 		err = fmt.Errorf("%w (last attempt: %v)\n%s", err, last, m.tail(20))
 	}
 	if err != nil {
-		return fmt.Errorf("wait for a token for %s from %s: %w", SampleClientID, e.TokenURL, err)
+		return fmt.Errorf("wait for a token for %s from %s: %w", SampleClientID, tokenURL, err)
 	}
 	return nil
 }

@@ -31,6 +31,10 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver"
 )
 
+// DefaultLeaderElectionID names the Lease the replicas compete for, in the operator's
+// namespace.
+const DefaultLeaderElectionID = "oauth-client-operator.oauth.operator.dev"
+
 // Options are the settings that come from flags rather than the config file.
 type Options struct {
 	// Config is the loaded operator config file.
@@ -86,7 +90,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		return nil, fmt.Errorf("operator options: no namespace (set POD_NAMESPACE or --namespace)")
 	}
 	if opts.LeaderElectionID == "" {
-		opts.LeaderElectionID = "oauth-client-operator.oauth.operator.dev"
+		opts.LeaderElectionID = DefaultLeaderElectionID
 	}
 	scheme := Scheme()
 	// The process's manager runs without leader election: its cache, token server,
