@@ -76,7 +76,7 @@ lint: golangci-lint ## Run golangci-lint.
 	$(GOLANGCI_LINT) run
 
 .PHONY: dev
-dev: envtest ## Run it all locally: control plane, operator + token server, example API, samples. Ctrl-C stops everything.
+dev: envtest ## Run it all locally: control plane, operator + token server, example API, samples (DEV_FLAGS="--replicas 2": two managers with leader election). Ctrl-C stops everything.
 	go build -o $(LOCALBIN)/dev/dev ./cmd/dev
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" exec $(LOCALBIN)/dev/dev $(DEV_FLAGS)
 

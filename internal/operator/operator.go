@@ -1,6 +1,7 @@
 // Package operator assembles the operator's controller-runtime manager: the cache (only
-// the operator's Secrets), the controllers and the token server. cmd/manager calls it
-// with flags; tests call it with a real API server.
+// the operator's Secrets), the token server and the signing keys, which run in every
+// replica, and the controllers, which run while the replica leads (LeaderWork).
+// cmd/manager calls it with flags; tests call it with a real API server.
 package operator
 
 import (
