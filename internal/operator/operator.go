@@ -94,6 +94,10 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		opts.LeaderElectionID = DefaultLeaderElectionID
 	}
 	scheme := Scheme()
+	apiServer, err := newAPIServerProbe(restCfg, opts.Config.TokenServer.APIServerGrace.Duration)
+	if err != nil {
+		return nil, err
+	}
 	// The process's manager runs without leader election: its cache, token server,
 	// probes and metrics serve in every replica whatever happens to the lease.
 	// LeaderWork elects and runs the leader-only controllers in terms.
@@ -108,6 +112,8 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 				&corev1.Secret{}: {Label: ManagedSecrets()},
 			},
 			DefaultTransform: cache.TransformStripManagedFields(),
+			// Informers watch again within seconds of an outage, however long it was.
+			NewInformer: apiServer.NewInformer,
 		},
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(opts.SkipControllerNameValidation)},
 	})
@@ -202,10 +208,6 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	}
 	if err := mgr.AddReadyzCheck("token-server", tokens.Ready); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
-	}
-	apiServer, err := newAPIServerProbe(mgr.GetConfig(), opts.Config.TokenServer.APIServerGrace.Duration)
-	if err != nil {
-		return nil, err
 	}
 	if err := mgr.Add(apiServer); err != nil {
 		return nil, fmt.Errorf("add API server probe: %w", err)

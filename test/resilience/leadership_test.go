@@ -18,9 +18,12 @@ import (
 // leader's lease expires (and would have ended a process that exits on a lost lease).
 const outage = 3 * leaseDuration
 
-// relistBound bounds how long the informers take to list again after a long outage:
-// client-go's reflector backs off to 30s with up to 100% jitter; plus a margin.
-const relistBound = 90 * time.Second
+// relistBound bounds how long the caches take to catch up after the outage. The
+// operator holds its informers' list and watch calls while the API server is down
+// (APIServerProbe.NewInformer), so they watch again within seconds of its return;
+// left to client-go's back-off (30s plus up to 100% jitter) they took 30-75s after
+// this outage.
+const relistBound = 45 * time.Second
 
 // load sends token requests to one replica, one after the other, until stopped, for
 // at most loadMaxDuration and loadMaxRequests: it always stops by itself.
@@ -248,8 +251,7 @@ func TestLeadershipThroughAPIServerOutage(t *testing.T) {
 	}
 
 	// A client created now is reconciled by each installation's leader, and every
-	// replica serves it. The informers relist after their back-off, which after a long
-	// outage is up to a minute (client-go's reflector: 30s cap, jitter up to 100%).
+	// replica serves it.
 	before := map[*install]float64{}
 	for _, in := range installs {
 		before[in] = in.leaders()[0].reconciles()
