@@ -65,8 +65,6 @@ type LeaderWork struct {
 
 	leading atomic.Bool
 	terms   atomic.Int64
-	// termCache is the cache of the running term (tests look at its handlers).
-	termCache atomic.Pointer[termCache]
 }
 
 var _ manager.LeaderElectionRunnable = (*LeaderWork)(nil)
@@ -294,12 +292,10 @@ func (e *termSetupError) Unwrap() error { return e.err }
 func (w *LeaderWork) runTerm(ctx context.Context) error {
 	tc := &termCache{Cache: w.parent.GetCache()}
 	defer func() {
-		w.termCache.Store(nil)
 		if err := tc.release(); err != nil {
 			w.log.Error(err, "leadership term ended")
 		}
 	}()
-	w.termCache.Store(tc)
 	// The stop budget of the term: what is left of the lease after the renew deadline
 	// (reconciles get a cancelled context and return quickly).
 	stopTimeout := 10 * time.Second

@@ -113,13 +113,6 @@ func (c *termCache) release() error {
 	return nil
 }
 
-// handlerCount is the number of handlers the term has on the shared informers.
-func (c *termCache) handlerCount() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.handlers)
-}
-
 // termInformer is a shared informer whose new handlers belong to the term.
 type termInformer struct {
 	cache.Informer
