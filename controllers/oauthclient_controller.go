@@ -34,6 +34,9 @@ import (
 // AudienceIndex indexes OAuthClients by the OAuthAPI names in spec.audiences.
 const AudienceIndex = "spec.audiences"
 
+// ServiceAccountIndex indexes OAuthClients by spec.authentication.serviceAccountName.
+const ServiceAccountIndex = "spec.authentication.serviceAccountName"
+
 // Event reasons a user may see on an OAuthClient.
 const (
 	EventSecretCreated     = "SecretCreated"
@@ -42,6 +45,7 @@ const (
 	EventSecretRegenerated = "SecretRegenerated"
 	EventSecretConflict    = "SecretConflict"
 	EventSecretRotated     = "SecretRotated"
+	EventSecretRemoved     = "SecretRemoved"
 )
 
 // OAuthClientReconciler turns each OAuthClient into a Secret of credentials and reports
@@ -75,6 +79,7 @@ type notReady struct {
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthapis,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile makes the client's Secret hold its credentials, then records in status
@@ -100,7 +105,11 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err == nil && problem == nil && oc.Spec.Disabled {
 		problem = &notReady{oauthv1alpha1.ReasonDisabled, "the client is disabled: its credentials are kept, no tokens are issued"}
 	}
-	if statusErr := r.writeStatus(ctx, before, oc, secret, problem, err); statusErr != nil {
+	var note string
+	if err == nil && problem == nil {
+		note, err = r.serviceAccountNote(ctx, oc)
+	}
+	if statusErr := r.writeStatus(ctx, before, oc, secret, problem, note, err); statusErr != nil {
 		return ctrl.Result{}, errors.Join(err, statusErr)
 	}
 	return ctrl.Result{RequeueAfter: requeue}, err
@@ -137,7 +146,7 @@ func (r *OAuthClientReconciler) ensureSecret(ctx context.Context, oc *oauthv1alp
 		return nil, nil, fmt.Errorf("get Secret %s: %w", key, err)
 	}
 
-	if !metav1.IsControlledBy(secret, oc) {
+	if oauthv1alpha1.SecretOwner(secret) != oc.UID {
 		msg := fmt.Sprintf("Secret %q exists and is not controlled by this OAuthClient; it was left untouched (delete it, or set spec.secretName on a new client)", key.Name)
 		if !hasReason(oc, oauthv1alpha1.ReasonSecretConflict) {
 			r.Recorder.Eventf(oc, nil, corev1.EventTypeWarning, EventSecretConflict, "Reconcile", msg)
@@ -149,22 +158,24 @@ func (r *OAuthClientReconciler) ensureSecret(ctx context.Context, oc *oauthv1alp
 
 // createSecret creates the Secret with fresh credentials.
 func (r *OAuthClientReconciler) createSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, key types.NamespacedName) (*corev1.Secret, error) {
-	clientSecret, err := GenerateClientSecret()
-	if err != nil {
-		return nil, err
-	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: key.Namespace, Name: key.Name, Labels: secretLabels(oc),
-			Annotations: map[string]string{oauthv1alpha1.SecretRotatedAtAnnotation: formatTime(r.now())},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: r.managedData(oc),
 	}
-	secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(clientSecret)
-	// A rotation requested before the Secret existed is served by its creation.
-	if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
-		secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation] = trigger
+	if holdsSecret(oc) {
+		clientSecret, err := GenerateClientSecret()
+		if err != nil {
+			return nil, err
+		}
+		secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(clientSecret)
+		secret.Annotations = map[string]string{oauthv1alpha1.SecretRotatedAtAnnotation: formatTime(r.now())}
+		// A rotation requested before the Secret existed is served by its creation.
+		if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
+			secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation] = trigger
+		}
 	}
 	if err := controllerutil.SetControllerReference(oc, secret, r.Scheme); err != nil {
 		return nil, fmt.Errorf("set owner of Secret %s: %w", key, err)
@@ -197,6 +208,19 @@ func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1a
 	orig := secret.DeepCopy()
 	now := r.now()
 	fixed := r.repair(oc, secret)
+	if !holdsSecret(oc) {
+		dropped := dropClientSecret(secret)
+		if err := r.patchSecret(ctx, orig, secret); err != nil {
+			return 0, err
+		}
+		r.reportRepairs(ctx, oc, secret, fixed)
+		if dropped {
+			logf.FromContext(ctx).Info("removed the client secret: the client authenticates without one", "secret", secret.Name, "method", oc.AuthMethod())
+			r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRemoved, "Reconcile",
+				"removed the client secret from Secret %q: the client authenticates by %s", secret.Name, oc.AuthMethod())
+		}
+		return 0, nil
+	}
 
 	regenerated := !validClientSecret(secret.Data[oauthv1alpha1.SecretKeyClientSecret])
 	rotation := ""
@@ -222,18 +246,17 @@ func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1a
 	}
 	expired := expirePrevious(secret, now)
 
-	if !equality.Semantic.DeepEqual(orig.Data, secret.Data) || !equality.Semantic.DeepEqual(orig.ObjectMeta, secret.ObjectMeta) {
-		if err := r.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return 0, fmt.Errorf("update Secret %s/%s: %w", secret.Namespace, secret.Name, err)
-		}
+	if err := r.patchSecret(ctx, orig, secret); err != nil {
+		return 0, err
 	}
 	log := logf.FromContext(ctx)
-	if len(fixed) > 0 {
-		log.Info("restored credential Secret", "secret", secret.Name, "fields", fixed)
-		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRepaired, "Reconcile",
-			"restored %v of Secret %q, which were changed by hand", fixed, secret.Name)
-	}
-	if regenerated {
+	r.reportRepairs(ctx, oc, secret, fixed)
+	if regenerated && orig.Data[oauthv1alpha1.SecretKeyClientSecret] == nil && orig.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation] == "" {
+		// The client had no secret before: it has just switched to ClientSecret.
+		log.Info("generated a client secret: the client now authenticates with one", "secret", secret.Name)
+		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretCreated, "Reconcile",
+			"generated a client secret in Secret %q: the client authenticates by ClientSecret", secret.Name)
+	} else if regenerated {
 		log.Info("generated a new client secret: the stored one was missing or too short", "secret", secret.Name)
 		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRegenerated, "Reconcile",
 			"the client_secret of Secret %q was missing or shorter than %d characters; generated a new one", secret.Name, minClientSecretLen)
@@ -249,6 +272,26 @@ func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1a
 		log.Info("previous client secret expired", "secret", secret.Name)
 	}
 	return nextCheck(oc, secret, now), nil
+}
+
+// patchSecret writes secret's changes against orig, if any, in one patch.
+func (r *OAuthClientReconciler) patchSecret(ctx context.Context, orig, secret *corev1.Secret) error {
+	if equality.Semantic.DeepEqual(orig.Data, secret.Data) && equality.Semantic.DeepEqual(orig.ObjectMeta, secret.ObjectMeta) {
+		return nil
+	}
+	if err := r.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("update Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	return nil
+}
+
+func (r *OAuthClientReconciler) reportRepairs(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, fixed []string) {
+	if len(fixed) == 0 {
+		return
+	}
+	logf.FromContext(ctx).Info("restored credential Secret", "secret", secret.Name, "fields", fixed)
+	r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRepaired, "Reconcile",
+		"restored %v of Secret %q, which were changed by hand", fixed, secret.Name)
 }
 
 // repair restores labels and managed keys; it returns what it changed.
@@ -307,8 +350,29 @@ func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1a
 	return nil, nil
 }
 
-// writeStatus writes the status once, and only when it changed.
-func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, problem *notReady, reconcileErr error) error {
+// serviceAccountNote says, for a ServiceAccountToken client whose ServiceAccount does
+// not exist (yet), that its tokens cannot be had until it does. The client stays
+// Ready: a Deployment often creates its ServiceAccount after the client.
+func (r *OAuthClientReconciler) serviceAccountNote(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (string, error) {
+	if oc.AuthMethod() != oauthv1alpha1.AuthServiceAccountToken {
+		return "", nil
+	}
+	sa := &metav1.PartialObjectMetadata{}
+	sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+	key := types.NamespacedName{Namespace: oc.Namespace, Name: oc.Spec.Authentication.ServiceAccountName}
+	err := r.Get(ctx, key, sa)
+	if apierrors.IsNotFound(err) {
+		return fmt.Sprintf("; ServiceAccount %q does not exist yet: its pods can get tokens once it does", key.Name), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("get ServiceAccount %s: %w", key, err)
+	}
+	return "", nil
+}
+
+// writeStatus writes the status once, and only when it changed. note is added to the
+// message of a Ready client.
+func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, problem *notReady, note string, reconcileErr error) error {
 	st := &oc.Status
 	if secret != nil {
 		st.LastSecretRotationTime = annotationTime(secret, oauthv1alpha1.SecretRotatedAtAnnotation)
@@ -325,7 +389,7 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oau
 		Type:               oauthv1alpha1.ConditionReady,
 		Status:             metav1.ConditionTrue,
 		Reason:             oauthv1alpha1.ReasonReady,
-		Message:            "credentials are in Secret " + oc.EffectiveSecretName(),
+		Message:            readyMessage(oc) + note,
 		ObservedGeneration: oc.Generation,
 	}
 	switch {
@@ -346,6 +410,13 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oau
 		return fmt.Errorf("update status of OAuthClient %s/%s: %w", oc.Namespace, oc.Name, err)
 	}
 	return nil
+}
+
+func readyMessage(oc *oauthv1alpha1.OAuthClient) string {
+	if oc.AuthMethod() == oauthv1alpha1.AuthServiceAccountToken {
+		return fmt.Sprintf("Secret %s holds where to ask; the client authenticates with tokens of ServiceAccount %s", oc.EffectiveSecretName(), oc.Spec.Authentication.ServiceAccountName)
+	}
+	return "credentials are in Secret " + oc.EffectiveSecretName()
 }
 
 func (r *OAuthClientReconciler) managedData(oc *oauthv1alpha1.OAuthClient) map[string][]byte {
@@ -376,12 +447,23 @@ func (r *OAuthClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}); err != nil {
 		return fmt.Errorf("index OAuthClients by audience: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &oauthv1alpha1.OAuthClient{}, ServiceAccountIndex, func(o client.Object) []string {
+		if a := o.(*oauthv1alpha1.OAuthClient).Spec.Authentication; a != nil && a.ServiceAccountName != "" {
+			return []string{a.ServiceAccountName}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index OAuthClients by ServiceAccount: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&oauthv1alpha1.OAuthClient{}).
 		Owns(&corev1.Secret{}).
 		Watches(&oauthv1alpha1.OAuthAPI{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfAPI)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.clientsInNamespace),
 			builder.WithPredicates(labelsChanged())).
+		// Metadata only: a ServiceAccount's existence is all a client's status says.
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfServiceAccount),
+			builder.OnlyMetadata, builder.WithPredicates(createdOrDeleted())).
 		Named("oauthclient").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
@@ -403,6 +485,23 @@ func (r *OAuthClientReconciler) clientsInNamespace(ctx context.Context, o client
 		return nil
 	}
 	return requestsFor(list)
+}
+
+func (r *OAuthClientReconciler) clientsOfServiceAccount(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &oauthv1alpha1.OAuthClientList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{ServiceAccountIndex: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "list OAuthClients of ServiceAccount", "namespace", o.GetNamespace(), "serviceaccount", o.GetName())
+		return nil
+	}
+	return requestsFor(list)
+}
+
+// createdOrDeleted passes only creations and deletions.
+func createdOrDeleted() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 }
 
 func requestsFor(list *oauthv1alpha1.OAuthClientList) []reconcile.Request {

@@ -1,6 +1,11 @@
 package v1alpha1
 
-import "time"
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
 
 // Scope is one OAuth 2.0 scope token (RFC 6749 §3.3): printable ASCII without spaces,
 // double quotes or backslashes.
@@ -50,3 +55,16 @@ const DefaultSecretGracePeriod = 24 * time.Hour
 
 // ConditionReady is the condition type that summarises whether an object is usable.
 const ConditionReady = "Ready"
+
+// SecretOwner is the one rule of Secret ownership: the UID of the OAuthClient that
+// controls a Secret (its controller owner reference names an OAuthClient of this API
+// group), or "" when no OAuthClient does. Only a Secret its client controls carries
+// that client's credentials; a Secret anyone else wrote, labelled or not, is never
+// read as one.
+func SecretOwner(secret metav1.Object) types.UID {
+	ref := metav1.GetControllerOf(secret)
+	if ref == nil || ref.Kind != "OAuthClient" || ref.APIVersion != GroupVersion.String() {
+		return ""
+	}
+	return ref.UID
+}

@@ -71,6 +71,45 @@ type OAuthClientSpec struct {
 	// it expires, so a small limit suits well-behaved clients.
 	// +optional
 	RateLimit *ClientRateLimit `json:"rateLimit,omitempty"`
+
+	// Authentication says how the client proves who it is at the token endpoint.
+	// Unset: with a generated client secret (method ClientSecret).
+	// +optional
+	Authentication *ClientAuthentication `json:"authentication,omitempty"`
+}
+
+// AuthenticationMethod is how a client authenticates at the token endpoint.
+// +kubebuilder:validation:Enum=ClientSecret;ServiceAccountToken
+type AuthenticationMethod string
+
+const (
+	// AuthClientSecret: the operator generates a client secret into the client's
+	// Secret; the client sends it (in the body, or by HTTP Basic).
+	AuthClientSecret AuthenticationMethod = "ClientSecret"
+	// AuthServiceAccountToken: the client sends a projected Kubernetes ServiceAccount
+	// token of its namespace as an RFC 7523 client assertion; no shared secret exists.
+	AuthServiceAccountToken AuthenticationMethod = "ServiceAccountToken"
+)
+
+// ClientAuthentication configures how a client authenticates. Changing the method
+// takes effect at once.
+// +kubebuilder:validation:XValidation:rule="self.method != 'ServiceAccountToken' || has(self.serviceAccountName)",message="serviceAccountName is required when method is ServiceAccountToken"
+// +kubebuilder:validation:XValidation:rule="self.method == 'ServiceAccountToken' || !has(self.serviceAccountName)",message="serviceAccountName may only be set when method is ServiceAccountToken"
+type ClientAuthentication struct {
+	// Method is ClientSecret (a generated secret) or ServiceAccountToken (the pod's
+	// projected ServiceAccount token, no secret at all).
+	// +optional
+	// +kubebuilder:default=ClientSecret
+	Method AuthenticationMethod `json:"method,omitempty"`
+
+	// ServiceAccountName is the ServiceAccount, in the client's own namespace, whose
+	// tokens authenticate this client. Required for ServiceAccountToken, forbidden
+	// otherwise. The ServiceAccount may be created after the client.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // ClientRateLimit is a token-bucket limit on a client's token requests, per token-server
@@ -198,6 +237,30 @@ func (c *OAuthClient) HasScope(s string) bool {
 		}
 	}
 	return false
+}
+
+// AuthMethod is the client's authentication method: spec.authentication.method, or
+// ClientSecret when unset.
+func (c *OAuthClient) AuthMethod() AuthenticationMethod {
+	if a := c.Spec.Authentication; a != nil && a.Method != "" {
+		return a.Method
+	}
+	return AuthClientSecret
+}
+
+// ServiceAccountSubject is the `sub` claim of the ServiceAccount tokens that
+// authenticate a ServiceAccountToken client; "" for other methods.
+func (c *OAuthClient) ServiceAccountSubject() string {
+	if c.AuthMethod() != AuthServiceAccountToken {
+		return ""
+	}
+	return ServiceAccountSubject(c.Namespace, c.Spec.Authentication.ServiceAccountName)
+}
+
+// ServiceAccountSubject is the subject of tokens of the ServiceAccount namespace/name,
+// as Kubernetes writes it.
+func ServiceAccountSubject(namespace, name string) string {
+	return "system:serviceaccount:" + namespace + ":" + name
 }
 
 // ClientID builds the client_id of the OAuthClient namespace/name. A namespace name

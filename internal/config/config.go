@@ -34,6 +34,20 @@ type Config struct {
 	Signing Signing `json:"signing"`
 	// RateLimit limits failed client authentication.
 	RateLimit RateLimit `json:"rateLimit"`
+	// WorkloadIdentity configures clients that authenticate with Kubernetes
+	// ServiceAccount tokens (method ServiceAccountToken).
+	WorkloadIdentity WorkloadIdentity `json:"workloadIdentity"`
+}
+
+// WorkloadIdentity configures ServiceAccount-token client authentication.
+type WorkloadIdentity struct {
+	// Issuer is the `iss` of the cluster's ServiceAccount tokens. Default: the issuer
+	// the API server announces at /.well-known/openid-configuration; set it only for
+	// clusters whose tokens name an external issuer.
+	Issuer string `json:"issuer"`
+	// MaxTokenLifetime is the longest lifetime (exp - iat) of a ServiceAccount token
+	// accepted as a client credential: a long-lived token is a secret again. Default 24h.
+	MaxTokenLifetime Duration `json:"maxTokenLifetime"`
 }
 
 // RateLimit limits failed client authentication, per client_id and per source
@@ -146,7 +160,8 @@ func Default() Config {
 			RotationInterval: Seconds(30 * 24 * 3600),
 			PropagationDelay: Seconds(600),
 		},
-		RateLimit: RateLimit{FailedAuthPerMinute: 10, FailedAuthBurst: 20, MaxTrackedKeys: 100000},
+		RateLimit:        RateLimit{FailedAuthPerMinute: 10, FailedAuthBurst: 20, MaxTrackedKeys: 100000},
+		WorkloadIdentity: WorkloadIdentity{MaxTokenLifetime: Seconds(24 * 3600)},
 	}
 }
 
@@ -245,6 +260,7 @@ func (c *Config) Validate() error {
 		{"tokens.maxTTL", c.Tokens.MaxTTL},
 		{"signing.rotationInterval", c.Signing.RotationInterval},
 		{"signing.propagationDelay", c.Signing.PropagationDelay},
+		{"workloadIdentity.maxTokenLifetime", c.WorkloadIdentity.MaxTokenLifetime},
 	} {
 		if d.v.invalid != "" {
 			return &FieldError{d.field, fmt.Sprintf("%q is not a duration (use e.g. 90s, 10m, 1h, or a number of seconds)", d.v.invalid)}
@@ -276,6 +292,11 @@ func (c *Config) Validate() error {
 		return &FieldError{"rateLimit.failedAuthBurst", "must be at least 1"}
 	} else if rl.FailedAuthPerMinute > 0 && rl.MaxTrackedKeys < 100 {
 		return &FieldError{"rateLimit.maxTrackedKeys", "must be at least 100"}
+	}
+	if iss := c.WorkloadIdentity.Issuer; iss != "" {
+		if u, err := url.Parse(iss); err != nil || u.Scheme == "" || u.Host == "" {
+			return &FieldError{"workloadIdentity.issuer", fmt.Sprintf("%q is not an absolute URL", iss)}
+		}
 	}
 	if c.Signing.RotationInterval.Duration <= c.Signing.PropagationDelay.Duration {
 		return &FieldError{"signing.rotationInterval", "must be longer than signing.propagationDelay"}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -45,10 +44,16 @@ type clientEntry struct {
 	namespace  string
 	secretName string
 	disabled   bool
-	audiences  []string
-	scopes     map[string]bool
-	scopeList  []string
-	ttl        time.Duration
+	// method is how the client authenticates; its authenticator reads the material
+	// below or in the client's secretEntry.
+	method oauthv1alpha1.AuthenticationMethod
+	// subject is the `sub` of the ServiceAccount tokens that authenticate a
+	// ServiceAccountToken client.
+	subject   string
+	audiences []string
+	scopes    map[string]bool
+	scopeList []string
+	ttl       time.Duration
 	// perMinute and burst are the client's own request limit; 0 when it has none.
 	perMinute, burst int
 }
@@ -71,7 +76,8 @@ type apiEntry struct {
 	audience string
 	scopes   map[string]bool
 	ttl      time.Duration
-	all      bool
+	// selector selects the namespaces the API admits (see
+	// AllowedNamespaces.NamespaceSelector).
 	selector labels.Selector
 }
 
@@ -149,7 +155,8 @@ func (r *registry) setClient(obj client.Object) {
 	oc := obj.(*oauthv1alpha1.OAuthClient)
 	e := &clientEntry{
 		uid: oc.UID, clientID: oc.ClientID(), namespace: oc.Namespace, secretName: oc.EffectiveSecretName(),
-		disabled:  oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(),
+		disabled: oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(),
+		method:   oc.AuthMethod(), subject: oc.ServiceAccountSubject(),
 		audiences: append([]string(nil), oc.Spec.Audiences...),
 		scopes:    make(map[string]bool, len(oc.Spec.Scopes)),
 	}
@@ -181,14 +188,9 @@ func (r *registry) removeClient(obj client.Object) {
 
 func (r *registry) setSecret(obj client.Object) {
 	s := obj.(*corev1.Secret)
-	e := &secretEntry{}
 	// Only a Secret an OAuthClient controls can authenticate it; the token server
 	// checks that the owner is the client the client_id names.
-	if ref := metav1.GetControllerOf(s); ref != nil && ref.Kind == "OAuthClient" &&
-		ref.APIVersion == oauthv1alpha1.GroupVersion.String() &&
-		s.Labels[oauthv1alpha1.ManagedByLabel] == oauthv1alpha1.ManagedByValue {
-		e.owner = ref.UID
-	}
+	e := &secretEntry{owner: oauthv1alpha1.SecretOwner(s)}
 	if v := s.Data[oauthv1alpha1.SecretKeyClientSecret]; len(v) > 0 {
 		e.digest, e.ok = sha256.Sum256(v), true
 	}
@@ -215,7 +217,6 @@ func (r *registry) setAPI(obj client.Object) {
 	e := &apiEntry{
 		issued: tokensIssued.WithLabelValues(a.EffectiveAudience()),
 		name:   a.Name, audience: a.EffectiveAudience(), scopes: make(map[string]bool, len(a.Spec.Scopes)),
-		all: a.Spec.AllowedNamespaces.From == oauthv1alpha1.NamespacesFromAll,
 	}
 	for _, s := range a.Spec.Scopes {
 		e.scopes[string(s)] = true
@@ -223,12 +224,8 @@ func (r *registry) setAPI(obj client.Object) {
 	if a.Spec.AccessTokenTTL != nil {
 		e.ttl = a.Spec.AccessTokenTTL.Duration
 	}
-	if a.Spec.AllowedNamespaces.From == oauthv1alpha1.NamespacesFromSelector && a.Spec.AllowedNamespaces.Selector != nil {
-		if sel, err := metav1.LabelSelectorAsSelector(a.Spec.AllowedNamespaces.Selector); err == nil {
-			e.selector = sel
-		}
-	}
-	// A Selector API with no usable selector admits nothing (e.selector stays nil).
+	// An invalid selector admits nothing.
+	e.selector, _ = a.Spec.AllowedNamespaces.NamespaceSelector()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.apis[a.Name] = e
@@ -283,11 +280,8 @@ func (r *registry) api(name, namespace string) (*apiEntry, bool) {
 	if a == nil {
 		return nil, false
 	}
-	if a.all {
-		return a, true
-	}
 	nsLabels, ok := r.namespaces[namespace]
-	return a, ok && a.selector != nil && a.selector.Matches(nsLabels)
+	return a, ok && a.selector.Matches(nsLabels)
 }
 
 func (r *registry) clientCount() int {

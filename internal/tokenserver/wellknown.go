@@ -38,7 +38,9 @@ func (s *Server) buildMetadata(algs []string) []byte {
 		"token_endpoint":                        iss + TokenPath,
 		"jwks_uri":                              iss + JWKSPath,
 		"grant_types_supported":                 []string{"client_credentials"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"token_endpoint_auth_methods_supported": AuthMethodsSupported,
+		// Algorithms of client assertions (ServiceAccount tokens).
+		"token_endpoint_auth_signing_alg_values_supported": AssertionAlgorithms,
 		"response_types_supported":              []string{"token"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": algs,

@@ -1,0 +1,135 @@
+package tokenserver
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+)
+
+// Client authentication is one step of the token handler. Parsing extracts what the
+// request presented (a credential) without knowing methods; the client's registry
+// entry names its method and holds its verification material; one authenticator per
+// method decides. Adding a method means adding an authenticator and its material, not
+// editing the handler. Every refusal is the same errClientAuth.
+
+// authenticator verifies a presented credential for one authentication method.
+type authenticator interface {
+	// authenticate reports whether cred proves that the request comes from the client
+	// c. stored is the material of the Secret that c controls (nil when it has none).
+	authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool
+}
+
+// AuthMethodsSupported are the token_endpoint_auth_methods_supported of the metadata
+// (RFC 8414): the client secret in the body or by Basic, and a Kubernetes
+// ServiceAccount token as a JWT-bearer client assertion. The last has no registered
+// name; the name says what it is.
+var AuthMethodsSupported = []string{"client_secret_basic", "client_secret_post", "kubernetes_service_account_token"}
+
+// AssertionAlgorithms is the one list of JWS algorithms accepted in client
+// assertions; "none" and HMAC are never among them.
+var AssertionAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+
+// assertionLeeway is the clock skew tolerated on the times of a client assertion.
+const assertionLeeway = 30 * time.Second
+
+// authenticate finds the client a client_id names and lets the authenticator of its
+// method judge the credential. Unknown client, wrong credential, a credential of
+// another method and a disabled client all give errClientAuth.
+func (s *Server) authenticate(req *tokenRequest) (*clientEntry, *oauthError) {
+	var oc *clientEntry
+	var stored *secretEntry
+	if ns, name, ok := oauthv1alpha1.ParseClientID(req.clientID); ok {
+		oc, stored = s.registry.credentials(ns, name)
+	}
+	now := s.now()
+	if oc == nil {
+		// The same work as a wrong secret, so timing does not tell the two apart.
+		s.authenticators[oauthv1alpha1.AuthClientSecret].authenticate(nil, nil, &req.cred, now)
+		return nil, errClientAuth
+	}
+	a := s.authenticators[oc.method]
+	if a == nil || !a.authenticate(oc, stored, &req.cred, now) || oc.disabled {
+		return nil, errClientAuth
+	}
+	return oc, nil
+}
+
+// secretAuthenticator verifies a client secret against the SHA-256 digests of the
+// current and, during a rotation's grace period, the previous secret, in constant time.
+type secretAuthenticator struct{}
+
+func (secretAuthenticator) authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool {
+	given := sha256.Sum256([]byte(cred.secret))
+	var current, previous [sha256.Size]byte
+	valid := c != nil && stored != nil && stored.ok && stored.owner == c.uid && cred.kind == credSecret
+	inGrace := false
+	if valid {
+		current = stored.digest
+		if now.Before(stored.previousUntil) {
+			previous, inGrace = stored.previous, true
+		}
+	}
+	// Both comparisons always run, whichever matches, and even when nothing was found:
+	// timing tells nothing.
+	matchCurrent := subtle.ConstantTimeCompare(given[:], current[:])
+	matchPrevious := subtle.ConstantTimeCompare(given[:], previous[:])
+	matchPrevious &= subtle.ConstantTimeEq(boolInt(inGrace), 1)
+	return matchCurrent|matchPrevious == 1 && valid
+}
+
+func boolInt(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ServiceAccountIssuer is the cluster's ServiceAccount token issuer, as
+// internal/workloadidentity discovers it.
+type ServiceAccountIssuer interface {
+	// Issuer is the `iss` of ServiceAccount tokens; "" until known.
+	Issuer() string
+	// Keyfunc returns the key that verifies a token, for golang-jwt's parser.
+	Keyfunc(*jwt.Token) (any, error)
+}
+
+// serviceAccountAuthenticator verifies a projected ServiceAccount token presented as
+// a client assertion: signed by the cluster's ServiceAccount issuer, for this server
+// (aud), for the client's own ServiceAccount (sub), current, and not long-lived.
+type serviceAccountAuthenticator struct {
+	issuer ServiceAccountIssuer
+	// audiences are the values of which `aud` must hold one: this server's issuer URL
+	// and its token endpoint URL.
+	audiences   []string
+	maxLifetime time.Duration
+}
+
+func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntry, cred *credential, now time.Time) bool {
+	if a.issuer == nil || cred.kind != credAssertion || c.subject == "" {
+		return false
+	}
+	iss := a.issuer.Issuer()
+	if iss == "" {
+		return false
+	}
+	claims := &jwt.RegisteredClaims{}
+	_, err := jwt.NewParser(
+		jwt.WithValidMethods(AssertionAlgorithms),
+		jwt.WithIssuer(iss),
+		jwt.WithAudience(a.audiences...),
+		jwt.WithSubject(c.subject),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(assertionLeeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	).ParseWithClaims(cred.assertion, claims, a.issuer.Keyfunc)
+	if err != nil || claims.IssuedAt == nil {
+		return false
+	}
+	// A token that lives long is a secret again.
+	return claims.ExpiresAt.Sub(claims.IssuedAt.Time) <= a.maxLifetime
+}
