@@ -242,4 +242,3 @@ func ecKey(t *testing.T) *ecdsa.PrivateKey {
 	}
 	return k
 }
-

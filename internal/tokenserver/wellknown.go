@@ -41,9 +41,9 @@ func (s *Server) buildMetadata(algs []string) []byte {
 		"token_endpoint_auth_methods_supported": AuthMethodsSupported,
 		// Algorithms of client assertions (ServiceAccount tokens).
 		"token_endpoint_auth_signing_alg_values_supported": AssertionAlgorithms,
-		"response_types_supported":              []string{"token"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": algs,
+		"response_types_supported":                         []string{"token"},
+		"subject_types_supported":                          []string{"public"},
+		"id_token_signing_alg_values_supported":            algs,
 		// Algorithms of the access tokens (RFC 9068) this server signs.
 		"access_token_signing_alg_values_supported": algs,
 	}
