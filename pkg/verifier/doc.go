@@ -17,4 +17,22 @@
 // refetched (at most once per Config.RefreshInterval) when a token names an
 // unknown key, and kept when a refetch fails. Verifier.Verify checks a token
 // without HTTP, for other transports.
+//
+// # Removed and revoked keys
+//
+// A signing key the issuer removes from its JWKS (retired or revoked) is
+// still accepted until the cached JWKS expires: after the JWKS's
+// Cache-Control max-age (the operator's token server sends
+// tokenServer.jwksMaxAge, 5 minutes by default; 5 minutes when there is no
+// max-age; never less than Config.RefreshInterval nor more than 24 hours).
+// The first token verified after that is still checked against the expired
+// set while it is refetched in the background (a fetch takes at most 10
+// seconds); once the refetch is done, the removed key is refused. While the
+// issuer cannot be reached, the cached keys, removed ones included, stay in
+// use.
+//
+// Verifier.Refresh fetches the JWKS at once, bypassing the cache and the
+// RefreshInterval throttle, and drops removed keys when it succeeds: call
+// it when a key is known to be revoked, instead of waiting for the cache to
+// expire. It can also warm the cache at start-up.
 package verifier

@@ -49,6 +49,20 @@ func New(cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
+// Refresh fetches the issuer's JWKS now, whatever the cache's age and the
+// RefreshInterval throttle, and waits for it. On success the fetched set
+// replaces the cached one: keys the issuer no longer publishes (a revoked
+// or retired signing key) are refused from then on. The fetch starts after
+// the call (a fetch already running is waited for, then another one made),
+// so it sees the JWKS as the issuer serves it now.
+//
+// On failure the cached keys stay in use and the error wraps
+// ErrKeysUnavailable (and ctx's error when ctx ended first; the fetch itself
+// then continues for other callers). Call Refresh again to retry.
+func (v *Verifier) Refresh(ctx context.Context) error {
+	return v.keys.refresh(ctx)
+}
+
 // Claims are the claims of a verified access token.
 type Claims struct {
 	Issuer    string    // "iss"
