@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver"
 )
 
 func main() {
@@ -131,6 +132,13 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 	} else {
 		p("  # (no example API: this checkout has no cmd/example-api)")
 	}
+	p("")
+	p("  # no secret at all: shop.%s authenticates with its ServiceAccount's token", devenv.SampleServiceAccountClient)
+	p("  SA_TOKEN=$(kubectl --kubeconfig %s -n %s create token %s --audience %s)",
+		kc, devenv.SampleNamespace, devenv.SampleServiceAccountClient, env.Issuer)
+	p(`  curl -sS -X POST %s -d grant_type=client_credentials -d client_id=%s.%s \`, env.TokenURL, devenv.SampleNamespace, devenv.SampleServiceAccountClient)
+	p(`    --data-urlencode client_assertion_type=%s \`, tokenserver.JWTBearerAssertionType)
+	p(`    --data-urlencode client_assertion="$SA_TOKEN"`)
 	p("")
 	p("  # the public keys APIs verify tokens with")
 	p("  curl -sS %s/.well-known/jwks.json", env.Issuer)

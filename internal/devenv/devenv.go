@@ -52,6 +52,9 @@ const (
 	SampleNamespace = "shop"
 	SampleClient    = "erp-sync"
 	SampleClientID  = SampleNamespace + "." + SampleClient
+	// SampleServiceAccountClient is the sample client of method ServiceAccountToken;
+	// its ServiceAccount has the same name.
+	SampleServiceAccountClient = "inventory"
 )
 
 // Options configure Start. The zero value works from a checkout with the envtest
