@@ -199,8 +199,15 @@ func TestNoWildcardRBAC(t *testing.T) {
 						t.Errorf("%s %s: wildcard in rule %+v", o.GetKind(), o.GetName(), rule)
 					}
 				}
-				if len(rule.NonResourceURLs) > 0 {
-					t.Errorf("%s %s: non-resource URLs granted: %v", o.GetKind(), o.GetName(), rule.NonResourceURLs)
+				// The only non-resource URLs: the ServiceAccount issuer's discovery
+				// document and keys, read-only.
+				for _, u := range rule.NonResourceURLs {
+					if u != "/.well-known/openid-configuration" && u != "/openid/v1/jwks" {
+						t.Errorf("%s %s: non-resource URL %q granted", o.GetKind(), o.GetName(), u)
+					}
+				}
+				if len(rule.NonResourceURLs) > 0 && (len(rule.Verbs) != 1 || rule.Verbs[0] != "get") {
+					t.Errorf("%s %s: non-resource URLs with verbs %v, want only get", o.GetKind(), o.GetName(), rule.Verbs)
 				}
 			}
 		}

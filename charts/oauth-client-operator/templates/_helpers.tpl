@@ -136,4 +136,7 @@ rateLimit:
   failedAuthPerMinute: {{ int64 .Values.config.rateLimit.failedAuthPerMinute }}
   failedAuthBurst: {{ int64 .Values.config.rateLimit.failedAuthBurst }}
   maxTrackedKeys: {{ int64 .Values.config.rateLimit.maxTrackedKeys }}
+workloadIdentity:
+  issuer: {{ .Values.config.workloadIdentity.issuer | quote }}
+  maxTokenLifetime: {{ .Values.config.workloadIdentity.maxTokenLifetime | quote }}
 {{- end }}
