@@ -29,6 +29,7 @@ import (
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
 // AudienceIndex indexes OAuthClients by the OAuthAPI names in spec.audiences.
@@ -65,6 +66,16 @@ type OAuthClientReconciler struct {
 	Now func() time.Time
 	// Workers is how many clients are reconciled at once (0: controller-runtime's default, 1).
 	Workers int
+	// KeyAlgorithm is the family of the key pairs generated for PrivateKeyJWT clients:
+	// the operator's signing algorithm (ES256 when unset).
+	KeyAlgorithm signing.Algorithm
+}
+
+func (r *OAuthClientReconciler) keyAlgorithm() signing.Algorithm {
+	if r.KeyAlgorithm == "" {
+		return signing.DefaultAlgorithm
+	}
+	return r.KeyAlgorithm
 }
 
 // notReady is why a client is not Ready: a state the user must change, not an error
@@ -98,6 +109,9 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	var requeue time.Duration
 	if err == nil && secret != nil {
 		requeue, err = r.maintainSecret(ctx, oc, secret)
+	}
+	if err == nil && problem == nil {
+		problem = checkPublicKeys(oc)
 	}
 	if err == nil && problem == nil {
 		problem, err = r.checkAudiences(ctx, oc)
@@ -165,12 +179,12 @@ func (r *OAuthClientReconciler) createSecret(ctx context.Context, oc *oauthv1alp
 		Type: corev1.SecretTypeOpaque,
 		Data: r.managedData(oc),
 	}
-	if holdsSecret(oc) {
-		clientSecret, err := GenerateClientSecret()
+	if cred := r.credentialFor(oc); cred != nil {
+		generated, err := cred.generate()
 		if err != nil {
 			return nil, err
 		}
-		secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(clientSecret)
+		install(secret.Data, generated)
 		secret.Annotations = map[string]string{oauthv1alpha1.SecretRotatedAtAnnotation: formatTime(r.now())}
 		// A rotation requested before the Secret existed is served by its creation.
 		if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
@@ -200,42 +214,48 @@ func (r *OAuthClientReconciler) recordCreated(oc *oauthv1alpha1.OAuthClient, sec
 }
 
 // maintainSecret keeps a Secret this client controls right: it restores labels and
-// managed keys changed by hand, regenerates a missing or too short client secret,
-// rotates the secret when its interval has passed or the rotate-secret annotation has
-// a new value, and drops the previous secret when its grace period ends. All changes
-// go out in one patch. It returns when to look again.
+// managed keys changed by hand, removes credentials of another method, regenerates a
+// missing or unusable credential (client secret or key pair), rotates it when its
+// interval has passed or the rotate-secret annotation has a new value, and drops the
+// previous one when its grace period ends. All changes go out in one patch. It returns
+// when to look again.
 func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) (time.Duration, error) {
 	orig := secret.DeepCopy()
 	now := r.now()
 	fixed := r.repair(oc, secret)
-	if !holdsSecret(oc) {
-		dropped := dropClientSecret(secret)
+	cred := r.credentialFor(oc)
+	dropped := dropOtherCredentials(secret, cred)
+	if cred == nil {
 		if err := r.patchSecret(ctx, orig, secret); err != nil {
 			return 0, err
 		}
 		r.reportRepairs(ctx, oc, secret, fixed)
 		if dropped {
-			logf.FromContext(ctx).Info("removed the client secret: the client authenticates without one", "secret", secret.Name, "method", oc.AuthMethod())
+			logf.FromContext(ctx).Info("removed the stored credentials: the client's method needs none in its Secret", "secret", secret.Name, "method", oc.AuthMethod())
 			r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRemoved, "Reconcile",
-				"removed the client secret from Secret %q: the client authenticates by %s", secret.Name, oc.AuthMethod())
+				"removed the stored credentials from Secret %q: the client authenticates by %s", secret.Name, oc.AuthMethod())
 		}
 		return 0, nil
 	}
 
-	regenerated := !validClientSecret(secret.Data[oauthv1alpha1.SecretKeyClientSecret])
+	regenerated := !cred.valid(secret.Data)
+	// Generated for a client that had none of this kind: it has just switched methods.
+	switched := regenerated && (dropped || orig.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation] == "")
 	rotation := ""
 	if !regenerated {
 		rotation = rotationDue(oc, secret, now)
 	}
 	if regenerated || rotation != "" {
-		s, err := GenerateClientSecret()
+		generated, err := cred.generate()
 		if err != nil {
 			return 0, err
 		}
 		if rotation != "" {
-			keepPrevious(secret, gracePeriod(oc), now)
+			if err := keepPrevious(secret, cred, gracePeriod(oc), now); err != nil {
+				return 0, fmt.Errorf("rotate the %s of Secret %s/%s: %w", cred.name, secret.Namespace, secret.Name, err)
+			}
 		}
-		secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(s)
+		install(secret.Data, generated)
 		setAnnotation(secret, oauthv1alpha1.SecretRotatedAtAnnotation, formatTime(now))
 	}
 	if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
@@ -244,32 +264,32 @@ func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1a
 	if _, ok := secret.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation]; !ok {
 		setAnnotation(secret, oauthv1alpha1.SecretRotatedAtAnnotation, formatTime(now))
 	}
-	expired := expirePrevious(secret, now)
+	expired := expirePrevious(secret, cred, now)
 
 	if err := r.patchSecret(ctx, orig, secret); err != nil {
 		return 0, err
 	}
 	log := logf.FromContext(ctx)
 	r.reportRepairs(ctx, oc, secret, fixed)
-	if regenerated && orig.Data[oauthv1alpha1.SecretKeyClientSecret] == nil && orig.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation] == "" {
-		// The client had no secret before: it has just switched to ClientSecret.
-		log.Info("generated a client secret: the client now authenticates with one", "secret", secret.Name)
+	switch {
+	case switched:
+		log.Info("generated a credential for the client's method", "secret", secret.Name, "credential", cred.name, "method", oc.AuthMethod())
 		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretCreated, "Reconcile",
-			"generated a client secret in Secret %q: the client authenticates by ClientSecret", secret.Name)
-	} else if regenerated {
-		log.Info("generated a new client secret: the stored one was missing or too short", "secret", secret.Name)
+			"generated a %s in Secret %q: the client authenticates by %s", cred.name, secret.Name, oc.AuthMethod())
+	case regenerated:
+		log.Info("generated a new credential: the stored one was missing or unusable", "secret", secret.Name, "credential", cred.name)
 		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRegenerated, "Reconcile",
-			"the client_secret of Secret %q was missing or shorter than %d characters; generated a new one", secret.Name, minClientSecretLen)
+			"the %s of Secret %q was missing or unusable (a client secret needs %d characters); generated a new one", cred.name, secret.Name, minClientSecretLen)
 	}
 	if rotation != "" {
 		grace := gracePeriod(oc)
 		SecretRotations.WithLabelValues(rotation).Inc()
-		log.Info("rotated client secret", "secret", secret.Name, "trigger", rotation, "gracePeriod", grace.String())
+		log.Info("rotated client credential", "secret", secret.Name, "credential", cred.name, "trigger", rotation, "gracePeriod", grace.String())
 		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRotated, "Rotate",
-			"rotated the client secret in Secret %q (trigger: %s); the previous one works for %s more", secret.Name, rotation, grace)
+			"rotated the %s in Secret %q (trigger: %s); the previous one works for %s more", cred.name, secret.Name, rotation, grace)
 	}
 	if expired {
-		log.Info("previous client secret expired", "secret", secret.Name)
+		log.Info("previous client credential expired", "secret", secret.Name, "credential", cred.name)
 	}
 	return nextCheck(oc, secret, now), nil
 }
@@ -350,6 +370,22 @@ func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1a
 	return nil, nil
 }
 
+// checkPublicKeys refuses public keys of a PrivateKeyJWT client that cannot verify
+// assertions (what CEL cannot tell: the PEM's content, the key's type and size), naming
+// the first bad entry.
+func checkPublicKeys(oc *oauthv1alpha1.OAuthClient) *notReady {
+	if oc.AuthMethod() != oauthv1alpha1.AuthPrivateKeyJWT {
+		return nil
+	}
+	for i, k := range oc.Spec.Authentication.PublicKeys {
+		if _, err := signing.ParsePublicKeyPEM(k); err != nil {
+			return &notReady{oauthv1alpha1.ReasonInvalidPublicKey,
+				fmt.Sprintf("spec.authentication.publicKeys[%d] cannot verify assertions: %v", i, err)}
+		}
+	}
+	return nil
+}
+
 // serviceAccountNote says, for a ServiceAccountToken client whose ServiceAccount does
 // not exist (yet), that its tokens cannot be had until it does. The client stays
 // Ready: a Deployment often creates its ServiceAccount after the client.
@@ -413,8 +449,11 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oau
 }
 
 func readyMessage(oc *oauthv1alpha1.OAuthClient) string {
-	if oc.AuthMethod() == oauthv1alpha1.AuthServiceAccountToken {
+	switch {
+	case oc.AuthMethod() == oauthv1alpha1.AuthServiceAccountToken:
 		return fmt.Sprintf("Secret %s holds where to ask; the client authenticates with tokens of ServiceAccount %s", oc.EffectiveSecretName(), oc.Spec.Authentication.ServiceAccountName)
+	case oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT && !oc.GeneratesKey():
+		return fmt.Sprintf("Secret %s holds where to ask; the client signs assertions with the private halves of its %d public key(s)", oc.EffectiveSecretName(), len(oc.Spec.Authentication.PublicKeys))
 	}
 	return "credentials are in Secret " + oc.EffectiveSecretName()
 }

@@ -37,6 +37,21 @@ type Config struct {
 	// WorkloadIdentity configures clients that authenticate with Kubernetes
 	// ServiceAccount tokens (method ServiceAccountToken).
 	WorkloadIdentity WorkloadIdentity `json:"workloadIdentity"`
+	// PrivateKeyJWT configures clients that authenticate with assertions signed by
+	// their own private key (method PrivateKeyJWT).
+	PrivateKeyJWT PrivateKeyJWT `json:"privateKeyJWT"`
+}
+
+// PrivateKeyJWT configures private_key_jwt client authentication (RFC 7523).
+type PrivateKeyJWT struct {
+	// MaxAssertionLifetime is how far ahead of now (and of its iat) an assertion's exp
+	// may be. It also bounds the replay cache: an assertion's jti is remembered until
+	// the assertion expires. Default 5m.
+	MaxAssertionLifetime Duration `json:"maxAssertionLifetime"`
+	// ReplayCacheSize bounds how many assertion ids (jti) a replica remembers at once
+	// (about 100 bytes each). When it is full of unexpired ids, new assertions are
+	// refused until some expire. Default 100000.
+	ReplayCacheSize int `json:"replayCacheSize"`
 }
 
 // WorkloadIdentity configures ServiceAccount-token client authentication.
@@ -162,6 +177,7 @@ func Default() Config {
 		},
 		RateLimit:        RateLimit{FailedAuthPerMinute: 10, FailedAuthBurst: 20, MaxTrackedKeys: 100000},
 		WorkloadIdentity: WorkloadIdentity{MaxTokenLifetime: Seconds(24 * 3600)},
+		PrivateKeyJWT:    PrivateKeyJWT{MaxAssertionLifetime: Seconds(300), ReplayCacheSize: 100000},
 	}
 }
 
@@ -261,6 +277,7 @@ func (c *Config) Validate() error {
 		{"signing.rotationInterval", c.Signing.RotationInterval},
 		{"signing.propagationDelay", c.Signing.PropagationDelay},
 		{"workloadIdentity.maxTokenLifetime", c.WorkloadIdentity.MaxTokenLifetime},
+		{"privateKeyJWT.maxAssertionLifetime", c.PrivateKeyJWT.MaxAssertionLifetime},
 	} {
 		if d.v.invalid != "" {
 			return &FieldError{d.field, fmt.Sprintf("%q is not a duration (use e.g. 90s, 10m, 1h, or a number of seconds)", d.v.invalid)}
@@ -292,6 +309,9 @@ func (c *Config) Validate() error {
 		return &FieldError{"rateLimit.failedAuthBurst", "must be at least 1"}
 	} else if rl.FailedAuthPerMinute > 0 && rl.MaxTrackedKeys < 100 {
 		return &FieldError{"rateLimit.maxTrackedKeys", "must be at least 100"}
+	}
+	if c.PrivateKeyJWT.ReplayCacheSize < 1000 {
+		return &FieldError{"privateKeyJWT.replayCacheSize", "must be at least 1000"}
 	}
 	if iss := c.WorkloadIdentity.Issuer; iss != "" {
 		if u, err := url.Parse(iss); err != nil || u.Scheme == "" || u.Host == "" {

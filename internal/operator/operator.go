@@ -117,6 +117,8 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Issuer:    opts.Config.Issuer,
 		Now:       opts.Now,
 		Workers:   cmp.Or(opts.MaxConcurrentReconciles, 4),
+		// Generated client key pairs are of the signing algorithm's family.
+		KeyAlgorithm: signing.Algorithm(opts.Config.Signing.Algorithm),
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up OAuthClient controller: %w", err)
 	}

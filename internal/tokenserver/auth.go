@@ -3,6 +3,7 @@ package tokenserver
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -24,10 +25,11 @@ type authenticator interface {
 }
 
 // AuthMethodsSupported are the token_endpoint_auth_methods_supported of the metadata
-// (RFC 8414): the client secret in the body or by Basic, and a Kubernetes
+// (RFC 8414): the client secret in the body or by Basic, an assertion signed with the
+// client's own key (private_key_jwt, RFC 7523), and a Kubernetes
 // ServiceAccount token as a JWT-bearer client assertion. The last has no registered
 // name; the name says what it is.
-var AuthMethodsSupported = []string{"client_secret_basic", "client_secret_post", "kubernetes_service_account_token"}
+var AuthMethodsSupported = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "kubernetes_service_account_token"}
 
 // AssertionAlgorithms is the one list of JWS algorithms accepted in client
 // assertions; "none" and HMAC are never among them.
@@ -132,4 +134,106 @@ func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntr
 	}
 	// A token that lives long is a secret again.
 	return claims.ExpiresAt.Sub(claims.IssuedAt.Time) <= a.maxLifetime
+}
+
+// privateKeyJWTAuthenticator verifies an RFC 7523 assertion signed by the client with a
+// private key whose public half is one of its keys: iss = sub = client_id, aud this
+// server, exp present and at most maxLifetime ahead, a jti not seen before on this
+// replica.
+type privateKeyJWTAuthenticator struct {
+	// audiences are the values of which `aud` must hold one: this server's issuer URL
+	// and its token endpoint URL.
+	audiences   []string
+	maxLifetime time.Duration
+	replay      *replayCache
+}
+
+// maxJTILength bounds the jti accepted; longer ids are refused, not hashed.
+const maxJTILength = 256
+
+func (a *privateKeyJWTAuthenticator) authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool {
+	if cred.kind != credAssertion {
+		return false
+	}
+	keys := a.keysOf(c, stored, now)
+	if len(keys) == 0 {
+		return false
+	}
+	claims := &jwt.RegisteredClaims{}
+	_, err := jwt.NewParser(
+		jwt.WithValidMethods(AssertionAlgorithms),
+		jwt.WithIssuer(c.clientID),
+		jwt.WithSubject(c.clientID),
+		jwt.WithAudience(a.audiences...),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(assertionLeeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	).ParseWithClaims(cred.assertion, claims, func(t *jwt.Token) (any, error) {
+		return selectKey(keys, t)
+	})
+	if err != nil {
+		return false
+	}
+	exp := claims.ExpiresAt.Time
+	if exp.After(now.Add(a.maxLifetime+assertionLeeway)) ||
+		(claims.IssuedAt != nil && exp.Sub(claims.IssuedAt.Time) > a.maxLifetime) {
+		return false
+	}
+	if claims.ID == "" || len(claims.ID) > maxJTILength {
+		return false
+	}
+	// Last, so that only a verified assertion is remembered.
+	return a.replay.firstUse(c.clientID, claims.ID, exp.Add(assertionLeeway), now)
+}
+
+// keysOf are the keys that verify c's assertions now: those its spec names, or its
+// generated key pair's public key and, during a rotation's grace period, the previous
+// one, from the Secret the client controls.
+func (a *privateKeyJWTAuthenticator) keysOf(c *clientEntry, stored *secretEntry, now time.Time) []clientKey {
+	if !c.generatesKey {
+		return c.keys
+	}
+	if stored == nil || stored.owner != c.uid {
+		return nil
+	}
+	var keys []clientKey
+	if stored.key != nil {
+		keys = append(keys, *stored.key)
+	}
+	if stored.previousKey != nil && now.Before(stored.previousUntil) {
+		keys = append(keys, *stored.previousKey)
+	}
+	return keys
+}
+
+// selectKey picks the key the assertion's kid names, or, without a kid, offers every
+// key (golang-jwt tries each).
+func selectKey(keys []clientKey, t *jwt.Token) (any, error) {
+	if kid, ok := t.Header["kid"].(string); ok {
+		for _, k := range keys {
+			if k.kid == kid {
+				return k.pub, nil
+			}
+		}
+		return nil, errUnknownKey
+	}
+	set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, 0, len(keys))}
+	for _, k := range keys {
+		set.Keys = append(set.Keys, k.pub)
+	}
+	return set, nil
+}
+
+var errUnknownKey = errors.New("no key of the client has that kid")
+
+// assertionSubject is the unverified `sub` of a client assertion: the client it claims
+// to come from, used to find the client when the request names none. It decides
+// nothing: the assertion is verified against that client's keys.
+func assertionSubject(assertion string) string {
+	claims := &jwt.RegisteredClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(assertion, claims); err != nil {
+		return ""
+	}
+	return claims.Subject
 }

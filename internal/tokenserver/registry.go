@@ -2,6 +2,7 @@ package tokenserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"fmt"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
 // registry is what the token endpoint needs from the cluster, kept up to date by the
@@ -49,11 +51,15 @@ type clientEntry struct {
 	method oauthv1alpha1.AuthenticationMethod
 	// subject is the `sub` of the ServiceAccount tokens that authenticate a
 	// ServiceAccountToken client.
-	subject   string
-	audiences []string
-	scopes    map[string]bool
-	scopeList []string
-	ttl       time.Duration
+	subject string
+	// keys are the usable spec.authentication.publicKeys of a PrivateKeyJWT client that
+	// names its own; generatesKey is true when its key pair is in its Secret instead.
+	keys         []clientKey
+	generatesKey bool
+	audiences    []string
+	scopes       map[string]bool
+	scopeList    []string
+	ttl          time.Duration
 	// perMinute and burst are the client's own request limit; 0 when it has none.
 	perMinute, burst int
 }
@@ -67,6 +73,28 @@ type secretEntry struct {
 	// previousUntil.
 	previous      [sha256.Size]byte
 	previousUntil time.Time
+	// key is the public key of a PrivateKeyJWT client's generated key pair, and
+	// previousKey the one before the last rotation (accepted until previousUntil).
+	key, previousKey *clientKey
+}
+
+// clientKey is a public key that verifies a PrivateKeyJWT client's assertions.
+type clientKey struct {
+	// kid is its RFC 7638 thumbprint.
+	kid string
+	pub crypto.PublicKey
+}
+
+// newClientKey makes a clientKey of pub, or nil when pub cannot verify assertions.
+func newClientKey(pub crypto.PublicKey) *clientKey {
+	if signing.CheckClientKey(pub) != nil {
+		return nil
+	}
+	kid, err := signing.Thumbprint(pub)
+	if err != nil {
+		return nil
+	}
+	return &clientKey{kid: kid, pub: pub}
 }
 
 type apiEntry struct {
@@ -167,6 +195,17 @@ func (r *registry) setClient(obj client.Object) {
 	if oc.Spec.AccessTokenTTL != nil {
 		e.ttl = oc.Spec.AccessTokenTTL.Duration
 	}
+	if oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT {
+		e.generatesKey = oc.GeneratesKey()
+		for _, p := range oc.Spec.Authentication.PublicKeys {
+			// An unusable key is skipped here; the controller reports it.
+			if pub, err := signing.ParsePublicKeyPEM(p); err == nil {
+				if k := newClientKey(pub); k != nil {
+					e.keys = append(e.keys, *k)
+				}
+			}
+		}
+	}
 	if rl := oc.Spec.RateLimit; rl != nil && rl.RequestsPerMinute > 0 {
 		e.perMinute, e.burst = int(rl.RequestsPerMinute), int(rl.Burst)
 		if e.burst <= 0 {
@@ -194,9 +233,18 @@ func (r *registry) setSecret(obj client.Object) {
 	if v := s.Data[oauthv1alpha1.SecretKeyClientSecret]; len(v) > 0 {
 		e.digest, e.ok = sha256.Sum256(v), true
 	}
-	if v := s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret]; len(v) > 0 {
-		if until, err := time.Parse(time.RFC3339, s.Annotations[oauthv1alpha1.PreviousSecretExpiresAnnotation]); err == nil {
-			e.previous, e.previousUntil = sha256.Sum256(v), until
+	until, untilErr := time.Parse(time.RFC3339, s.Annotations[oauthv1alpha1.PreviousSecretExpiresAnnotation])
+	if v := s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret]; len(v) > 0 && untilErr == nil {
+		e.previous, e.previousUntil = sha256.Sum256(v), until
+	}
+	if v := s.Data[oauthv1alpha1.SecretKeyPrivateKey]; len(v) > 0 {
+		if pub, _, err := signing.ParseClientPrivateKey(string(v)); err == nil {
+			e.key = newClientKey(pub)
+		}
+	}
+	if v := s.Data[oauthv1alpha1.SecretKeyPreviousPublicKey]; len(v) > 0 && untilErr == nil {
+		if pub, err := signing.ParsePublicKeyPEM(string(v)); err == nil {
+			e.previousKey, e.previousUntil = newClientKey(pub), until
 		}
 	}
 	r.mu.Lock()

@@ -86,6 +86,11 @@ func New(o Options) *Server {
 			audiences:   []string{o.Config.Issuer, o.Config.TokenURL()},
 			maxLifetime: o.Config.WorkloadIdentity.MaxTokenLifetime.Duration,
 		},
+		oauthv1alpha1.AuthPrivateKeyJWT: &privateKeyJWTAuthenticator{
+			audiences:   []string{o.Config.Issuer, o.Config.TokenURL()},
+			maxLifetime: o.Config.PrivateKeyJWT.MaxAssertionLifetime.Duration,
+			replay:      newReplayCache(o.Config.PrivateKeyJWT.ReplayCacheSize),
+		},
 	}
 	s.requests = newRequestLimiter(max(o.Config.RateLimit.MaxTrackedKeys, 1000))
 	if rl := o.Config.RateLimit; rl.FailedAuthPerMinute > 0 {

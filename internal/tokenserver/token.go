@@ -64,6 +64,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if oerr != nil {
 		return nil, nil, oerr
 	}
+	if req.clientID == "" && req.cred.kind == credAssertion {
+		// private_key_jwt may omit client_id: the assertion's sub names the client.
+		req.clientID = assertionSubject(req.cred.assertion)
+	}
 	addr := sourceAddr(r)
 	if oerr := s.throttled(req.clientID, addr); oerr != nil {
 		return nil, nil, oerr

@@ -139,6 +139,9 @@ rateLimit:
 workloadIdentity:
   issuer: {{ .Values.config.workloadIdentity.issuer | quote }}
   maxTokenLifetime: {{ .Values.config.workloadIdentity.maxTokenLifetime | quote }}
+privateKeyJWT:
+  maxAssertionLifetime: {{ .Values.config.privateKeyJWT.maxAssertionLifetime | quote }}
+  replayCacheSize: {{ int64 .Values.config.privateKeyJWT.replayCacheSize }}
 {{- end }}
 
 {{/*
