@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -66,4 +69,39 @@ func TestServiceAccountTokenFlow(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	g.Expect(do(req).status).To(Equal(http.StatusUnauthorized))
+}
+
+// TestPrivateKeyJWTFlow: the sample PrivateKeyJWT client signs an assertion with the
+// key the operator generated into its Secret, gets an access token the example API
+// accepts, and the same assertion is refused the second time.
+func TestPrivateKeyJWTFlow(t *testing.T) {
+	g := NewWithT(t)
+	s := &corev1.Secret{}
+	g.Expect(env.Client.Get(context.Background(), types.NamespacedName{Namespace: devenv.SampleNamespace, Name: "reports"}, s)).To(Succeed())
+	g.Expect(s.Data).NotTo(HaveKey("client_secret"))
+	key, err := jwt.ParseECPrivateKeyFromPEM(s.Data["private_key"])
+	g.Expect(err).NotTo(HaveOccurred())
+	tokenURL := string(s.Data["token_url"])
+	assertion := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		"iss": string(s.Data["client_id"]), "sub": string(s.Data["client_id"]), "aud": tokenURL,
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(), "jti": fmt.Sprint(time.Now().UnixNano()),
+	})
+	assertion.Header["kid"] = string(s.Data["key_id"])
+	signed, err := assertion.SignedString(key)
+	g.Expect(err).NotTo(HaveOccurred())
+	form := url.Values{"grant_type": {"client_credentials"},
+		"client_assertion_type": {tokenserver.JWTBearerAssertionType}, "client_assertion": {signed}}
+	send := func() answer {
+		req, _ := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return do(req)
+	}
+	a := send()
+	g.Expect(a.status).To(Equal(http.StatusOK), string(a.body))
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	g.Expect(json.Unmarshal(a.body, &tok)).To(Succeed())
+	g.Expect(callAPI(tok.AccessToken).status).To(Equal(http.StatusOK))
+	g.Expect(send().status).To(Equal(http.StatusUnauthorized), "a replayed assertion")
 }
