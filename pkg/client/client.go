@@ -18,19 +18,19 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// Method is how a client proves who it is at the token endpoint. New does not take
-// it: each token request chooses it from the files it finds (see the package doc).
-type Method string
+// method is how a client proves who it is at the token endpoint; each token request
+// chooses it from the files it finds (see the package doc).
+type method string
 
 const (
-	// MethodClientSecret: client_secret from the Secret volume, sent in the body.
-	MethodClientSecret Method = "ClientSecret"
-	// MethodPrivateKeyJWT: an RFC 7523 assertion signed with private_key from the
+	// methodClientSecret: client_secret from the Secret volume, sent in the body.
+	methodClientSecret method = "ClientSecret"
+	// methodPrivateKeyJWT: an RFC 7523 assertion signed with private_key from the
 	// Secret volume (or the key of WithPrivateKey).
-	MethodPrivateKeyJWT Method = "PrivateKeyJWT"
-	// MethodServiceAccountToken: the pod's projected ServiceAccount token, sent as
+	methodPrivateKeyJWT method = "PrivateKeyJWT"
+	// methodServiceAccountToken: the pod's projected ServiceAccount token, sent as
 	// the client assertion.
-	MethodServiceAccountToken Method = "ServiceAccountToken"
+	methodServiceAccountToken method = "ServiceAccountToken"
 )
 
 // DefaultServiceAccountTokenFile is where a ServiceAccountToken client reads its
@@ -105,7 +105,8 @@ func WithClock(now func() time.Time) Option {
 
 // WithExpiryDelta replaces a token this long before it expires. Default: 10 % of its
 // lifetime, at most DefaultExpiryDelta (30 s), so a token of 1 h is replaced 30 s
-// before it expires and one of 60 s after 54 s.
+// before it expires and one of 60 s after 54 s. A delta at least as long as the
+// lifetime disables reuse: each Token call is a request.
 func WithExpiryDelta(d time.Duration) Option {
 	return func(o *options) { o.expiryDelta = d }
 }
@@ -220,7 +221,7 @@ func invalidClient(e *oauth2.RetrieveError) bool {
 // request is one token request with the credentials the files hold now.
 type request struct {
 	clientID, tokenURL string
-	method             Method
+	method             method
 	clientSecret       string
 	// assertion is the client_assertion: a private_key_jwt or a ServiceAccount token.
 	assertion string
@@ -238,12 +239,12 @@ func (s *TokenSource) prepare() (request, error) {
 	}
 	switch {
 	case s.userKey != nil:
-		r.method = MethodPrivateKeyJWT
+		r.method = methodPrivateKeyJWT
 		r.assertion, err = s.userKey.sign(c.clientID, c.tokenURL, s.opts.keyID, s.opts.now())
 	case c.clientSecret != "":
-		r.method, r.clientSecret = MethodClientSecret, c.clientSecret
+		r.method, r.clientSecret = methodClientSecret, c.clientSecret
 	case len(c.privateKey) > 0:
-		r.method = MethodPrivateKeyJWT
+		r.method = methodPrivateKeyJWT
 		if c.keyID == "" {
 			return request{}, fmt.Errorf("client: %s has a private_key and no key_id", s.dir)
 		}
@@ -256,7 +257,7 @@ func (s *TokenSource) prepare() (request, error) {
 		}
 		r.assertion, err = s.key.sign(c.clientID, c.tokenURL, c.keyID, s.opts.now())
 	default:
-		r.method = MethodServiceAccountToken
+		r.method = methodServiceAccountToken
 		b, ferr := readFile(filepath.Dir(s.opts.saTokenFile), filepath.Base(s.opts.saTokenFile), true)
 		if ferr != nil {
 			return request{}, fmt.Errorf("client: %s holds neither client_secret nor private_key, and the ServiceAccount token is unreadable: %w", s.dir, ferr)
@@ -291,7 +292,7 @@ func (s *TokenSource) request() (*oauth2.Token, time.Time, error) {
 		EndpointParams: params,
 	}
 	switch r.method {
-	case MethodClientSecret:
+	case methodClientSecret:
 		cfg.ClientSecret = r.clientSecret
 	default:
 		params.Set("client_assertion_type", AssertionType)

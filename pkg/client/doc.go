@@ -20,9 +20,9 @@
 // key_id file in the same directory, for example through a projected volume that
 // combines the operator's Secret with yours.
 //
-// ClientSecret (Secret "erp-sync" mounted at /var/run/secrets/oauth/erp-sync):
+// ClientSecret (the client's Secret mounted at /etc/oauth-client):
 //
-//	ts, err := client.New(ctx, "/var/run/secrets/oauth/erp-sync",
+//	ts, err := client.New(ctx, "/etc/oauth-client",
 //		client.WithAudience("back-office"), client.WithScopes("users:read"))
 //	if err != nil { … }
 //	hc := client.NewHTTPClient(ctx, ts) // adds "Authorization: Bearer …"
@@ -32,7 +32,7 @@
 // the same five lines; nothing else changes. With a key the program holds:
 //
 //	key, _ := x509.ParsePKCS8PrivateKey(pemBlock.Bytes) // the half of a spec.authentication.publicKeys entry
-//	ts, err := client.New(ctx, "/var/run/secrets/oauth/erp-sync",
+//	ts, err := client.New(ctx, "/etc/oauth-client",
 //		client.WithAudience("back-office"), client.WithPrivateKey(key.(crypto.Signer), "my-key-1"))
 //	if err != nil { … }
 //	tok, err := ts.Token() // tok.AccessToken
@@ -40,7 +40,7 @@
 // ServiceAccountToken (the Secret holds only client_id, token_url, issuer; the pod
 // projects a ServiceAccount token whose audience is the issuer):
 //
-//	ts, err := client.New(ctx, "/var/run/secrets/oauth/erp-sync",
+//	ts, err := client.New(ctx, "/etc/oauth-client",
 //		client.WithAudience("back-office"),
 //		client.WithServiceAccountTokenFile("/var/run/secrets/oauth/token"))
 //	if err != nil { … }
