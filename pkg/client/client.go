@@ -182,9 +182,10 @@ func New(ctx context.Context, dir string, opts ...Option) (*TokenSource, error) 
 }
 
 // Token returns the cached access token while it is valid, else requests a new one.
-// After an invalid_client answer it reads the files again and retries once. Errors
-// from the token endpoint are *oauth2.RetrieveError (its ErrorCode is the RFC 6749
-// error; its Response carries Retry-After on 429).
+// After an invalid_client answer it reads the files again and retries once. An error
+// from the token endpoint wraps an *oauth2.RetrieveError (errors.As): its ErrorCode is
+// the RFC 6749 error, its Response carries Retry-After on 429. Errors never contain a
+// secret.
 func (s *TokenSource) Token() (*oauth2.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
