@@ -6,12 +6,10 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
@@ -281,12 +279,10 @@ func TestPrivateKeyJWT(t *testing.T) {
 	const grace = 3 * time.Second
 	oc := &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "signing"}, Spec: oauthv1alpha1.OAuthClientSpec{
 		Audiences:      []string{api},
-		Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthenticationMethod("PrivateKeyJWT")},
+		Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthPrivateKeyJWT},
 		SecretRotation: &oauthv1alpha1.SecretRotation{GracePeriod: &metav1.Duration{Duration: grace}},
 	}}
-	if err := k8s.Create(context.Background(), oc); apierrors.IsInvalid(err) && strings.Contains(err.Error(), `Unsupported value: "PrivateKeyJWT"`) {
-		t.Skip("the API server does not know method PrivateKeyJWT yet (server side not merged)")
-	} else if err != nil {
+	if err := k8s.Create(context.Background(), oc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), oc) })
