@@ -65,7 +65,7 @@ func TestClientSecret(t *testing.T) {
 	}
 	vol := newVolume(t, data)
 	ctx := context.Background()
-	ts, err := client.New(ctx, vol.dir, client.WithAudience(api), client.WithScopes("orders:read"))
+	ts, err := client.New(ctx, vol.Dir, client.WithAudience(api), client.WithScopes("orders:read"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +106,8 @@ func TestServiceAccountToken(t *testing.T) {
 	}
 	secretVol := newVolume(t, data)
 	tokenVol := newVolume(t, map[string]string{"token": serviceAccountToken(t, ns, "erp")})
-	ts, err := client.New(context.Background(), secretVol.dir, client.WithAudience(api),
-		client.WithServiceAccountTokenFile(filepath.Join(tokenVol.dir, "token")))
+	ts, err := client.New(context.Background(), secretVol.Dir, client.WithAudience(api),
+		client.WithServiceAccountTokenFile(filepath.Join(tokenVol.Dir, "token")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestTokenReuse(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
 	rec := newRecorder()
-	ts, err := client.New(context.Background(), vol.dir, client.WithAudience(api), client.WithClock(clock), client.WithHTTPClient(rec.client()))
+	ts, err := client.New(context.Background(), vol.Dir, client.WithAudience(api), client.WithClock(clock), client.WithHTTPClient(rec.client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestRotationWithoutFailedFetches(t *testing.T) {
 		vol := newVolume(t, data)
 		rec := newRecorder()
 		// A delta longer than the lifetime: no token is reused, every fetch is a request.
-		ts, err := client.New(context.Background(), vol.dir, client.WithAudience(api), client.WithExpiryDelta(24*time.Hour), client.WithHTTPClient(rec.client()))
+		ts, err := client.New(context.Background(), vol.Dir, client.WithAudience(api), client.WithExpiryDelta(24*time.Hour), client.WithHTTPClient(rec.client()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +216,7 @@ func TestRotationWithoutFailedFetches(t *testing.T) {
 			prev := data["client_secret"]
 			annotate(t, oc, oauthv1alpha1.RotateSecretAnnotation, "rotation-"+string(rune('0'+i)))
 			data = secretData(t, ns, "rotating", func(d map[string][]byte) bool { return string(d["client_secret"]) != prev })
-			vol.update(data)
+			vol.Update(data)
 			old = append(old, data)
 			return grace
 		})
@@ -230,7 +230,7 @@ func TestRotationWithoutFailedFetches(t *testing.T) {
 		// workload's last fetches succeeded with the new secret it read from the files.
 		for i, d := range old {
 			plain := newVolume(t, map[string]string{"client_id": d["client_id"], "token_url": d["token_url"], "client_secret": d["client_secret"]})
-			ts, err := client.New(context.Background(), plain.dir, client.WithAudience(api))
+			ts, err := client.New(context.Background(), plain.Dir, client.WithAudience(api))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,15 +249,15 @@ func TestRotationWithoutFailedFetches(t *testing.T) {
 		tokens := []string{serviceAccountToken(t, ns, "rotating-sa")}
 		tokenVol := newVolume(t, map[string]string{"token": tokens[0]})
 		rec := newRecorder()
-		ts, err := client.New(context.Background(), secretVol.dir, client.WithAudience(api), client.WithExpiryDelta(24*time.Hour),
-			client.WithHTTPClient(rec.client()), client.WithServiceAccountTokenFile(filepath.Join(tokenVol.dir, "token")))
+		ts, err := client.New(context.Background(), secretVol.Dir, client.WithAudience(api), client.WithExpiryDelta(24*time.Hour),
+			client.WithHTTPClient(rec.client()), client.WithServiceAccountTokenFile(filepath.Join(tokenVol.Dir, "token")))
 		if err != nil {
 			t.Fatal(err)
 		}
 		firstToken(t, ts)
 		rotation(t, ts, rec, func(int) time.Duration {
 			tokens = append(tokens, serviceAccountToken(t, ns, "rotating-sa"))
-			tokenVol.update(map[string]string{"token": tokens[len(tokens)-1]})
+			tokenVol.Update(map[string]string{"token": tokens[len(tokens)-1]})
 			return 0
 		})
 		_, _, creds := rec.stats()
@@ -293,7 +293,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}
 	vol := newVolume(t, data)
 	rec := newRecorder()
-	ts, err := client.New(context.Background(), vol.dir, client.WithAudience(api), client.WithExpiryDelta(24*time.Hour), client.WithHTTPClient(rec.client()))
+	ts, err := client.New(context.Background(), vol.Dir, client.WithAudience(api), client.WithExpiryDelta(24*time.Hour), client.WithHTTPClient(rec.client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		prev := data["key_id"]
 		annotate(t, oc, oauthv1alpha1.RotateSecretAnnotation, "rotation-"+string(rune('0'+i)))
 		data = secretData(t, ns, "signing", func(d map[string][]byte) bool { return hasKey(d) && string(d["key_id"]) != prev })
-		vol.update(data)
+		vol.Update(data)
 		old = append(old, data)
 		return grace
 	})
@@ -318,7 +318,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}
 	for i, d := range old {
 		plain := newVolume(t, map[string]string{"client_id": d["client_id"], "token_url": d["token_url"], "private_key": d["private_key"], "key_id": d["key_id"]})
-		ts, err := client.New(context.Background(), plain.dir, client.WithAudience(api))
+		ts, err := client.New(context.Background(), plain.Dir, client.WithAudience(api))
 		if err != nil {
 			t.Fatal(err)
 		}

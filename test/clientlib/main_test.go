@@ -17,8 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,67 +214,9 @@ func serviceAccountToken(t *testing.T, ns, name string) string {
 	return tr.Status.Token
 }
 
-// volume is a directory written the way the kubelet writes a Secret or projected
-// volume: each version in its own ..<timestamp> directory, published by atomically
-// renaming a new ..data symlink over the old one; <dir>/<key> -> ..data/<key>.
-type volume struct {
-	t       testing.TB
-	dir     string
-	version string
-	n       int
-}
-
-func newVolume(t testing.TB, data map[string]string) *volume {
-	t.Helper()
-	v := &volume{t: t, dir: t.TempDir()}
-	v.update(data)
-	return v
-}
-
-func (v *volume) update(data map[string]string) {
-	v.t.Helper()
-	v.n++
-	version := fmt.Sprintf("..%s.%d", time.Now().UTC().Format("2006_01_02_15_04_05"), v.n)
-	if err := os.Mkdir(filepath.Join(v.dir, version), 0o755); err != nil {
-		v.t.Fatal(err)
-	}
-	for k, val := range data {
-		if err := os.WriteFile(filepath.Join(v.dir, version, k), []byte(val), 0o644); err != nil {
-			v.t.Fatal(err)
-		}
-	}
-	tmp := filepath.Join(v.dir, "..data_tmp")
-	if err := os.Symlink(version, tmp); err != nil {
-		v.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(v.dir, "..data")); err != nil {
-		v.t.Fatal(err)
-	}
-	for k := range data {
-		if _, err := os.Lstat(filepath.Join(v.dir, k)); err == nil {
-			continue
-		}
-		if err := os.Symlink(filepath.Join("..data", k), filepath.Join(v.dir, k)); err != nil {
-			v.t.Fatal(err)
-		}
-	}
-	entries, err := os.ReadDir(v.dir)
-	if err != nil {
-		v.t.Fatal(err)
-	}
-	for _, e := range entries {
-		if name := e.Name(); !strings.HasPrefix(name, "..") {
-			if _, ok := data[name]; !ok {
-				_ = os.Remove(filepath.Join(v.dir, name))
-			}
-		}
-	}
-	if v.version != "" {
-		if err := os.RemoveAll(filepath.Join(v.dir, v.version)); err != nil {
-			v.t.Fatal(err)
-		}
-	}
-	v.version = version
+// newVolume writes data as the kubelet writes a mounted Secret (testenv.Volume).
+func newVolume(t testing.TB, data map[string]string) *testenv.Volume {
+	return testenv.NewVolume(t, data)
 }
 
 // recorder is an http.RoundTripper that sees every token request pkg/client sends:
