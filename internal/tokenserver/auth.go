@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"k8s.io/apimachinery/pkg/types"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
@@ -104,6 +106,8 @@ type ServiceAccountIssuer interface {
 // (aud), for the client's own ServiceAccount (sub), current, and not long-lived.
 type serviceAccountAuthenticator struct {
 	issuer ServiceAccountIssuer
+	// currentUID is the UID of the ServiceAccount that exists now, from the cache.
+	currentUID func(namespace, name string) (types.UID, bool)
 	// audiences are the values of which `aud` must hold one: this server's issuer URL
 	// and its token endpoint URL.
 	audiences   []string
@@ -118,7 +122,7 @@ func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntr
 	if iss == "" {
 		return false
 	}
-	claims := &jwt.RegisteredClaims{}
+	claims := &serviceAccountClaims{}
 	_, err := jwt.NewParser(
 		jwt.WithValidMethods(AssertionAlgorithms),
 		jwt.WithIssuer(iss),
@@ -132,8 +136,32 @@ func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntr
 	if err != nil || claims.IssuedAt == nil {
 		return false
 	}
+	// Only for this server: a token that is also good for the Kubernetes API (or any
+	// other audience) would give its bearer more than a token request.
+	for _, aud := range claims.Audience {
+		if !slices.Contains(a.audiences, aud) {
+			return false
+		}
+	}
+	// Issued for the ServiceAccount that exists now, not one deleted (and perhaps
+	// recreated under the same name).
+	uid, ok := a.currentUID(c.namespace, c.serviceAccount)
+	if !ok || claims.Kubernetes.ServiceAccount.UID == "" || types.UID(claims.Kubernetes.ServiceAccount.UID) != uid {
+		return false
+	}
 	// A token that lives long is a secret again.
 	return claims.ExpiresAt.Sub(claims.IssuedAt.Time) <= a.maxLifetime
+}
+
+// serviceAccountClaims are the claims of a Kubernetes ServiceAccount token that the
+// authenticator reads.
+type serviceAccountClaims struct {
+	jwt.RegisteredClaims
+	Kubernetes struct {
+		ServiceAccount struct {
+			UID string `json:"uid"`
+		} `json:"serviceaccount"`
+	} `json:"kubernetes.io"`
 }
 
 // privateKeyJWTAuthenticator verifies an RFC 7523 assertion signed by the client with a

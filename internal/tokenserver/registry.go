@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -31,6 +32,10 @@ type registry struct {
 	secrets    map[types.NamespacedName]*secretEntry
 	apis       map[string]*apiEntry
 	namespaces map[string]labels.Set
+	// serviceAccounts maps each ServiceAccount (metadata only) to its UID: a
+	// ServiceAccount token names the UID it was issued for, and one of a deleted (or
+	// deleted and recreated) ServiceAccount authenticates no one.
+	serviceAccounts map[types.NamespacedName]types.UID
 	// versions records the resourceVersion last indexed per object, for tests and
 	// diagnostics.
 	versions map[string]string
@@ -50,8 +55,8 @@ type clientEntry struct {
 	// below or in the client's secretEntry.
 	method oauthv1alpha1.AuthenticationMethod
 	// subject is the `sub` of the ServiceAccount tokens that authenticate a
-	// ServiceAccountToken client.
-	subject string
+	// ServiceAccountToken client, and serviceAccount that ServiceAccount's name.
+	subject, serviceAccount string
 	// keys are the usable spec.authentication.publicKeys of a PrivateKeyJWT client that
 	// names its own; generatesKey is true when its key pair is in its Secret instead.
 	keys         []clientKey
@@ -111,11 +116,12 @@ type apiEntry struct {
 
 func newRegistry() *registry {
 	return &registry{
-		clients:    map[types.NamespacedName]*clientEntry{},
-		secrets:    map[types.NamespacedName]*secretEntry{},
-		apis:       map[string]*apiEntry{},
-		namespaces: map[string]labels.Set{},
-		versions:   map[string]string{},
+		clients:         map[types.NamespacedName]*clientEntry{},
+		secrets:         map[types.NamespacedName]*secretEntry{},
+		apis:            map[string]*apiEntry{},
+		namespaces:      map[string]labels.Set{},
+		serviceAccounts: map[types.NamespacedName]types.UID{},
+		versions:        map[string]string{},
 	}
 }
 
@@ -130,6 +136,7 @@ func (r *registry) watch(ctx context.Context, informers cache.Informers) error {
 		{&corev1.Secret{}, r.setSecret, r.removeSecret},
 		{&oauthv1alpha1.OAuthAPI{}, r.setAPI, r.removeAPI},
 		{&corev1.Namespace{}, r.setNamespace, r.removeNamespace},
+		{serviceAccountMetadata(), r.setServiceAccount, r.removeServiceAccount},
 	}
 	var regs []toolscache.ResourceEventHandlerRegistration
 	for _, k := range kinds {
@@ -194,6 +201,9 @@ func (r *registry) setClient(obj client.Object) {
 	}
 	if oc.Spec.AccessTokenTTL != nil {
 		e.ttl = oc.Spec.AccessTokenTTL.Duration
+	}
+	if e.subject != "" {
+		e.serviceAccount = oc.Spec.Authentication.ServiceAccountName
 	}
 	if oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT {
 		e.generatesKey = oc.GeneratesKey()
@@ -285,6 +295,35 @@ func (r *registry) removeAPI(obj client.Object) {
 	defer r.mu.Unlock()
 	delete(r.apis, obj.GetName())
 	delete(r.versions, versionKey(obj))
+}
+
+// serviceAccountMetadata is the metadata-only form of a ServiceAccount, as cached.
+func serviceAccountMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+	return m
+}
+
+func (r *registry) setServiceAccount(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.serviceAccounts[client.ObjectKeyFromObject(obj)] = obj.GetUID()
+	r.versions[versionKey(obj)] = obj.GetResourceVersion()
+}
+
+func (r *registry) removeServiceAccount(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.serviceAccounts, client.ObjectKeyFromObject(obj))
+	delete(r.versions, versionKey(obj))
+}
+
+// serviceAccountUID is the UID of the ServiceAccount namespace/name that exists now.
+func (r *registry) serviceAccountUID(namespace, name string) (types.UID, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	uid, ok := r.serviceAccounts[types.NamespacedName{Namespace: namespace, Name: name}]
+	return uid, ok
 }
 
 func (r *registry) setNamespace(obj client.Object) {

@@ -48,6 +48,10 @@ const (
 	credAssertion
 )
 
+// maxAssertionBytes bounds a client assertion: a Kubernetes ServiceAccount token or a
+// private_key_jwt assertion is 1-2 KiB.
+const maxAssertionBytes = 8 << 10
+
 // JWTBearerAssertionType is the client_assertion_type of JWT client assertions
 // (RFC 7523 §2.2).
 const JWTBearerAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -165,6 +169,10 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 		}
 		if assertion == "" {
 			return nil, badRequest(errInvalidRequest, "client_assertion is required with client_assertion_type")
+		}
+		if len(assertion) > maxAssertionBytes {
+			// Real assertions are 1-2 KiB; a large one only costs verification time.
+			return nil, errClientAuth
 		}
 		req.cred = credential{kind: credAssertion, assertion: assertion}
 		methods++

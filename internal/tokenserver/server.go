@@ -83,6 +83,7 @@ func New(o Options) *Server {
 		oauthv1alpha1.AuthClientSecret: secretAuthenticator{},
 		oauthv1alpha1.AuthServiceAccountToken: &serviceAccountAuthenticator{
 			issuer:      o.ServiceAccountIssuer,
+			currentUID:  s.registry.serviceAccountUID,
 			audiences:   []string{o.Config.Issuer, o.Config.TokenURL()},
 			maxLifetime: o.Config.WorkloadIdentity.MaxTokenLifetime.Duration,
 		},

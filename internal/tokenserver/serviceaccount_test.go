@@ -16,6 +16,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -89,7 +90,7 @@ func TestServiceAccountTokenClient(t *testing.T) {
 	}
 	// Form bodies too; the token endpoint URL is an accepted audience; the same
 	// ServiceAccount token may be presented again.
-	viaTokenURL := saToken(t, ns, "erp", []string{"https://kubernetes.default.svc", issuer + TokenPath}, time.Hour)
+	viaTokenURL := saToken(t, ns, "erp", []string{issuer + TokenPath}, time.Hour)
 	form := "grant_type=client_credentials&client_id=" + saClient +
 		"&client_assertion_type=" + strings.ReplaceAll(JWTBearerAssertionType, ":", "%3A") + "&client_assertion=" + viaTokenURL
 	for range 2 {
@@ -124,6 +125,7 @@ func TestServiceAccountTokenClient(t *testing.T) {
 		{"same-named ServiceAccount of another namespace", assertion(saClient, saToken(t, otherNS, "erp", []string{issuer}, time.Hour)), 0},
 		{"another ServiceAccount of the namespace", assertion(saClient, saToken(t, ns, "intruder", []string{issuer}, time.Hour)), 0},
 		{"foreign audience", assertion(saClient, saToken(t, ns, "erp", []string{"https://kubernetes.default.svc"}, time.Hour)), 0},
+		{"also for the Kubernetes API", assertion(saClient, saToken(t, ns, "erp", []string{issuer, "https://kubernetes.default.svc"}, time.Hour)), 0},
 		{"expired token", assertion(saClient, good), 2 * time.Hour},
 		{"token longer-lived than the maximum", assertion(saClient, long), 0},
 		{"signed by another key", assertion(saClient, forged), 0},
@@ -150,6 +152,27 @@ func TestServiceAccountTokenClient(t *testing.T) {
 	}
 	// And the right token still works after all that.
 	decodeOK(t, post(srv.Handler(), "application/json", assertion(saClient, good)))
+
+	// Its ServiceAccount deleted and created again under the same name: the old token
+	// was issued for another ServiceAccount and authenticates no one; a new one does.
+	old := &corev1.ServiceAccount{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "erp"}, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "erp"}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for post(srv.Handler(), "application/json", assertion(saClient, good)).Code != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("a token of the deleted ServiceAccount still authenticates the client")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	decodeOK(t, post(srv.Handler(), "application/json", assertion(saClient, saToken(t, ns, "erp", []string{issuer}, time.Hour))))
 }
 
 // TestServiceAccountClientFailuresAreRateLimited: refused assertions count against the

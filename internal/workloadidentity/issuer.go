@@ -99,7 +99,11 @@ func New(o Options) (*Issuer, error) {
 		return nil, err
 	}
 	limited := *hc
-	limited.Transport = limitedBodies{hc.Transport}
+	next := hc.Transport
+	if next == nil { // a plain-HTTP config without credentials
+		next = http.DefaultTransport
+	}
+	limited.Transport = limitedBodies{next}
 	limited.Timeout = requestTimeout
 	i := &Issuer{
 		httpClient: &limited, baseURL: base, override: o.Issuer, log: o.Log,
@@ -151,7 +155,14 @@ func (i *Issuer) Start(ctx context.Context) error {
 // Ready is closed once the issuer is discovered and its keys were read once.
 func (i *Issuer) Ready() <-chan struct{} { return i.ready }
 
-func (i *Issuer) discover(ctx context.Context) error {
+func (i *Issuer) discover(parent context.Context) (err error) {
+	// The key storage polls until its context ends: a failed attempt stops its own.
+	ctx, cancel := context.WithCancel(parent)
+	defer func() {
+		if err != nil {
+			cancel()
+		}
+	}()
 	issuer := i.override
 	if issuer == "" {
 		var doc struct {
