@@ -13,7 +13,7 @@ import (
 // volume: each version in its own ..<timestamp> directory, published by atomically
 // renaming a new ..data symlink over the old one; <dir>/<key> -> ..data/<key>.
 type Volume struct {
-	t       testing.TB
+	t testing.TB
 	// Dir is the mounted folder.
 	Dir     string
 	version string
@@ -74,4 +74,3 @@ func (v *Volume) Update(data map[string]string) {
 	}
 	v.version = version
 }
-
