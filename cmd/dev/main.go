@@ -140,6 +140,15 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 	p(`    --data-urlencode client_assertion_type=%s \`, tokenserver.JWTBearerAssertionType)
 	p(`    --data-urlencode client_assertion="$SA_TOKEN"`)
 	p("")
+	p("  # private_key_jwt: shop.%s signs each request with the key the operator generated", devenv.SamplePrivateKeyClient)
+	p("  # into its Secret; cmd/example-client does it with pkg/client, from the Secret's files")
+	p("  mkdir -p /tmp/%s && for k in client_id token_url private_key key_id; do", devenv.SamplePrivateKeyClient)
+	p(`    kubectl --kubeconfig %s -n %s get secret %s -o jsonpath="{.data.$k}" | base64 -d > /tmp/%s/$k; done`,
+		kc, devenv.SampleNamespace, devenv.SamplePrivateKeyClient, devenv.SamplePrivateKeyClient)
+	if env.APIURL != "" {
+		p("  go run ./cmd/example-client --secret-dir /tmp/%s --audience %s %s", devenv.SamplePrivateKeyClient, devenv.APIAudience, env.APIURL)
+	}
+	p("")
 	p("  # the public keys APIs verify tokens with")
 	p("  curl -sS %s/.well-known/jwks.json", env.Issuer)
 	p("")
