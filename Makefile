@@ -8,6 +8,8 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
 KUSTOMIZE_VERSION ?= v5.8.2
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# promtool of Prometheus v3.16.0 (Prometheus' Go module is versioned v0.3XX.Y for v3.XX.Y).
+PROMTOOL_VERSION ?= v0.316.0
 ENVTEST_K8S_VERSION ?= 1.37.2
 ENVTEST_ETCD_VERSION ?= 3.6.16
 
@@ -17,6 +19,7 @@ HELM ?= $(LOCALBIN)/helm
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CHART ?= charts/oauth-client-operator
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+PROMTOOL ?= $(LOCALBIN)/promtool
 
 IMG ?= ghcr.io/oauth-client-operator/oauth-client-operator:latest
 GO_TEST_FLAGS ?= -race -count=1
@@ -68,7 +71,7 @@ envtest: ## Provide the envtest binaries (kube-apiserver, etcd) in bin/k8s; buil
 	@./hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: verify vet envtest helm kustomize chart-lint ## Run every test: unit, envtest suites on a real kube-apiserver + etcd, end-to-end.
+test: verify vet envtest helm kustomize promtool chart-lint ## Run every test: unit, envtest suites on a real kube-apiserver + etcd, end-to-end.
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: lint
@@ -124,6 +127,12 @@ $(KUSTOMIZE): | $(LOCALBIN)
 golangci-lint: $(GOLANGCI_LINT)
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+# promtool checks and unit-tests the chart's PrometheusRule (test/install).
+.PHONY: promtool
+promtool: $(PROMTOOL)
+$(PROMTOOL): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)

@@ -29,10 +29,14 @@ import (
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
 // AudienceIndex indexes OAuthClients by the OAuthAPI names in spec.audiences.
 const AudienceIndex = "spec.audiences"
+
+// ServiceAccountIndex indexes OAuthClients by spec.authentication.serviceAccountName.
+const ServiceAccountIndex = "spec.authentication.serviceAccountName"
 
 // Event reasons a user may see on an OAuthClient.
 const (
@@ -42,6 +46,7 @@ const (
 	EventSecretRegenerated = "SecretRegenerated"
 	EventSecretConflict    = "SecretConflict"
 	EventSecretRotated     = "SecretRotated"
+	EventSecretRemoved     = "SecretRemoved"
 )
 
 // OAuthClientReconciler turns each OAuthClient into a Secret of credentials and reports
@@ -61,6 +66,16 @@ type OAuthClientReconciler struct {
 	Now func() time.Time
 	// Workers is how many clients are reconciled at once (0: controller-runtime's default, 1).
 	Workers int
+	// KeyAlgorithm is the family of the key pairs generated for PrivateKeyJWT clients:
+	// the operator's signing algorithm (ES256 when unset).
+	KeyAlgorithm signing.Algorithm
+}
+
+func (r *OAuthClientReconciler) keyAlgorithm() signing.Algorithm {
+	if r.KeyAlgorithm == "" {
+		return signing.DefaultAlgorithm
+	}
+	return r.KeyAlgorithm
 }
 
 // notReady is why a client is not Ready: a state the user must change, not an error
@@ -75,6 +90,7 @@ type notReady struct {
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthapis,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile makes the client's Secret hold its credentials, then records in status
@@ -95,12 +111,19 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		requeue, err = r.maintainSecret(ctx, oc, secret)
 	}
 	if err == nil && problem == nil {
+		problem = checkPublicKeys(oc)
+	}
+	if err == nil && problem == nil {
 		problem, err = r.checkAudiences(ctx, oc)
 	}
 	if err == nil && problem == nil && oc.Spec.Disabled {
 		problem = &notReady{oauthv1alpha1.ReasonDisabled, "the client is disabled: its credentials are kept, no tokens are issued"}
 	}
-	if statusErr := r.writeStatus(ctx, before, oc, secret, problem, err); statusErr != nil {
+	var note string
+	if err == nil && problem == nil {
+		note, err = r.serviceAccountNote(ctx, oc)
+	}
+	if statusErr := r.writeStatus(ctx, before, oc, secret, problem, note, err); statusErr != nil {
 		return ctrl.Result{}, errors.Join(err, statusErr)
 	}
 	return ctrl.Result{RequeueAfter: requeue}, err
@@ -137,7 +160,7 @@ func (r *OAuthClientReconciler) ensureSecret(ctx context.Context, oc *oauthv1alp
 		return nil, nil, fmt.Errorf("get Secret %s: %w", key, err)
 	}
 
-	if !metav1.IsControlledBy(secret, oc) {
+	if oauthv1alpha1.SecretOwner(secret) != oc.UID {
 		msg := fmt.Sprintf("Secret %q exists and is not controlled by this OAuthClient; it was left untouched (delete it, or set spec.secretName on a new client)", key.Name)
 		if !hasReason(oc, oauthv1alpha1.ReasonSecretConflict) {
 			r.Recorder.Eventf(oc, nil, corev1.EventTypeWarning, EventSecretConflict, "Reconcile", msg)
@@ -149,22 +172,24 @@ func (r *OAuthClientReconciler) ensureSecret(ctx context.Context, oc *oauthv1alp
 
 // createSecret creates the Secret with fresh credentials.
 func (r *OAuthClientReconciler) createSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, key types.NamespacedName) (*corev1.Secret, error) {
-	clientSecret, err := GenerateClientSecret()
-	if err != nil {
-		return nil, err
-	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: key.Namespace, Name: key.Name, Labels: secretLabels(oc),
-			Annotations: map[string]string{oauthv1alpha1.SecretRotatedAtAnnotation: formatTime(r.now())},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: r.managedData(oc),
 	}
-	secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(clientSecret)
-	// A rotation requested before the Secret existed is served by its creation.
-	if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
-		secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation] = trigger
+	if cred := r.credentialFor(oc); cred != nil {
+		generated, err := cred.generate()
+		if err != nil {
+			return nil, err
+		}
+		install(secret.Data, generated)
+		secret.Annotations = map[string]string{oauthv1alpha1.SecretRotatedAtAnnotation: formatTime(r.now())}
+		// A rotation requested before the Secret existed is served by its creation.
+		if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
+			secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation] = trigger
+		}
 	}
 	if err := controllerutil.SetControllerReference(oc, secret, r.Scheme); err != nil {
 		return nil, fmt.Errorf("set owner of Secret %s: %w", key, err)
@@ -189,29 +214,48 @@ func (r *OAuthClientReconciler) recordCreated(oc *oauthv1alpha1.OAuthClient, sec
 }
 
 // maintainSecret keeps a Secret this client controls right: it restores labels and
-// managed keys changed by hand, regenerates a missing or too short client secret,
-// rotates the secret when its interval has passed or the rotate-secret annotation has
-// a new value, and drops the previous secret when its grace period ends. All changes
-// go out in one patch. It returns when to look again.
+// managed keys changed by hand, removes credentials of another method, regenerates a
+// missing or unusable credential (client secret or key pair), rotates it when its
+// interval has passed or the rotate-secret annotation has a new value, and drops the
+// previous one when its grace period ends. All changes go out in one patch. It returns
+// when to look again.
 func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) (time.Duration, error) {
 	orig := secret.DeepCopy()
 	now := r.now()
 	fixed := r.repair(oc, secret)
+	cred := r.credentialFor(oc)
+	dropped := dropOtherCredentials(secret, cred)
+	if cred == nil {
+		if err := r.patchSecret(ctx, orig, secret); err != nil {
+			return 0, err
+		}
+		r.reportRepairs(ctx, oc, secret, fixed)
+		if dropped {
+			logf.FromContext(ctx).Info("removed the stored credentials: the client's method needs none in its Secret", "secret", secret.Name, "method", oc.AuthMethod())
+			r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRemoved, "Reconcile",
+				"removed the stored credentials from Secret %q: the client authenticates by %s", secret.Name, oc.AuthMethod())
+		}
+		return 0, nil
+	}
 
-	regenerated := !validClientSecret(secret.Data[oauthv1alpha1.SecretKeyClientSecret])
+	regenerated := !cred.valid(secret.Data)
+	// Generated for a client that had none of this kind: it has just switched methods.
+	switched := regenerated && (dropped || orig.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation] == "")
 	rotation := ""
 	if !regenerated {
 		rotation = rotationDue(oc, secret, now)
 	}
 	if regenerated || rotation != "" {
-		s, err := GenerateClientSecret()
+		generated, err := cred.generate()
 		if err != nil {
 			return 0, err
 		}
 		if rotation != "" {
-			keepPrevious(secret, gracePeriod(oc), now)
+			if err := keepPrevious(secret, cred, gracePeriod(oc), now); err != nil {
+				return 0, fmt.Errorf("rotate the %s of Secret %s/%s: %w", cred.name, secret.Namespace, secret.Name, err)
+			}
 		}
-		secret.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(s)
+		install(secret.Data, generated)
 		setAnnotation(secret, oauthv1alpha1.SecretRotatedAtAnnotation, formatTime(now))
 	}
 	if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
@@ -220,35 +264,54 @@ func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1a
 	if _, ok := secret.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation]; !ok {
 		setAnnotation(secret, oauthv1alpha1.SecretRotatedAtAnnotation, formatTime(now))
 	}
-	expired := expirePrevious(secret, now)
+	expired := expirePrevious(secret, cred, now)
 
-	if !equality.Semantic.DeepEqual(orig.Data, secret.Data) || !equality.Semantic.DeepEqual(orig.ObjectMeta, secret.ObjectMeta) {
-		if err := r.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return 0, fmt.Errorf("update Secret %s/%s: %w", secret.Namespace, secret.Name, err)
-		}
+	if err := r.patchSecret(ctx, orig, secret); err != nil {
+		return 0, err
 	}
 	log := logf.FromContext(ctx)
-	if len(fixed) > 0 {
-		log.Info("restored credential Secret", "secret", secret.Name, "fields", fixed)
-		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRepaired, "Reconcile",
-			"restored %v of Secret %q, which were changed by hand", fixed, secret.Name)
-	}
-	if regenerated {
-		log.Info("generated a new client secret: the stored one was missing or too short", "secret", secret.Name)
+	r.reportRepairs(ctx, oc, secret, fixed)
+	switch {
+	case switched:
+		log.Info("generated a credential for the client's method", "secret", secret.Name, "credential", cred.name, "method", oc.AuthMethod())
+		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretCreated, "Reconcile",
+			"generated a %s in Secret %q: the client authenticates by %s", cred.name, secret.Name, oc.AuthMethod())
+	case regenerated:
+		log.Info("generated a new credential: the stored one was missing or unusable", "secret", secret.Name, "credential", cred.name)
 		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRegenerated, "Reconcile",
-			"the client_secret of Secret %q was missing or shorter than %d characters; generated a new one", secret.Name, minClientSecretLen)
+			"the %s of Secret %q was missing or unusable (a client secret needs %d characters); generated a new one", cred.name, secret.Name, minClientSecretLen)
 	}
 	if rotation != "" {
 		grace := gracePeriod(oc)
 		SecretRotations.WithLabelValues(rotation).Inc()
-		log.Info("rotated client secret", "secret", secret.Name, "trigger", rotation, "gracePeriod", grace.String())
+		log.Info("rotated client credential", "secret", secret.Name, "credential", cred.name, "trigger", rotation, "gracePeriod", grace.String())
 		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRotated, "Rotate",
-			"rotated the client secret in Secret %q (trigger: %s); the previous one works for %s more", secret.Name, rotation, grace)
+			"rotated the %s in Secret %q (trigger: %s); the previous one works for %s more", cred.name, secret.Name, rotation, grace)
 	}
 	if expired {
-		log.Info("previous client secret expired", "secret", secret.Name)
+		log.Info("previous client credential expired", "secret", secret.Name, "credential", cred.name)
 	}
 	return nextCheck(oc, secret, now), nil
+}
+
+// patchSecret writes secret's changes against orig, if any, in one patch.
+func (r *OAuthClientReconciler) patchSecret(ctx context.Context, orig, secret *corev1.Secret) error {
+	if equality.Semantic.DeepEqual(orig.Data, secret.Data) && equality.Semantic.DeepEqual(orig.ObjectMeta, secret.ObjectMeta) {
+		return nil
+	}
+	if err := r.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("update Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	return nil
+}
+
+func (r *OAuthClientReconciler) reportRepairs(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, fixed []string) {
+	if len(fixed) == 0 {
+		return
+	}
+	logf.FromContext(ctx).Info("restored credential Secret", "secret", secret.Name, "fields", fixed)
+	r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRepaired, "Reconcile",
+		"restored %v of Secret %q, which were changed by hand", fixed, secret.Name)
 }
 
 // repair restores labels and managed keys; it returns what it changed.
@@ -307,8 +370,45 @@ func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1a
 	return nil, nil
 }
 
-// writeStatus writes the status once, and only when it changed.
-func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, problem *notReady, reconcileErr error) error {
+// checkPublicKeys refuses public keys of a PrivateKeyJWT client that cannot verify
+// assertions (what CEL cannot tell: the PEM's content, the key's type and size), naming
+// the first bad entry.
+func checkPublicKeys(oc *oauthv1alpha1.OAuthClient) *notReady {
+	if oc.AuthMethod() != oauthv1alpha1.AuthPrivateKeyJWT {
+		return nil
+	}
+	for i, k := range oc.Spec.Authentication.PublicKeys {
+		if _, err := signing.ParsePublicKeyPEM(k); err != nil {
+			return &notReady{oauthv1alpha1.ReasonInvalidPublicKey,
+				fmt.Sprintf("spec.authentication.publicKeys[%d] cannot verify assertions: %v", i, err)}
+		}
+	}
+	return nil
+}
+
+// serviceAccountNote says, for a ServiceAccountToken client whose ServiceAccount does
+// not exist (yet), that its tokens cannot be had until it does. The client stays
+// Ready: a Deployment often creates its ServiceAccount after the client.
+func (r *OAuthClientReconciler) serviceAccountNote(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (string, error) {
+	if oc.AuthMethod() != oauthv1alpha1.AuthServiceAccountToken {
+		return "", nil
+	}
+	sa := &metav1.PartialObjectMetadata{}
+	sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+	key := types.NamespacedName{Namespace: oc.Namespace, Name: oc.Spec.Authentication.ServiceAccountName}
+	err := r.Get(ctx, key, sa)
+	if apierrors.IsNotFound(err) {
+		return fmt.Sprintf("; ServiceAccount %q does not exist yet: its pods can get tokens once it does", key.Name), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("get ServiceAccount %s: %w", key, err)
+	}
+	return "", nil
+}
+
+// writeStatus writes the status once, and only when it changed. note is added to the
+// message of a Ready client.
+func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, problem *notReady, note string, reconcileErr error) error {
 	st := &oc.Status
 	if secret != nil {
 		st.LastSecretRotationTime = annotationTime(secret, oauthv1alpha1.SecretRotatedAtAnnotation)
@@ -325,7 +425,7 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oau
 		Type:               oauthv1alpha1.ConditionReady,
 		Status:             metav1.ConditionTrue,
 		Reason:             oauthv1alpha1.ReasonReady,
-		Message:            "credentials are in Secret " + oc.EffectiveSecretName(),
+		Message:            readyMessage(oc) + note,
 		ObservedGeneration: oc.Generation,
 	}
 	switch {
@@ -348,6 +448,16 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oau
 	return nil
 }
 
+func readyMessage(oc *oauthv1alpha1.OAuthClient) string {
+	switch {
+	case oc.AuthMethod() == oauthv1alpha1.AuthServiceAccountToken:
+		return fmt.Sprintf("Secret %s holds where to ask; the client authenticates with tokens of ServiceAccount %s", oc.EffectiveSecretName(), oc.Spec.Authentication.ServiceAccountName)
+	case oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT && !oc.GeneratesKey():
+		return fmt.Sprintf("Secret %s holds where to ask; the client signs assertions with the private halves of its %d public key(s)", oc.EffectiveSecretName(), len(oc.Spec.Authentication.PublicKeys))
+	}
+	return "credentials are in Secret " + oc.EffectiveSecretName()
+}
+
 func (r *OAuthClientReconciler) managedData(oc *oauthv1alpha1.OAuthClient) map[string][]byte {
 	return map[string][]byte{
 		oauthv1alpha1.SecretKeyClientID: []byte(oc.ClientID()),
@@ -368,7 +478,7 @@ func hasReason(oc *oauthv1alpha1.OAuthClient, reason string) bool {
 	return c != nil && c.Reason == reason
 }
 
-// SetupWithManager adds the index the controller lists by (IndexFields) and registers
+// SetupWithManager adds the indexes the controller lists by (IndexFields) and registers
 // the controller (SetupControllerWithManager) on one manager.
 func (r *OAuthClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if err := IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
@@ -377,7 +487,8 @@ func (r *OAuthClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	return r.SetupControllerWithManager(mgr)
 }
 
-// IndexFields adds the cache index the OAuthClient controller lists by (AudienceIndex).
+// IndexFields adds the cache indexes the OAuthClient controller lists by
+// (AudienceIndex, ServiceAccountIndex).
 // Call it once per cache, before the cache starts: a manager that runs the controller
 // only while it leads indexes its long-lived cache here and registers the controller
 // on every term's manager with SetupControllerWithManager.
@@ -387,12 +498,20 @@ func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
 	}); err != nil {
 		return fmt.Errorf("index OAuthClients by audience: %w", err)
 	}
+	if err := indexer.IndexField(ctx, &oauthv1alpha1.OAuthClient{}, ServiceAccountIndex, func(o client.Object) []string {
+		if a := o.(*oauthv1alpha1.OAuthClient).Spec.Authentication; a != nil && a.ServiceAccountName != "" {
+			return []string{a.ServiceAccountName}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index OAuthClients by ServiceAccount: %w", err)
+	}
 	return nil
 }
 
 // SetupControllerWithManager registers the controller and its watches: the client, the
-// Secrets it owns, the OAuthAPIs it names and the labels of its Namespace. The
-// manager's cache must have the index of IndexFields.
+// Secrets it owns, the OAuthAPIs it names, the labels of its Namespace and its
+// ServiceAccount. The manager's cache must have the indexes of IndexFields.
 func (r *OAuthClientReconciler) SetupControllerWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&oauthv1alpha1.OAuthClient{}).
@@ -400,6 +519,9 @@ func (r *OAuthClientReconciler) SetupControllerWithManager(mgr ctrl.Manager) err
 		Watches(&oauthv1alpha1.OAuthAPI{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfAPI)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.clientsInNamespace),
 			builder.WithPredicates(labelsChanged())).
+		// Metadata only: a ServiceAccount's existence is all a client's status says.
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfServiceAccount),
+			builder.OnlyMetadata, builder.WithPredicates(createdOrDeleted())).
 		Named("oauthclient").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
@@ -421,6 +543,23 @@ func (r *OAuthClientReconciler) clientsInNamespace(ctx context.Context, o client
 		return nil
 	}
 	return requestsFor(list)
+}
+
+func (r *OAuthClientReconciler) clientsOfServiceAccount(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &oauthv1alpha1.OAuthClientList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{ServiceAccountIndex: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "list OAuthClients of ServiceAccount", "namespace", o.GetNamespace(), "serviceaccount", o.GetName())
+		return nil
+	}
+	return requestsFor(list)
+}
+
+// createdOrDeleted passes only creations and deletions.
+func createdOrDeleted() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 }
 
 func requestsFor(list *oauthv1alpha1.OAuthClientList) []reconcile.Request {

@@ -352,6 +352,20 @@ func TestAPIServerRejectsInvalidObjects(t *testing.T) {
 		{"zero ttl", oauthv1alpha1.OAuthClientSpec{Audiences: []string{"a"}, AccessTokenTTL: ttl("0s")}, "accessTokenTTL must be a positive duration"},
 		{"negative ttl", oauthv1alpha1.OAuthClientSpec{Audiences: []string{"a"}, AccessTokenTTL: ttl("-5m")}, "accessTokenTTL must be a positive duration"},
 		{"bad secret name", oauthv1alpha1.OAuthClientSpec{Audiences: []string{"a"}, SecretName: "Bad_Name"}, "spec.secretName"},
+		{"ServiceAccountToken without serviceAccountName", oauthv1alpha1.OAuthClientSpec{Audiences: []string{"a"},
+			Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthServiceAccountToken}},
+			"serviceAccountName is required when method is ServiceAccountToken"},
+		{"serviceAccountName with ClientSecret", oauthv1alpha1.OAuthClientSpec{Audiences: []string{"a"},
+			Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthClientSecret, ServiceAccountName: "sa"}},
+			"serviceAccountName may only be set when method is ServiceAccountToken"},
+		{"serviceAccountName with the default method", oauthv1alpha1.OAuthClientSpec{Audiences: []string{"a"},
+			Authentication: &oauthv1alpha1.ClientAuthentication{ServiceAccountName: "sa"}},
+			"serviceAccountName may only be set when method is ServiceAccountToken"},
+		{"unknown method", oauthv1alpha1.OAuthClientSpec{Audiences: []string{"a"},
+			Authentication: &oauthv1alpha1.ClientAuthentication{Method: "Password"}}, "spec.authentication.method"},
+		{"bad ServiceAccount name", oauthv1alpha1.OAuthClientSpec{Audiences: []string{"a"},
+			Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthServiceAccountToken, ServiceAccountName: "Not:A:Name"}},
+			"spec.authentication.serviceAccountName"},
 	}
 	for _, tt := range clients {
 		t.Run("OAuthClient/"+tt.name, func(t *testing.T) {

@@ -47,33 +47,6 @@ func rotationDue(oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, now time.
 	return ""
 }
 
-// keepPrevious moves the current secret to previous_client_secret for the grace
-// period; with no grace period the previous secret is dropped at once.
-func keepPrevious(secret *corev1.Secret, grace time.Duration, now time.Time) {
-	if grace <= 0 {
-		delete(secret.Data, oauthv1alpha1.SecretKeyPreviousClientSecret)
-		delete(secret.Annotations, oauthv1alpha1.PreviousSecretExpiresAnnotation)
-		return
-	}
-	secret.Data[oauthv1alpha1.SecretKeyPreviousClientSecret] = secret.Data[oauthv1alpha1.SecretKeyClientSecret]
-	setAnnotation(secret, oauthv1alpha1.PreviousSecretExpiresAnnotation, formatTime(now.Add(grace)))
-}
-
-// expirePrevious drops the previous secret once its grace period is over (or when its
-// expiry is unreadable). It reports whether it did.
-func expirePrevious(secret *corev1.Secret, now time.Time) bool {
-	if _, ok := secret.Data[oauthv1alpha1.SecretKeyPreviousClientSecret]; !ok {
-		delete(secret.Annotations, oauthv1alpha1.PreviousSecretExpiresAnnotation)
-		return false
-	}
-	if until := annotationTime(secret, oauthv1alpha1.PreviousSecretExpiresAnnotation); until != nil && now.Before(until.Time) {
-		return false
-	}
-	delete(secret.Data, oauthv1alpha1.SecretKeyPreviousClientSecret)
-	delete(secret.Annotations, oauthv1alpha1.PreviousSecretExpiresAnnotation)
-	return true
-}
-
 // nextCheck is how long until the next rotation or expiry; 0 when none is pending.
 func nextCheck(oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, now time.Time) time.Duration {
 	var next time.Duration

@@ -28,6 +28,9 @@ reason() {
 	oauth.operator.dev/oauthclients) echo "OAuthClients: read-only; the objects the controller reconciles and the token server authenticates." ;;
 	oauth.operator.dev/oauthclients/status) echo "OAuthClients' status: clientID, secretName, tokenURL and the Ready condition." ;;
 	oauth.operator.dev/oauthclients/finalizers) echo "OAuthClients' finalizers (update only): the credential Secret's owner reference blocks the client's deletion until the Secret is collected; clusters with the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) require this permission to set it." ;;
+	/serviceaccounts) echo "ServiceAccounts: metadata only (get, list, watch); an OAuthClient of method ServiceAccountToken says in its status whether its ServiceAccount exists yet." ;;
+	url://.well-known/openid-configuration) echo "The API server's ServiceAccount issuer discovery document (non-resource URL, get): the iss of ServiceAccount tokens that ServiceAccountToken clients present." ;;
+	url://openid/v1/jwks) echo "The API server's ServiceAccount token keys (non-resource URL, get): the token server verifies the ServiceAccount tokens of ServiceAccountToken clients with them, offline, from a cache." ;;
 	*) return 1 ;;
 	esac
 }
@@ -96,6 +99,7 @@ trap 'rm -f "$out.tmp"' EXIT
 			next
 		}
 		/^- apiGroups:$/ { flush(); in_rule = 1; section = "apiGroups"; buf = $0 "\n"; next }
+		/^- nonResourceURLs:$/ { flush(); in_rule = 1; section = "resources"; groups[++ng] = "url:"; buf = $0 "\n"; next }
 		in_rule {
 			buf = buf $0 "\n"
 			if ($0 ~ /^  [a-zA-Z]+:$/) { section = substr($0, 3, length($0) - 3); next }

@@ -108,22 +108,34 @@ func (a *OAuthAPI) HasScope(s string) bool {
 	return false
 }
 
-// Admits reports whether clients in namespace ns may obtain tokens for this API. It reads
-// only the OAuthAPI (written by cluster administrators) and the Namespace's labels.
-func (a *OAuthAPI) Admits(ns *corev1.Namespace) (bool, error) {
-	switch a.Spec.AllowedNamespaces.From {
+// NamespaceSelector is the one rule of namespace admission: the selector of the
+// namespaces whose clients may obtain tokens for an API. From All admits every
+// namespace; From Selector those the selector matches; anything else, none. It reads
+// only what cluster administrators write (the OAuthAPI); callers match it against a
+// Namespace's labels.
+func (an AllowedNamespaces) NamespaceSelector() (labels.Selector, error) {
+	switch an.From {
 	case NamespacesFromAll:
-		return true, nil
+		return labels.Everything(), nil
 	case NamespacesFromSelector:
-		if a.Spec.AllowedNamespaces.Selector == nil {
-			return false, nil
+		if an.Selector == nil {
+			return labels.Nothing(), nil
 		}
-		sel, err := metav1.LabelSelectorAsSelector(a.Spec.AllowedNamespaces.Selector)
+		sel, err := metav1.LabelSelectorAsSelector(an.Selector)
 		if err != nil {
-			return false, fmt.Errorf("invalid namespace selector of OAuthAPI %q: %w", a.Name, err)
+			return labels.Nothing(), err
 		}
-		return sel.Matches(labels.Set(ns.Labels)), nil
+		return sel, nil
 	default:
-		return false, nil
+		return labels.Nothing(), nil
 	}
+}
+
+// Admits reports whether clients in namespace ns may obtain tokens for this API.
+func (a *OAuthAPI) Admits(ns *corev1.Namespace) (bool, error) {
+	sel, err := a.Spec.AllowedNamespaces.NamespaceSelector()
+	if err != nil {
+		return false, fmt.Errorf("invalid namespace selector of OAuthAPI %q: %w", a.Name, err)
+	}
+	return sel.Matches(labels.Set(ns.Labels)), nil
 }

@@ -19,6 +19,8 @@ const (
 	ReasonDisabled = "Disabled"
 	// ReasonReconcileError: the operator failed to reconcile the client; it retries.
 	ReasonReconcileError = "ReconcileError"
+	// ReasonInvalidPublicKey: an entry of spec.authentication.publicKeys cannot be used.
+	ReasonInvalidPublicKey = "InvalidPublicKey"
 )
 
 // OAuthClientSpec is the desired state of a machine-to-machine OAuth client.
@@ -71,6 +73,64 @@ type OAuthClientSpec struct {
 	// it expires, so a small limit suits well-behaved clients.
 	// +optional
 	RateLimit *ClientRateLimit `json:"rateLimit,omitempty"`
+
+	// Authentication says how the client proves who it is at the token endpoint.
+	// Unset: with a generated client secret (method ClientSecret).
+	// +optional
+	Authentication *ClientAuthentication `json:"authentication,omitempty"`
+}
+
+// AuthenticationMethod is how a client authenticates at the token endpoint.
+// +kubebuilder:validation:Enum=ClientSecret;ServiceAccountToken;PrivateKeyJWT
+type AuthenticationMethod string
+
+const (
+	// AuthClientSecret: the operator generates a client secret into the client's
+	// Secret; the client sends it (in the body, or by HTTP Basic).
+	AuthClientSecret AuthenticationMethod = "ClientSecret"
+	// AuthServiceAccountToken: the client sends a projected Kubernetes ServiceAccount
+	// token of its namespace as an RFC 7523 client assertion; no shared secret exists.
+	AuthServiceAccountToken AuthenticationMethod = "ServiceAccountToken"
+	// AuthPrivateKeyJWT: the client signs an RFC 7523 assertion with a private key
+	// that never leaves it (private_key_jwt); the operator generates the key pair into
+	// the client's Secret, or the client names its own public keys.
+	AuthPrivateKeyJWT AuthenticationMethod = "PrivateKeyJWT"
+)
+
+// ClientAuthentication configures how a client authenticates. Changing the method
+// takes effect at once.
+// +kubebuilder:validation:XValidation:rule="self.method != 'ServiceAccountToken' || has(self.serviceAccountName)",message="serviceAccountName is required when method is ServiceAccountToken"
+// +kubebuilder:validation:XValidation:rule="self.method == 'ServiceAccountToken' || !has(self.serviceAccountName)",message="serviceAccountName may only be set when method is ServiceAccountToken"
+// +kubebuilder:validation:XValidation:rule="self.method == 'PrivateKeyJWT' || !has(self.publicKeys)",message="publicKeys may only be set when method is PrivateKeyJWT"
+type ClientAuthentication struct {
+	// Method is ClientSecret (a generated secret), ServiceAccountToken (the pod's
+	// projected ServiceAccount token, no secret at all) or PrivateKeyJWT (assertions
+	// signed with the client's private key).
+	// +optional
+	// +kubebuilder:default=ClientSecret
+	Method AuthenticationMethod `json:"method,omitempty"`
+
+	// ServiceAccountName is the ServiceAccount, in the client's own namespace, whose
+	// tokens authenticate this client. Required for ServiceAccountToken, forbidden
+	// otherwise. The ServiceAccount may be created after the client.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// PublicKeys are the PEM public keys ("-----BEGIN PUBLIC KEY-----": EC P-256, RSA of
+	// at least 2048 bits, or Ed25519) whose private halves the client holds, for
+	// PrivateKeyJWT only. Unset: the operator generates a key pair into the client's
+	// Secret (private_key, key_id) and rotates it like a secret. A key that cannot be
+	// used makes the client not Ready (reason InvalidPublicKey).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.trim().startsWith('-----BEGIN PUBLIC KEY-----') && k.trim().endsWith('-----END PUBLIC KEY-----'))",message="each public key must be a PEM block of type PUBLIC KEY"
+	PublicKeys []string `json:"publicKeys,omitempty"`
 }
 
 // ClientRateLimit is a token-bucket limit on a client's token requests, per token-server
@@ -198,6 +258,36 @@ func (c *OAuthClient) HasScope(s string) bool {
 		}
 	}
 	return false
+}
+
+// AuthMethod is the client's authentication method: spec.authentication.method, or
+// ClientSecret when unset.
+func (c *OAuthClient) AuthMethod() AuthenticationMethod {
+	if a := c.Spec.Authentication; a != nil && a.Method != "" {
+		return a.Method
+	}
+	return AuthClientSecret
+}
+
+// GeneratesKey reports whether the operator generates the client's key pair: method
+// PrivateKeyJWT without publicKeys.
+func (c *OAuthClient) GeneratesKey() bool {
+	return c.AuthMethod() == AuthPrivateKeyJWT && len(c.Spec.Authentication.PublicKeys) == 0
+}
+
+// ServiceAccountSubject is the `sub` claim of the ServiceAccount tokens that
+// authenticate a ServiceAccountToken client; "" for other methods.
+func (c *OAuthClient) ServiceAccountSubject() string {
+	if c.AuthMethod() != AuthServiceAccountToken {
+		return ""
+	}
+	return ServiceAccountSubject(c.Namespace, c.Spec.Authentication.ServiceAccountName)
+}
+
+// ServiceAccountSubject is the subject of tokens of the ServiceAccount namespace/name,
+// as Kubernetes writes it.
+func ServiceAccountSubject(namespace, name string) string {
+	return "system:serviceaccount:" + namespace + ":" + name
 }
 
 // ClientID builds the client_id of the OAuthClient namespace/name. A namespace name

@@ -23,6 +23,7 @@ import (
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/operator"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver"
 )
 
 func main() {
@@ -139,6 +140,22 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 		p(`  curl -sS %s -H "Authorization: Bearer $TOKEN" -H 'Accept: application/vnd.api+json'`, env.APIURL)
 	} else {
 		p("  # (no example API: this checkout has no cmd/example-api)")
+	}
+	p("")
+	p("  # no secret at all: shop.%s authenticates with its ServiceAccount's token", devenv.SampleServiceAccountClient)
+	p("  SA_TOKEN=$(kubectl --kubeconfig %s -n %s create token %s --audience %s)",
+		kc, devenv.SampleNamespace, devenv.SampleServiceAccountClient, env.Issuer)
+	p(`  curl -sS -X POST %s -d grant_type=client_credentials -d client_id=%s.%s \`, env.TokenURL, devenv.SampleNamespace, devenv.SampleServiceAccountClient)
+	p(`    --data-urlencode client_assertion_type=%s \`, tokenserver.JWTBearerAssertionType)
+	p(`    --data-urlencode client_assertion="$SA_TOKEN"`)
+	p("")
+	p("  # private_key_jwt: shop.%s signs each request with the key the operator generated", devenv.SamplePrivateKeyClient)
+	p("  # into its Secret; cmd/example-client does it with pkg/client, from the Secret's files")
+	p("  mkdir -p /tmp/%s && for k in client_id token_url private_key key_id; do", devenv.SamplePrivateKeyClient)
+	p(`    kubectl --kubeconfig %s -n %s get secret %s -o jsonpath="{.data.$k}" | base64 -d > /tmp/%s/$k; done`,
+		kc, devenv.SampleNamespace, devenv.SamplePrivateKeyClient, devenv.SamplePrivateKeyClient)
+	if env.APIURL != "" {
+		p("  go run ./cmd/example-client --secret-dir /tmp/%s --audience %s %s", devenv.SamplePrivateKeyClient, devenv.APIAudience, env.APIURL)
 	}
 	p("")
 	p("  # the public keys APIs verify tokens with")

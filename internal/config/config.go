@@ -34,6 +34,35 @@ type Config struct {
 	Signing Signing `json:"signing"`
 	// RateLimit limits failed client authentication.
 	RateLimit RateLimit `json:"rateLimit"`
+	// WorkloadIdentity configures clients that authenticate with Kubernetes
+	// ServiceAccount tokens (method ServiceAccountToken).
+	WorkloadIdentity WorkloadIdentity `json:"workloadIdentity"`
+	// PrivateKeyJWT configures clients that authenticate with assertions signed by
+	// their own private key (method PrivateKeyJWT).
+	PrivateKeyJWT PrivateKeyJWT `json:"privateKeyJWT"`
+}
+
+// PrivateKeyJWT configures private_key_jwt client authentication (RFC 7523).
+type PrivateKeyJWT struct {
+	// MaxAssertionLifetime is how far ahead of now (and of its iat) an assertion's exp
+	// may be. It also bounds the replay cache: an assertion's jti is remembered until
+	// the assertion expires. Default 5m.
+	MaxAssertionLifetime Duration `json:"maxAssertionLifetime"`
+	// ReplayCacheSize bounds how many assertion ids (jti) a replica remembers at once
+	// (about 100 bytes each). When it is full of unexpired ids, new assertions are
+	// refused until some expire. Default 100000.
+	ReplayCacheSize int `json:"replayCacheSize"`
+}
+
+// WorkloadIdentity configures ServiceAccount-token client authentication.
+type WorkloadIdentity struct {
+	// Issuer is the `iss` of the cluster's ServiceAccount tokens. Default: the issuer
+	// the API server announces at /.well-known/openid-configuration; set it only for
+	// clusters whose tokens name an external issuer.
+	Issuer string `json:"issuer"`
+	// MaxTokenLifetime is the longest lifetime (exp - iat) of a ServiceAccount token
+	// accepted as a client credential: a long-lived token is a secret again. Default 24h.
+	MaxTokenLifetime Duration `json:"maxTokenLifetime"`
 }
 
 // RateLimit limits failed client authentication, per client_id and per source
@@ -146,7 +175,9 @@ func Default() Config {
 			RotationInterval: Seconds(30 * 24 * 3600),
 			PropagationDelay: Seconds(600),
 		},
-		RateLimit: RateLimit{FailedAuthPerMinute: 10, FailedAuthBurst: 20, MaxTrackedKeys: 100000},
+		RateLimit:        RateLimit{FailedAuthPerMinute: 10, FailedAuthBurst: 20, MaxTrackedKeys: 100000},
+		WorkloadIdentity: WorkloadIdentity{MaxTokenLifetime: Seconds(24 * 3600)},
+		PrivateKeyJWT:    PrivateKeyJWT{MaxAssertionLifetime: Seconds(300), ReplayCacheSize: 100000},
 	}
 }
 
@@ -245,6 +276,8 @@ func (c *Config) Validate() error {
 		{"tokens.maxTTL", c.Tokens.MaxTTL},
 		{"signing.rotationInterval", c.Signing.RotationInterval},
 		{"signing.propagationDelay", c.Signing.PropagationDelay},
+		{"workloadIdentity.maxTokenLifetime", c.WorkloadIdentity.MaxTokenLifetime},
+		{"privateKeyJWT.maxAssertionLifetime", c.PrivateKeyJWT.MaxAssertionLifetime},
 	} {
 		if d.v.invalid != "" {
 			return &FieldError{d.field, fmt.Sprintf("%q is not a duration (use e.g. 90s, 10m, 1h, or a number of seconds)", d.v.invalid)}
@@ -276,6 +309,14 @@ func (c *Config) Validate() error {
 		return &FieldError{"rateLimit.failedAuthBurst", "must be at least 1"}
 	} else if rl.FailedAuthPerMinute > 0 && rl.MaxTrackedKeys < 100 {
 		return &FieldError{"rateLimit.maxTrackedKeys", "must be at least 100"}
+	}
+	if c.PrivateKeyJWT.ReplayCacheSize < 1000 {
+		return &FieldError{"privateKeyJWT.replayCacheSize", "must be at least 1000"}
+	}
+	if iss := c.WorkloadIdentity.Issuer; iss != "" {
+		if u, err := url.Parse(iss); err != nil || u.Scheme == "" || u.Host == "" {
+			return &FieldError{"workloadIdentity.issuer", fmt.Sprintf("%q is not an absolute URL", iss)}
+		}
 	}
 	if c.Signing.RotationInterval.Duration <= c.Signing.PropagationDelay.Duration {
 		return &FieldError{"signing.rotationInterval", "must be longer than signing.propagationDelay"}

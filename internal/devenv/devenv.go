@@ -53,6 +53,12 @@ const (
 	SampleNamespace = "shop"
 	SampleClient    = "erp-sync"
 	SampleClientID  = SampleNamespace + "." + SampleClient
+	// SampleServiceAccountClient is the sample client of method ServiceAccountToken;
+	// its ServiceAccount has the same name.
+	SampleServiceAccountClient = "inventory"
+	// SamplePrivateKeyClient is the sample client of method PrivateKeyJWT, with a
+	// generated key pair.
+	SamplePrivateKeyClient = "reports"
 )
 
 // Options configure Start. The zero value works from a checkout with the envtest

@@ -30,6 +30,7 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/workloadidentity"
 )
 
 // DefaultLeaderElectionID names the Lease the replicas compete for, in the operator's
@@ -142,6 +143,8 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 			Issuer:    opts.Config.Issuer,
 			Now:       opts.Now,
 			Workers:   workers,
+			// Generated client key pairs are of the signing algorithm's family.
+			KeyAlgorithm: signing.Algorithm(opts.Config.Signing.Algorithm),
 		}).SetupControllerWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthClient controller: %w", err)
 		}
@@ -191,13 +194,25 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	}); err != nil {
 		return nil, fmt.Errorf("add signing-key source: %w", err)
 	}
+	saIssuer, err := workloadidentity.New(workloadidentity.Options{
+		Config: mgr.GetConfig(),
+		Issuer: opts.Config.WorkloadIdentity.Issuer,
+		Log:    ctrl.Log.WithName("serviceaccount-issuer"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(saIssuer); err != nil {
+		return nil, fmt.Errorf("add ServiceAccount issuer: %w", err)
+	}
 	tokens := tokenserver.New(tokenserver.Options{
-		Config:    opts.Config,
-		Informers: mgr.GetCache(),
-		Keys:      keys,
-		Log:       ctrl.Log.WithName("token-server"),
-		Now:       opts.Now,
-		Metrics:   metrics.Registry,
+		Config:               opts.Config,
+		Informers:            mgr.GetCache(),
+		Keys:                 keys,
+		Log:                  ctrl.Log.WithName("token-server"),
+		Now:                  opts.Now,
+		Metrics:              metrics.Registry,
+		ServiceAccountIssuer: saIssuer,
 	})
 	if err := mgr.Add(tokens); err != nil {
 		return nil, fmt.Errorf("add token server: %w", err)
@@ -215,7 +230,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	if err := mgr.AddReadyzCheck("api-server", apiServer.Ready); err != nil {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
-	return &Operator{Manager: mgr, TokenServer: tokens, Keys: keys, APIServer: apiServer, Leader: leader}, nil
+	return &Operator{Manager: mgr, TokenServer: tokens, Keys: keys, APIServer: apiServer, ServiceAccountIssuer: saIssuer, Leader: leader}, nil
 }
 
 // Operator is the assembled manager with handles on its parts, for callers that need
@@ -228,6 +243,9 @@ type Operator struct {
 	Keys *signing.Keyring
 	// APIServer tracks whether the API server answers (readiness check "api-server").
 	APIServer *APIServerProbe
+	// ServiceAccountIssuer verifies the ServiceAccount tokens of ServiceAccountToken
+	// clients.
+	ServiceAccountIssuer *workloadidentity.Issuer
 	// Leader runs the leader-only work (reconcilers, key rotation) while this replica
 	// leads.
 	Leader *LeaderWork

@@ -57,8 +57,8 @@ func storedKeys(g Gomega) *signing.KeySet {
 // TestRevokeSigningKey is the "If a signing key leaks" procedure of the README: the
 // revoke-key annotation on the key Secret removes the key from the JWKS at once, new
 // tokens carry a new kid (no propagation delay), and pkg/verifier refuses a token of
-// the revoked key once it fetches the JWKS again (here: a verifier created after the
-// revocation). The revoked key is never loaded again: not when the Secret is deleted
+// the revoked key once it fetches the JWKS again (Refresh, or a verifier created after
+// the revocation). The revoked key is never loaded again: not when the Secret is deleted
 // (it is restored from memory without it), not when a copy taken before the revocation
 // is written back.
 func TestRevokeSigningKey(t *testing.T) {
@@ -92,7 +92,9 @@ func TestRevokeSigningKey(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		return v
 	}
-	_, err := newVerifier().Verify(ctx, oldToken)
+	// A resource server's verifier, running since before the revocation.
+	running := newVerifier()
+	_, err := running.Verify(ctx, oldToken)
 	g.Expect(err).NotTo(HaveOccurred(), "the token verifies before the revocation")
 
 	// The documented action.
@@ -115,12 +117,18 @@ func TestRevokeSigningKey(t *testing.T) {
 	g.Expect(tokenKid(t, a.Token)).To(Equal(current), "new tokens carry the new kid at once")
 	g.Expect(current).NotTo(Equal(leaked))
 
-	v := newVerifier()
-	_, err = v.Verify(ctx, oldToken)
-	g.Expect(err).To(MatchError(verifier.ErrInvalidToken), "pkg/verifier refuses a token of the revoked key")
-	claims, err := v.Verify(ctx, a.Token)
+	// Its cached JWKS (max-age 5m) still holds the revoked key; a refresh drops it.
+	_, err = running.Verify(ctx, oldToken)
+	g.Expect(err).NotTo(HaveOccurred(), "the cached JWKS still holds the key before a refresh")
+	g.Expect(running.Refresh(ctx)).To(Succeed())
+	_, err = running.Verify(ctx, oldToken)
+	g.Expect(err).To(MatchError(verifier.ErrInvalidToken), "pkg/verifier refuses a token of the revoked key after a refresh")
+	claims, err := running.Verify(ctx, a.Token)
 	g.Expect(err).NotTo(HaveOccurred(), "and accepts one of the new key")
 	g.Expect(claims.ClientID).To(Equal(id))
+	// So does a verifier created after the revocation.
+	_, err = newVerifier().Verify(ctx, oldToken)
+	g.Expect(err).To(MatchError(verifier.ErrInvalidToken))
 
 	ks := storedKeys(g)
 	g.Expect(ks.Find(leaked)).To(BeNil())

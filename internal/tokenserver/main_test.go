@@ -24,6 +24,7 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/workloadidentity"
 )
 
 // The handler tests read from a real informer cache of a real API server, as the token
@@ -35,6 +36,8 @@ var (
 	env      *testenv.Environment
 	k8s      client.Client
 	objCache cache.Cache
+	// saIssuer is the cluster's ServiceAccount issuer, as the operator discovers it.
+	saIssuer *workloadidentity.Issuer
 	stopEnv  = func() {}
 )
 
@@ -79,6 +82,10 @@ func controlPlane(tb testing.TB) {
 			return
 		}
 		ctx, cancel := context.WithCancel(context.Background())
+		stopEnv = func() {
+			cancel()
+			_ = env.Stop()
+		}
 		go func() { _ = objCache.Start(ctx) }()
 		for _, obj := range []client.Object{&corev1.Secret{}, &corev1.Namespace{}, &oauthv1alpha1.OAuthClient{}, &oauthv1alpha1.OAuthAPI{}} {
 			if _, err := objCache.GetInformer(ctx, obj); err != nil {
@@ -89,9 +96,14 @@ func controlPlane(tb testing.TB) {
 		if !objCache.WaitForCacheSync(ctx) {
 			envErr = fmt.Errorf("cache did not sync")
 		}
-		stopEnv = func() {
-			cancel()
-			_ = env.Stop()
+		if saIssuer, envErr = workloadidentity.New(workloadidentity.Options{Config: env.Config}); envErr != nil {
+			return
+		}
+		go func() { _ = saIssuer.Start(ctx) }()
+		select {
+		case <-saIssuer.Ready():
+		case <-time.After(30 * time.Second):
+			envErr = fmt.Errorf("ServiceAccount issuer not discovered in time")
 		}
 	})
 	if envErr != nil {
@@ -211,7 +223,7 @@ func (w *world) server(cfgYAML string, alg signing.Algorithm, now func() time.Ti
 			w.tb.Fatal(err)
 		}
 	}
-	srv := New(Options{Config: cfg, Informers: objCache, Keys: keys, Log: logr.Discard(), Now: now})
+	srv := New(Options{Config: cfg, Informers: objCache, Keys: keys, Log: logr.Discard(), Now: now, ServiceAccountIssuer: saIssuer})
 	if err := srv.Watch(context.Background()); err != nil {
 		w.tb.Fatal(err)
 	}

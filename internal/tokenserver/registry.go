@@ -2,6 +2,7 @@ package tokenserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"fmt"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
 // registry is what the token endpoint needs from the cluster, kept up to date by the
@@ -30,6 +32,10 @@ type registry struct {
 	secrets    map[types.NamespacedName]*secretEntry
 	apis       map[string]*apiEntry
 	namespaces map[string]labels.Set
+	// serviceAccounts maps each ServiceAccount (metadata only) to its UID: a
+	// ServiceAccount token names the UID it was issued for, and one of a deleted (or
+	// deleted and recreated) ServiceAccount authenticates no one.
+	serviceAccounts map[types.NamespacedName]types.UID
 	// versions records the resourceVersion last indexed per object, for tests and
 	// diagnostics.
 	versions map[string]string
@@ -45,10 +51,20 @@ type clientEntry struct {
 	namespace  string
 	secretName string
 	disabled   bool
-	audiences  []string
-	scopes     map[string]bool
-	scopeList  []string
-	ttl        time.Duration
+	// method is how the client authenticates; its authenticator reads the material
+	// below or in the client's secretEntry.
+	method oauthv1alpha1.AuthenticationMethod
+	// subject is the `sub` of the ServiceAccount tokens that authenticate a
+	// ServiceAccountToken client, and serviceAccount that ServiceAccount's name.
+	subject, serviceAccount string
+	// keys are the usable spec.authentication.publicKeys of a PrivateKeyJWT client that
+	// names its own; generatesKey is true when its key pair is in its Secret instead.
+	keys         []clientKey
+	generatesKey bool
+	audiences    []string
+	scopes       map[string]bool
+	scopeList    []string
+	ttl          time.Duration
 	// perMinute and burst are the client's own request limit; 0 when it has none.
 	perMinute, burst int
 }
@@ -62,6 +78,28 @@ type secretEntry struct {
 	// previousUntil.
 	previous      [sha256.Size]byte
 	previousUntil time.Time
+	// key is the public key of a PrivateKeyJWT client's generated key pair, and
+	// previousKey the one before the last rotation (accepted until previousUntil).
+	key, previousKey *clientKey
+}
+
+// clientKey is a public key that verifies a PrivateKeyJWT client's assertions.
+type clientKey struct {
+	// kid is its RFC 7638 thumbprint.
+	kid string
+	pub crypto.PublicKey
+}
+
+// newClientKey makes a clientKey of pub, or nil when pub cannot verify assertions.
+func newClientKey(pub crypto.PublicKey) *clientKey {
+	if signing.CheckClientKey(pub) != nil {
+		return nil
+	}
+	kid, err := signing.Thumbprint(pub)
+	if err != nil {
+		return nil
+	}
+	return &clientKey{kid: kid, pub: pub}
 }
 
 type apiEntry struct {
@@ -71,17 +109,19 @@ type apiEntry struct {
 	audience string
 	scopes   map[string]bool
 	ttl      time.Duration
-	all      bool
+	// selector selects the namespaces the API admits (see
+	// AllowedNamespaces.NamespaceSelector).
 	selector labels.Selector
 }
 
 func newRegistry() *registry {
 	return &registry{
-		clients:    map[types.NamespacedName]*clientEntry{},
-		secrets:    map[types.NamespacedName]*secretEntry{},
-		apis:       map[string]*apiEntry{},
-		namespaces: map[string]labels.Set{},
-		versions:   map[string]string{},
+		clients:         map[types.NamespacedName]*clientEntry{},
+		secrets:         map[types.NamespacedName]*secretEntry{},
+		apis:            map[string]*apiEntry{},
+		namespaces:      map[string]labels.Set{},
+		serviceAccounts: map[types.NamespacedName]types.UID{},
+		versions:        map[string]string{},
 	}
 }
 
@@ -96,6 +136,7 @@ func (r *registry) watch(ctx context.Context, informers cache.Informers) error {
 		{&corev1.Secret{}, r.setSecret, r.removeSecret},
 		{&oauthv1alpha1.OAuthAPI{}, r.setAPI, r.removeAPI},
 		{&corev1.Namespace{}, r.setNamespace, r.removeNamespace},
+		{serviceAccountMetadata(), r.setServiceAccount, r.removeServiceAccount},
 	}
 	var regs []toolscache.ResourceEventHandlerRegistration
 	for _, k := range kinds {
@@ -149,7 +190,8 @@ func (r *registry) setClient(obj client.Object) {
 	oc := obj.(*oauthv1alpha1.OAuthClient)
 	e := &clientEntry{
 		uid: oc.UID, clientID: oc.ClientID(), namespace: oc.Namespace, secretName: oc.EffectiveSecretName(),
-		disabled:  oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(),
+		disabled: oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(),
+		method:   oc.AuthMethod(), subject: oc.ServiceAccountSubject(),
 		audiences: append([]string(nil), oc.Spec.Audiences...),
 		scopes:    make(map[string]bool, len(oc.Spec.Scopes)),
 	}
@@ -159,6 +201,20 @@ func (r *registry) setClient(obj client.Object) {
 	}
 	if oc.Spec.AccessTokenTTL != nil {
 		e.ttl = oc.Spec.AccessTokenTTL.Duration
+	}
+	if e.subject != "" {
+		e.serviceAccount = oc.Spec.Authentication.ServiceAccountName
+	}
+	if oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT {
+		e.generatesKey = oc.GeneratesKey()
+		for _, p := range oc.Spec.Authentication.PublicKeys {
+			// An unusable key is skipped here; the controller reports it.
+			if pub, err := signing.ParsePublicKeyPEM(p); err == nil {
+				if k := newClientKey(pub); k != nil {
+					e.keys = append(e.keys, *k)
+				}
+			}
+		}
 	}
 	if rl := oc.Spec.RateLimit; rl != nil && rl.RequestsPerMinute > 0 {
 		e.perMinute, e.burst = int(rl.RequestsPerMinute), int(rl.Burst)
@@ -181,20 +237,24 @@ func (r *registry) removeClient(obj client.Object) {
 
 func (r *registry) setSecret(obj client.Object) {
 	s := obj.(*corev1.Secret)
-	e := &secretEntry{}
 	// Only a Secret an OAuthClient controls can authenticate it; the token server
 	// checks that the owner is the client the client_id names.
-	if ref := metav1.GetControllerOf(s); ref != nil && ref.Kind == "OAuthClient" &&
-		ref.APIVersion == oauthv1alpha1.GroupVersion.String() &&
-		s.Labels[oauthv1alpha1.ManagedByLabel] == oauthv1alpha1.ManagedByValue {
-		e.owner = ref.UID
-	}
+	e := &secretEntry{owner: oauthv1alpha1.SecretOwner(s)}
 	if v := s.Data[oauthv1alpha1.SecretKeyClientSecret]; len(v) > 0 {
 		e.digest, e.ok = sha256.Sum256(v), true
 	}
-	if v := s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret]; len(v) > 0 {
-		if until, err := time.Parse(time.RFC3339, s.Annotations[oauthv1alpha1.PreviousSecretExpiresAnnotation]); err == nil {
-			e.previous, e.previousUntil = sha256.Sum256(v), until
+	until, untilErr := time.Parse(time.RFC3339, s.Annotations[oauthv1alpha1.PreviousSecretExpiresAnnotation])
+	if v := s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret]; len(v) > 0 && untilErr == nil {
+		e.previous, e.previousUntil = sha256.Sum256(v), until
+	}
+	if v := s.Data[oauthv1alpha1.SecretKeyPrivateKey]; len(v) > 0 {
+		if pub, _, err := signing.ParseClientPrivateKey(string(v)); err == nil {
+			e.key = newClientKey(pub)
+		}
+	}
+	if v := s.Data[oauthv1alpha1.SecretKeyPreviousPublicKey]; len(v) > 0 && untilErr == nil {
+		if pub, err := signing.ParsePublicKeyPEM(string(v)); err == nil {
+			e.previousKey, e.previousUntil = newClientKey(pub), until
 		}
 	}
 	r.mu.Lock()
@@ -215,7 +275,6 @@ func (r *registry) setAPI(obj client.Object) {
 	e := &apiEntry{
 		issued: tokensIssued.WithLabelValues(a.EffectiveAudience()),
 		name:   a.Name, audience: a.EffectiveAudience(), scopes: make(map[string]bool, len(a.Spec.Scopes)),
-		all: a.Spec.AllowedNamespaces.From == oauthv1alpha1.NamespacesFromAll,
 	}
 	for _, s := range a.Spec.Scopes {
 		e.scopes[string(s)] = true
@@ -223,12 +282,8 @@ func (r *registry) setAPI(obj client.Object) {
 	if a.Spec.AccessTokenTTL != nil {
 		e.ttl = a.Spec.AccessTokenTTL.Duration
 	}
-	if a.Spec.AllowedNamespaces.From == oauthv1alpha1.NamespacesFromSelector && a.Spec.AllowedNamespaces.Selector != nil {
-		if sel, err := metav1.LabelSelectorAsSelector(a.Spec.AllowedNamespaces.Selector); err == nil {
-			e.selector = sel
-		}
-	}
-	// A Selector API with no usable selector admits nothing (e.selector stays nil).
+	// An invalid selector admits nothing.
+	e.selector, _ = a.Spec.AllowedNamespaces.NamespaceSelector()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.apis[a.Name] = e
@@ -240,6 +295,35 @@ func (r *registry) removeAPI(obj client.Object) {
 	defer r.mu.Unlock()
 	delete(r.apis, obj.GetName())
 	delete(r.versions, versionKey(obj))
+}
+
+// serviceAccountMetadata is the metadata-only form of a ServiceAccount, as cached.
+func serviceAccountMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+	return m
+}
+
+func (r *registry) setServiceAccount(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.serviceAccounts[client.ObjectKeyFromObject(obj)] = obj.GetUID()
+	r.versions[versionKey(obj)] = obj.GetResourceVersion()
+}
+
+func (r *registry) removeServiceAccount(obj client.Object) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.serviceAccounts, client.ObjectKeyFromObject(obj))
+	delete(r.versions, versionKey(obj))
+}
+
+// serviceAccountUID is the UID of the ServiceAccount namespace/name that exists now.
+func (r *registry) serviceAccountUID(namespace, name string) (types.UID, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	uid, ok := r.serviceAccounts[types.NamespacedName{Namespace: namespace, Name: name}]
+	return uid, ok
 }
 
 func (r *registry) setNamespace(obj client.Object) {
@@ -283,11 +367,8 @@ func (r *registry) api(name, namespace string) (*apiEntry, bool) {
 	if a == nil {
 		return nil, false
 	}
-	if a.all {
-		return a, true
-	}
 	nsLabels, ok := r.namespaces[namespace]
-	return a, ok && a.selector != nil && a.selector.Matches(nsLabels)
+	return a, ok && a.selector.Matches(nsLabels)
 }
 
 func (r *registry) clientCount() int {

@@ -16,19 +16,51 @@ import (
 
 // tokenRequest is a parsed client-credentials token request.
 type tokenRequest struct {
-	grantType    string
-	clientID     string
-	clientSecret string
+	grantType string
+	// clientID is the client_id parameter or the Basic user name; "" when neither was
+	// sent.
+	clientID string
+	// cred is what the client presented to prove it is clientID.
+	cred credential
 	// scope is the space-separated scope parameter, as sent.
 	scope    string
 	audience string
 	resource string
 }
 
-// Parameters of the token request (RFC 6749 §4.4, RFC 8707 §2, audience as many
-// servers accept it).
+// credential is what a request presents to authenticate its client. Parsing fills it
+// without knowing any client or method; an authenticator judges it.
+type credential struct {
+	kind credentialKind
+	// secret is the client secret (body or Basic), for credSecret.
+	secret string
+	// assertion is the client_assertion JWT, for credAssertion.
+	assertion string
+}
+
+type credentialKind int
+
+const (
+	credNone credentialKind = iota
+	// credSecret: a client_secret, in the body or by HTTP Basic.
+	credSecret
+	// credAssertion: a JWT client assertion (RFC 7521, RFC 7523 §2.2).
+	credAssertion
+)
+
+// maxAssertionBytes bounds a client assertion: a Kubernetes ServiceAccount token or a
+// private_key_jwt assertion is 1-2 KiB.
+const maxAssertionBytes = 8 << 10
+
+// JWTBearerAssertionType is the client_assertion_type of JWT client assertions
+// (RFC 7523 §2.2).
+const JWTBearerAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// Parameters of the token request (RFC 6749 §4.4, RFC 7521 §4.2, RFC 8707 §2, audience
+// as many servers accept it).
 var knownParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true,
+	"client_assertion": true, "client_assertion_type": true,
 	"scope": true, "audience": true, "resource": true,
 }
 
@@ -114,28 +146,50 @@ func contentType(h string) (string, error) {
 
 func buildRequest(params map[string]string, authorization []string) (*tokenRequest, *oauthError) {
 	req := &tokenRequest{
-		grantType:    params["grant_type"],
-		clientID:     params["client_id"],
-		clientSecret: params["client_secret"],
-		scope:        params["scope"],
-		audience:     params["audience"],
-		resource:     params["resource"],
+		grantType: params["grant_type"],
+		clientID:  params["client_id"],
+		scope:     params["scope"],
+		audience:  params["audience"],
+		resource:  params["resource"],
 	}
 	if len(authorization) > 1 {
 		return nil, badRequest(errInvalidRequest, "more than one Authorization header")
+	}
+	// Each way of authenticating that the request uses; at most one is allowed (RFC
+	// 6749 §2.3). An empty parameter counts as absent (RFC 6749 §3.1).
+	var methods int
+	if secret := params["client_secret"]; secret != "" {
+		req.cred = credential{kind: credSecret, secret: secret}
+		methods++
+	}
+	assertion, assertionType := params["client_assertion"], params["client_assertion_type"]
+	if assertion != "" || assertionType != "" {
+		if assertionType != JWTBearerAssertionType {
+			return nil, badRequest(errInvalidRequest, "client_assertion_type must be "+JWTBearerAssertionType)
+		}
+		if assertion == "" {
+			return nil, badRequest(errInvalidRequest, "client_assertion is required with client_assertion_type")
+		}
+		if len(assertion) > maxAssertionBytes {
+			// Real assertions are 1-2 KiB; a large one only costs verification time.
+			return nil, errClientAuth
+		}
+		req.cred = credential{kind: credAssertion, assertion: assertion}
+		methods++
 	}
 	if len(authorization) == 1 {
 		id, secret, err := parseBasic(authorization[0])
 		if err != nil {
 			return nil, &oauthError{http.StatusUnauthorized, errInvalidClient, err.Error(), 0}
 		}
-		if _, ok := params["client_secret"]; ok {
-			return nil, badRequest(errInvalidRequest, "client credentials sent both in the Authorization header and in the body")
-		}
-		if _, ok := params["client_id"]; ok && req.clientID != id {
+		if req.clientID != "" && req.clientID != id {
 			return nil, badRequest(errInvalidRequest, "client_id in the body differs from the Authorization header")
 		}
-		req.clientID, req.clientSecret = id, secret
+		req.clientID, req.cred = id, credential{kind: credSecret, secret: secret}
+		methods++
+	}
+	if methods > 1 {
+		return nil, badRequest(errInvalidRequest, "the client authenticated in more than one way: send a client secret (body or Basic) or a client assertion, not several")
 	}
 	if req.grantType == "" {
 		return nil, badRequest(errInvalidRequest, "grant_type is required")
@@ -143,7 +197,7 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 	if req.grantType != "client_credentials" {
 		return nil, badRequest(errUnsupportedGrantType, "only the client_credentials grant is supported")
 	}
-	if req.clientID == "" || req.clientSecret == "" {
+	if req.cred.kind == credNone || (req.cred.kind == credSecret && (req.clientID == "" || req.cred.secret == "")) {
 		return nil, errClientAuth
 	}
 	if req.audience != "" && req.resource != "" {

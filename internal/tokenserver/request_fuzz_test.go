@@ -31,6 +31,9 @@ func FuzzParseTokenRequest(f *testing.F) {
 		{"application/x-www-form-urlencoded", "%zz", "Basic %%%"},
 		{"text/plain", "grant_type=client_credentials", ""},
 		{"", "", "Bearer x"},
+		{"application/x-www-form-urlencoded", "grant_type=client_credentials&client_id=shop.erp-sync&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=eyJ.eyJ.sig", ""},
+		{"application/json", `{"grant_type":"client_credentials","client_assertion_type":"urn:ietf:params:oauth:client-assertion-type:jwt-bearer","client_assertion":"a.b.c","client_secret":"x"}`, ""},
+		{"application/json", `{"grant_type":"client_credentials","client_assertion":"a.b.c"}`, "Basic c2hvcC5lcnAtc3luYzpzM2NyM3Q="},
 	}
 	for _, s := range seeds {
 		f.Add(s.ct, []byte(s.body), s.auth)
@@ -55,8 +58,20 @@ func FuzzParseTokenRequest(f *testing.F) {
 			}
 			return
 		}
-		if req.grantType != "client_credentials" || req.clientID == "" || req.clientSecret == "" {
+		if req.grantType != "client_credentials" {
 			t.Fatalf("accepted an incomplete request: %+v", req)
+		}
+		switch req.cred.kind {
+		case credSecret:
+			if req.clientID == "" || req.cred.secret == "" || req.cred.assertion != "" {
+				t.Fatalf("accepted an incomplete secret: %+v", req)
+			}
+		case credAssertion:
+			if req.cred.assertion == "" || req.cred.secret != "" {
+				t.Fatalf("accepted an incomplete assertion: %+v", req)
+			}
+		default:
+			t.Fatalf("accepted a request without credentials: %+v", req)
 		}
 		if req.audience != "" && req.resource != "" {
 			t.Fatal("accepted both audience and resource")

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/netutil"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
@@ -42,8 +43,10 @@ type Server struct {
 	clientFailures, addrFailures *failureLimiter
 	// requests enforces clients' own rate limits (spec.rateLimit).
 	requests *requestLimiter
-	log      logr.Logger
-	now      func() time.Time
+	// authenticators verify credentials, one per authentication method.
+	authenticators map[oauthv1alpha1.AuthenticationMethod]authenticator
+	log            logr.Logger
+	now            func() time.Time
 
 	handler   http.Handler
 	docs      atomic.Pointer[documents]
@@ -66,6 +69,9 @@ type Options struct {
 	Now func() time.Time
 	// Metrics receives the server's metrics; none are registered when nil.
 	Metrics prometheus.Registerer
+	// ServiceAccountIssuer verifies the ServiceAccount tokens of ServiceAccountToken
+	// clients; such clients cannot authenticate when nil.
+	ServiceAccountIssuer ServiceAccountIssuer
 }
 
 // New builds a Server.
@@ -73,6 +79,20 @@ func New(o Options) *Server {
 	s := &Server{cfg: o.Config, cache: o.Informers, registry: newRegistry(), keys: o.Keys, log: o.Log, now: o.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.authenticators = map[oauthv1alpha1.AuthenticationMethod]authenticator{
+		oauthv1alpha1.AuthClientSecret: secretAuthenticator{},
+		oauthv1alpha1.AuthServiceAccountToken: &serviceAccountAuthenticator{
+			issuer:      o.ServiceAccountIssuer,
+			currentUID:  s.registry.serviceAccountUID,
+			audiences:   []string{o.Config.Issuer, o.Config.TokenURL()},
+			maxLifetime: o.Config.WorkloadIdentity.MaxTokenLifetime.Duration,
+		},
+		oauthv1alpha1.AuthPrivateKeyJWT: &privateKeyJWTAuthenticator{
+			audiences:   []string{o.Config.Issuer, o.Config.TokenURL()},
+			maxLifetime: o.Config.PrivateKeyJWT.MaxAssertionLifetime.Duration,
+			replay:      newReplayCache(o.Config.PrivateKeyJWT.ReplayCacheSize),
+		},
 	}
 	s.requests = newRequestLimiter(max(o.Config.RateLimit.MaxTrackedKeys, 1000))
 	if rl := o.Config.RateLimit; rl.FailedAuthPerMinute > 0 {

@@ -2,15 +2,11 @@ package tokenserver
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"net"
 	"net/http"
 	"strings"
 	"time"
-
-	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
 
 // claims is the JWT claims set of an access token (RFC 9068 §2.2).
@@ -68,6 +64,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if oerr != nil {
 		return nil, nil, oerr
 	}
+	if req.clientID == "" && req.cred.kind == credAssertion {
+		// private_key_jwt may omit client_id: the assertion's sub names the client.
+		req.clientID = assertionSubject(req.cred.assertion)
+	}
 	addr := sourceAddr(r)
 	if oerr := s.throttled(req.clientID, addr); oerr != nil {
 		return nil, nil, oerr
@@ -114,7 +114,7 @@ func sourceAddr(r *http.Request) string {
 // authorize authenticates the client and decides audience, scopes and lifetime, from
 // the registry alone.
 func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
-	oc, oerr := s.authenticate(req.clientID, req.clientSecret)
+	oc, oerr := s.authenticate(req)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -133,43 +133,6 @@ func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
 		return nil, oerr
 	}
 	return &grant{clientID: oc.clientID, api: api, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
-}
-
-// authenticate finds the OAuthClient a client_id names and checks the secret held by
-// the Secret that client controls. Unknown client, wrong secret and disabled client
-// all give errClientAuth; digests are compared in constant time.
-func (s *Server) authenticate(clientID, secret string) (*clientEntry, *oauthError) {
-	var oc *clientEntry
-	var stored *secretEntry
-	if ns, name, ok := oauthv1alpha1.ParseClientID(clientID); ok {
-		oc, stored = s.registry.credentials(ns, name)
-	}
-	given := sha256.Sum256([]byte(secret))
-	var current, previous [sha256.Size]byte
-	valid := oc != nil && stored != nil && stored.ok && stored.owner == oc.uid
-	inGrace := false
-	if valid {
-		current = stored.digest
-		if s.now().Before(stored.previousUntil) {
-			previous, inGrace = stored.previous, true
-		}
-	}
-	// Both comparisons always run, whichever matches, and even when nothing was found:
-	// timing tells nothing.
-	matchCurrent := subtle.ConstantTimeCompare(given[:], current[:])
-	matchPrevious := subtle.ConstantTimeCompare(given[:], previous[:])
-	matchPrevious &= subtle.ConstantTimeEq(boolInt(inGrace), 1)
-	if matchCurrent|matchPrevious != 1 || !valid || oc.disabled {
-		return nil, errClientAuth
-	}
-	return oc, nil
-}
-
-func boolInt(b bool) int32 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // resolveAPI picks the API the token is for: the requested audience or resource, or the

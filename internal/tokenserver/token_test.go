@@ -439,8 +439,9 @@ func TestJWKSAndMetadata(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]string{
-		"grant_types_supported": `["client_credentials"]`, "token_endpoint_auth_methods_supported": `["client_secret_basic","client_secret_post"]`,
-		"id_token_signing_alg_values_supported": `["ES256"]`,
+		"grant_types_supported": `["client_credentials"]`, "token_endpoint_auth_methods_supported": `["client_secret_basic","client_secret_post","private_key_jwt","kubernetes_service_account_token"]`,
+		"token_endpoint_auth_signing_alg_values_supported": `["RS256","PS256","ES256","EdDSA"]`,
+		"id_token_signing_alg_values_supported":            `["ES256"]`,
 	} {
 		if b, _ := json.Marshal(m[k]); string(b) != v {
 			t.Errorf("%s = %s, want %s", k, b, v)

@@ -38,10 +38,12 @@ func (s *Server) buildMetadata(algs []string) []byte {
 		"token_endpoint":                        iss + TokenPath,
 		"jwks_uri":                              iss + JWKSPath,
 		"grant_types_supported":                 []string{"client_credentials"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"response_types_supported":              []string{"token"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": algs,
+		"token_endpoint_auth_methods_supported": AuthMethodsSupported,
+		// Algorithms of client assertions (ServiceAccount tokens).
+		"token_endpoint_auth_signing_alg_values_supported": AssertionAlgorithms,
+		"response_types_supported":                         []string{"token"},
+		"subject_types_supported":                          []string{"public"},
+		"id_token_signing_alg_values_supported":            algs,
 		// Algorithms of the access tokens (RFC 9068) this server signs.
 		"access_token_signing_alg_values_supported": algs,
 	}

@@ -17,4 +17,43 @@
 // refetched (at most once per Config.RefreshInterval) when a token names an
 // unknown key, and kept when a refetch fails. Verifier.Verify checks a token
 // without HTTP, for other transports.
+//
+// # Removed and revoked keys
+//
+// A signing key the issuer removes from its JWKS (retired or revoked) is
+// still accepted until the cached JWKS expires, that is for up to its
+// Cache-Control max-age after it was fetched: 5 minutes by default (the
+// operator's token server sends tokenServer.jwksMaxAge, and 5 minutes apply
+// when there is no max-age), never less than Config.RefreshInterval nor more
+// than 24 hours. The first token verified after that is still checked
+// against the expired set while the JWKS is refetched in the background (a
+// fetch takes at most 10 seconds); once the refetch is done, the removed key
+// is refused. While the issuer cannot be reached, the cached keys, removed
+// ones included, stay in use.
+//
+// Verifier.Refresh fetches the JWKS at once, bypassing the cache and the
+// RefreshInterval throttle, and drops removed keys when it succeeds: call
+// it when a key is known to be revoked, instead of waiting for the cache to
+// expire. It can also warm the cache at start-up.
+//
+// # Libraries
+//
+// Tokens are parsed and checked with github.com/golang-jwt/jwt/v5: its
+// Parser (compact form, strict base64url, pinned algorithms, signature) and
+// its Validator (iss, aud, exp, nbf, iat, with leeway). This package adds
+// what those do not know: the RFC 9068 header checks ("typ" at+jwt, no
+// "crit", a "kid"), that the key's type and JWK "alg" match the token's
+// algorithm, and the required RFC 9068 claims. JWKs are decoded by
+// github.com/go-jose/go-jose/v4.
+//
+// The JWKS cache is this package's own. github.com/MicahParks/keyfunc/v3
+// with github.com/MicahParks/jwkset (v3.9.2 with v0.11.4) was evaluated and
+// does not keep its guarantees: it refreshes on a fixed interval and ignores
+// Cache-Control; on an unknown kid, callers block on a rate limiter (up to
+// a minute by default) and each then fetches, instead of failing fast
+// behind a single fetch; it reads the JWKS without a size limit; it fetches
+// in its constructor (New must not touch the network) and refreshes from a
+// goroutine that runs until a context ends (a Verifier has no Close); one
+// malformed key fails the whole set; and it has no RFC 8414 discovery and
+// no settable clock.
 package verifier

@@ -6,10 +6,10 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math/big"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // minRSABits is the smallest RSA modulus accepted in a JWKS.
@@ -22,15 +22,15 @@ type publicKey struct {
 }
 
 // accepts reports whether the key may verify a JWS with algorithm alg: the
-// key type (and curve) must be the one alg uses, and the JWK's own "alg",
-// if any, must be alg. This prevents algorithm/key confusion.
+// key type must be the one alg uses, and the JWK's own "alg", if any, must
+// be alg. This prevents algorithm/key confusion.
 func (k *publicKey) accepts(alg string) bool {
 	if k.alg != "" && k.alg != alg {
 		return false
 	}
-	switch key := k.key.(type) {
+	switch k.key.(type) {
 	case *ecdsa.PublicKey:
-		return alg == "ES256" && key.Curve == elliptic.P256()
+		return alg == "ES256" // usable() admits P-256 keys only
 	case *rsa.PublicKey:
 		return alg == "RS256"
 	case ed25519.PublicKey:
@@ -39,25 +39,18 @@ func (k *publicKey) accepts(alg string) bool {
 	return false
 }
 
-// jsonWebKey holds the JWK members (RFC 7517, RFC 7518 §6, RFC 8037) this
-// package reads.
-type jsonWebKey struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg"`
-	Use string `json:"use"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-}
-
-// parseJWKS parses a JWK Set document into usable keys by kid. Keys that
-// cannot be used here (no kid, "use" other than "sig", unknown "kty" or
-// curve, malformed or weak) are skipped without failing the set; when two
-// keys share a kid the first wins. Only a document that is not a JWK Set is
-// an error.
+// parseJWKS parses a JWK Set document into usable keys by kid. Each key is
+// decoded by go-jose (which checks EC points are on their curve, Ed25519
+// keys are well formed and not of low order, RSA exponents are in range).
+// Keys that cannot be used here (malformed, no kid, "use" other than "sig",
+// or not usable(): a symmetric key, another curve, a weak RSA key) are
+// skipped without failing the set, as RFC 7517 §5 advises; when two keys
+// share a kid the first wins. Only a document that is not a JWK Set is an
+// error.
+//
+// The "keys" array is split with encoding/json rather than decoded as a
+// jose.JSONWebKeySet because go-jose fails a whole set on one key it cannot
+// decode, and one unusable key must not hide the others.
 func parseJWKS(data []byte) (map[string]*publicKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -70,65 +63,30 @@ func parseJWKS(data []byte) (map[string]*publicKey, error) {
 	}
 	keys := make(map[string]*publicKey, len(set.Keys))
 	for _, raw := range set.Keys {
-		var j jsonWebKey
-		if json.Unmarshal(raw, &j) != nil || j.Kid == "" || (j.Use != "" && j.Use != "sig") {
+		var jwk jose.JSONWebKey
+		if jwk.UnmarshalJSON(raw) != nil || jwk.KeyID == "" || (jwk.Use != "" && jwk.Use != "sig") {
 			continue
 		}
-		if _, dup := keys[j.Kid]; dup {
+		if _, dup := keys[jwk.KeyID]; dup {
 			continue
 		}
-		key, err := j.publicKey()
-		if err != nil {
-			continue
+		if pub := jwk.Public(); usable(pub.Key) { // Public drops private parts, if any
+			keys[jwk.KeyID] = &publicKey{alg: jwk.Algorithm, key: pub.Key}
 		}
-		keys[j.Kid] = &publicKey{alg: j.Alg, key: key}
 	}
 	return keys, nil
 }
 
-// publicKey decodes the key material of j.
-func (j *jsonWebKey) publicKey() (crypto.PublicKey, error) {
-	switch j.Kty {
-	case "EC":
-		if j.Crv != "P-256" {
-			return nil, errors.New("unsupported curve")
-		}
-		x, errX := decodeFixed(j.X, 32)
-		y, errY := decodeFixed(j.Y, 32)
-		if errX != nil || errY != nil {
-			return nil, errors.New("invalid EC coordinates")
-		}
-		point := append(append([]byte{4}, x...), y...)
-		return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
-	case "RSA":
-		n, errN := base64.RawURLEncoding.DecodeString(j.N)
-		e, errE := base64.RawURLEncoding.DecodeString(j.E)
-		if errN != nil || errE != nil || len(e) == 0 || len(e) > 4 {
-			return nil, errors.New("invalid RSA key")
-		}
-		key := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
-		if key.N.BitLen() < minRSABits || key.E < 3 || key.E%2 == 0 {
-			return nil, errors.New("weak or invalid RSA key")
-		}
-		return key, nil
-	case "OKP":
-		if j.Crv != "Ed25519" {
-			return nil, errors.New("unsupported curve")
-		}
-		x, err := decodeFixed(j.X, ed25519.PublicKeySize)
-		if err != nil {
-			return nil, err
-		}
-		return ed25519.PublicKey(x), nil
+// usable reports whether key is a public key of the supported algorithms:
+// P-256, RSA of at least minRSABits with an odd exponent, or Ed25519.
+func usable(key any) bool {
+	switch key := key.(type) {
+	case *ecdsa.PublicKey:
+		return key.Curve == elliptic.P256()
+	case *rsa.PublicKey:
+		return key.N.BitLen() >= minRSABits && key.E%2 == 1
+	case ed25519.PublicKey:
+		return true
 	}
-	return nil, errors.New("unsupported key type")
-}
-
-// decodeFixed decodes base64url (no padding) s, which must encode n bytes.
-func decodeFixed(s string, n int) ([]byte, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != n {
-		return nil, errors.New("invalid key parameter")
-	}
-	return b, nil
+	return false
 }

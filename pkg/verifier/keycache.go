@@ -42,6 +42,7 @@ type keyCache struct {
 	lastAttempt time.Time             // start of the last fetch, zero if none
 	lastErr     error                 // error of the last fetch, nil if it succeeded
 	inflight    chan struct{}         // closed when the running fetch, if any, is done
+	fetches     uint64                // fetches started so far; the running one's number
 
 	// jwksURL is Config.JWKSURL or the discovered jwks_uri. Only the running
 	// fetch reads and writes it.
@@ -125,6 +126,7 @@ func (c *keyCache) startFetchLocked(now time.Time) <-chan struct{} {
 	done := make(chan struct{})
 	c.inflight = done
 	c.lastAttempt = now
+	c.fetches++
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
 		keys, lifetime, err := c.fetch(ctx)
@@ -141,6 +143,38 @@ func (c *keyCache) startFetchLocked(now time.Time) <-chan struct{} {
 		close(done)
 	}()
 	return done
+}
+
+// refresh makes a fetch that starts after the call, whatever the throttle,
+// and waits for it: a fetch running at the call may have read the JWKS
+// before the issuer changed it, so refresh waits for it and then starts
+// (or joins) the next one. It returns the error of that fetch (or of a later
+// one that ended meanwhile), if any.
+func (c *keyCache) refresh(ctx context.Context) error {
+	c.mu.Lock()
+	before := c.fetches
+	for {
+		if c.inflight == nil {
+			c.startFetchLocked(c.cfg.Now())
+		}
+		done, n := c.inflight, c.fetches
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return unavailable(ctx.Err())
+		}
+		c.mu.Lock()
+		if n > before {
+			break
+		}
+	}
+	err := c.lastErr
+	c.mu.Unlock()
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
 }
 
 // fetch discovers the JWKS URL if needed, then downloads and parses the

@@ -48,7 +48,7 @@ func typed[T any](t *testing.T, u *unstructured.Unstructured) *T {
 // operatorConfig parses the rendered ConfigMap's config.yaml as the operator does.
 func operatorConfig(t *testing.T, objs []*unstructured.Unstructured) *config.Config {
 	t.Helper()
-	cm := typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap"))
+	cm := typed[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "-config"))
 	cfg, err := config.Parse([]byte(cm.Data["config.yaml"]))
 	if err != nil {
 		t.Fatalf("the chart's config.yaml does not load: %v\n%s", err, cm.Data["config.yaml"])
@@ -199,8 +199,15 @@ func TestNoWildcardRBAC(t *testing.T) {
 						t.Errorf("%s %s: wildcard in rule %+v", o.GetKind(), o.GetName(), rule)
 					}
 				}
-				if len(rule.NonResourceURLs) > 0 {
-					t.Errorf("%s %s: non-resource URLs granted: %v", o.GetKind(), o.GetName(), rule.NonResourceURLs)
+				// The only non-resource URLs: the ServiceAccount issuer's discovery
+				// document and keys, read-only.
+				for _, u := range rule.NonResourceURLs {
+					if u != "/.well-known/openid-configuration" && u != "/openid/v1/jwks" {
+						t.Errorf("%s %s: non-resource URL %q granted", o.GetKind(), o.GetName(), u)
+					}
+				}
+				if len(rule.NonResourceURLs) > 0 && (len(rule.Verbs) != 1 || rule.Verbs[0] != "get") {
+					t.Errorf("%s %s: non-resource URLs with verbs %v, want only get", o.GetKind(), o.GetName(), rule.Verbs)
 				}
 			}
 		}
@@ -210,9 +217,10 @@ func TestNoWildcardRBAC(t *testing.T) {
 func TestAllFeatures(t *testing.T) {
 	g := NewWithT(t)
 	objs := render(t, allFeatures)
-	for _, kind := range []string{"Certificate", "ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"} {
+	for _, kind := range []string{"Certificate", "ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule"} {
 		g.Expect(countKind(objs, kind)).To(Equal(1), kind)
 	}
+	g.Expect(countKind(objs, "ConfigMap")).To(Equal(2), "the config file and the Grafana dashboard")
 
 	cfg := operatorConfig(t, objs)
 	g.Expect(cfg.Issuer).To(Equal("https://oauth.example.com"))

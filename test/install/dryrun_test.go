@@ -2,10 +2,14 @@ package install
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
 )
 
 // Every object the chart renders, with its defaults, with every optional feature and
@@ -75,4 +79,18 @@ func TestPodSecurityRestricted(t *testing.T) {
 		t.Fatalf("want a restricted Pod Security warning about allowPrivilegeEscalation, got %q", w)
 	}
 	t.Logf("warned as expected: %q", w)
+}
+
+// The samples, and the sample workload of the ServiceAccountToken client that the README
+// shows, are accepted by the API server with strict field validation.
+func TestSamplesAreValid(t *testing.T) {
+	for _, dir := range []string{"config/samples", "config/samples/workload"} {
+		t.Run(dir, func(t *testing.T) {
+			objs, err := devenv.ReadObjects(filepath.Join(testenv.Root(), dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			applyDryRun(t, "shop", objs)
+		})
+	}
 }

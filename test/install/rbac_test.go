@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -181,6 +183,27 @@ func TestChartRBACIsSufficientAndMinimal(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond).Should(Equal(http.StatusOK), "a token is served: %v", &answer)
 	g.Expect(answer).To(HaveKeyWithValue("token_type", "Bearer"))
 	g.Expect(answer["access_token"]).NotTo(BeEmpty())
+
+	// A ServiceAccountToken client too: the operator reads the ServiceAccount issuer's
+	// keys through the API server with the chart's RBAC.
+	saClient := &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: shop.Name, Name: "inventory"},
+		Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{"rbac-api"}, Authentication: &oauthv1alpha1.ClientAuthentication{
+			Method: oauthv1alpha1.AuthServiceAccountToken, ServiceAccountName: "inventory"}}}
+	workloadSA := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: shop.Name, Name: "inventory"}}
+	g.Expect(admin.Create(ctx, saClient)).To(Succeed())
+	g.Expect(admin.Create(ctx, workloadSA)).To(Succeed())
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{cfg.Issuer}}}
+	g.Expect(admin.SubResource("token").Create(ctx, workloadSA, tr)).To(Succeed())
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {shop.Name + ".inventory"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {tr.Status.Token}}
+	g.Eventually(func() (int, error) {
+		resp, err := http.PostForm(cfg.TokenURL(), form)
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}, 10*time.Second, 100*time.Millisecond).Should(Equal(http.StatusOK), "a ServiceAccountToken client gets a token")
 
 	// Minimal: the identity is refused what the operator does not need.
 	forbidden := func(what string, err error) {

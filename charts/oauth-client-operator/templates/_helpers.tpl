@@ -136,4 +136,38 @@ rateLimit:
   failedAuthPerMinute: {{ int64 .Values.config.rateLimit.failedAuthPerMinute }}
   failedAuthBurst: {{ int64 .Values.config.rateLimit.failedAuthBurst }}
   maxTrackedKeys: {{ int64 .Values.config.rateLimit.maxTrackedKeys }}
+workloadIdentity:
+  issuer: {{ .Values.config.workloadIdentity.issuer | quote }}
+  maxTokenLifetime: {{ .Values.config.workloadIdentity.maxTokenLifetime | quote }}
+privateKeyJWT:
+  maxAssertionLifetime: {{ .Values.config.privateKeyJWT.maxAssertionLifetime | quote }}
+  replayCacheSize: {{ int64 .Values.config.privateKeyJWT.replayCacheSize }}
+{{- end }}
+
+{{/*
+A Go duration (values.schema.json's "duration": 90s, 10m, 1h30m, 1.5h, 500ms) in seconds,
+printed with three decimals. Sprig has no duration parser; this sums the number of every
+unit term.
+*/}}
+{{- define "oauth-client-operator.durationSeconds" -}}
+{{- $unit := dict "ns" 0.000000001 "us" 0.000001 "µs" 0.000001 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" . -1 }}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" . }}
+{{- $total = addf $total (mulf (float64 $n) (get $unit (trimPrefix $n .))) }}
+{{- end }}
+{{- printf "%.3f" (float64 $total) }}
+{{- end }}
+
+{{/*
+The PromQL label matchers that select this release's series: prometheusRule.selector, or
+the labels a scrape through the chart's ServiceMonitor gives them (job is the metrics
+Service's name).
+*/}}
+{{- define "oauth-client-operator.metricsSelector" -}}
+{{- if .Values.prometheusRule.selector }}
+{{- .Values.prometheusRule.selector }}
+{{- else }}
+{{- printf "job=%q, namespace=%q" (printf "%s-metrics" (include "oauth-client-operator.fullname" .)) .Release.Namespace }}
+{{- end }}
 {{- end }}

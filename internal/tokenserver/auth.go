@@ -1,0 +1,267 @@
+package tokenserver
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"k8s.io/apimachinery/pkg/types"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+)
+
+// Client authentication is one step of the token handler. Parsing extracts what the
+// request presented (a credential) without knowing methods; the client's registry
+// entry names its method and holds its verification material; one authenticator per
+// method decides. Adding a method means adding an authenticator and its material, not
+// editing the handler. Every refusal is the same errClientAuth.
+
+// authenticator verifies a presented credential for one authentication method.
+type authenticator interface {
+	// authenticate reports whether cred proves that the request comes from the client
+	// c. stored is the material of the Secret that c controls (nil when it has none).
+	authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool
+}
+
+// AuthMethodsSupported are the token_endpoint_auth_methods_supported of the metadata
+// (RFC 8414): the client secret in the body or by Basic, an assertion signed with the
+// client's own key (private_key_jwt, RFC 7523), and a Kubernetes
+// ServiceAccount token as a JWT-bearer client assertion. The last has no registered
+// name; the name says what it is.
+var AuthMethodsSupported = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "kubernetes_service_account_token"}
+
+// AssertionAlgorithms is the one list of JWS algorithms accepted in client
+// assertions; "none" and HMAC are never among them.
+var AssertionAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+
+// assertionLeeway is the clock skew tolerated on the times of a client assertion.
+const assertionLeeway = 30 * time.Second
+
+// authenticate finds the client a client_id names and lets the authenticator of its
+// method judge the credential. Unknown client, wrong credential, a credential of
+// another method and a disabled client all give errClientAuth.
+func (s *Server) authenticate(req *tokenRequest) (*clientEntry, *oauthError) {
+	var oc *clientEntry
+	var stored *secretEntry
+	if ns, name, ok := oauthv1alpha1.ParseClientID(req.clientID); ok {
+		oc, stored = s.registry.credentials(ns, name)
+	}
+	now := s.now()
+	if oc == nil {
+		// The same work as a wrong secret, so timing does not tell the two apart.
+		s.authenticators[oauthv1alpha1.AuthClientSecret].authenticate(nil, nil, &req.cred, now)
+		return nil, errClientAuth
+	}
+	a := s.authenticators[oc.method]
+	if a == nil || !a.authenticate(oc, stored, &req.cred, now) || oc.disabled {
+		return nil, errClientAuth
+	}
+	return oc, nil
+}
+
+// secretAuthenticator verifies a client secret against the SHA-256 digests of the
+// current and, during a rotation's grace period, the previous secret, in constant time.
+type secretAuthenticator struct{}
+
+func (secretAuthenticator) authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool {
+	given := sha256.Sum256([]byte(cred.secret))
+	var current, previous [sha256.Size]byte
+	valid := c != nil && stored != nil && stored.ok && stored.owner == c.uid && cred.kind == credSecret
+	inGrace := false
+	if valid {
+		current = stored.digest
+		if now.Before(stored.previousUntil) {
+			previous, inGrace = stored.previous, true
+		}
+	}
+	// Both comparisons always run, whichever matches, and even when nothing was found:
+	// timing tells nothing.
+	matchCurrent := subtle.ConstantTimeCompare(given[:], current[:])
+	matchPrevious := subtle.ConstantTimeCompare(given[:], previous[:])
+	matchPrevious &= subtle.ConstantTimeEq(boolInt(inGrace), 1)
+	return matchCurrent|matchPrevious == 1 && valid
+}
+
+func boolInt(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ServiceAccountIssuer is the cluster's ServiceAccount token issuer, as
+// internal/workloadidentity discovers it.
+type ServiceAccountIssuer interface {
+	// Issuer is the `iss` of ServiceAccount tokens; "" until known.
+	Issuer() string
+	// Keyfunc returns the key that verifies a token, for golang-jwt's parser.
+	Keyfunc(*jwt.Token) (any, error)
+}
+
+// serviceAccountAuthenticator verifies a projected ServiceAccount token presented as
+// a client assertion: signed by the cluster's ServiceAccount issuer, for this server
+// (aud), for the client's own ServiceAccount (sub), current, and not long-lived.
+type serviceAccountAuthenticator struct {
+	issuer ServiceAccountIssuer
+	// currentUID is the UID of the ServiceAccount that exists now, from the cache.
+	currentUID func(namespace, name string) (types.UID, bool)
+	// audiences are the values of which `aud` must hold one: this server's issuer URL
+	// and its token endpoint URL.
+	audiences   []string
+	maxLifetime time.Duration
+}
+
+func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntry, cred *credential, now time.Time) bool {
+	if a.issuer == nil || cred.kind != credAssertion || c.subject == "" {
+		return false
+	}
+	iss := a.issuer.Issuer()
+	if iss == "" {
+		return false
+	}
+	claims := &serviceAccountClaims{}
+	_, err := jwt.NewParser(
+		jwt.WithValidMethods(AssertionAlgorithms),
+		jwt.WithIssuer(iss),
+		jwt.WithAudience(a.audiences...),
+		jwt.WithSubject(c.subject),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(assertionLeeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	).ParseWithClaims(cred.assertion, claims, a.issuer.Keyfunc)
+	if err != nil || claims.IssuedAt == nil {
+		return false
+	}
+	// Only for this server: a token that is also good for the Kubernetes API (or any
+	// other audience) would give its bearer more than a token request.
+	for _, aud := range claims.Audience {
+		if !slices.Contains(a.audiences, aud) {
+			return false
+		}
+	}
+	// Issued for the ServiceAccount that exists now, not one deleted (and perhaps
+	// recreated under the same name).
+	uid, ok := a.currentUID(c.namespace, c.serviceAccount)
+	if !ok || claims.Kubernetes.ServiceAccount.UID == "" || types.UID(claims.Kubernetes.ServiceAccount.UID) != uid {
+		return false
+	}
+	// A token that lives long is a secret again.
+	return claims.ExpiresAt.Sub(claims.IssuedAt.Time) <= a.maxLifetime
+}
+
+// serviceAccountClaims are the claims of a Kubernetes ServiceAccount token that the
+// authenticator reads.
+type serviceAccountClaims struct {
+	jwt.RegisteredClaims
+	Kubernetes struct {
+		ServiceAccount struct {
+			UID string `json:"uid"`
+		} `json:"serviceaccount"`
+	} `json:"kubernetes.io"`
+}
+
+// privateKeyJWTAuthenticator verifies an RFC 7523 assertion signed by the client with a
+// private key whose public half is one of its keys: iss = sub = client_id, aud this
+// server, exp present and at most maxLifetime ahead, a jti not seen before on this
+// replica.
+type privateKeyJWTAuthenticator struct {
+	// audiences are the values of which `aud` must hold one: this server's issuer URL
+	// and its token endpoint URL.
+	audiences   []string
+	maxLifetime time.Duration
+	replay      *replayCache
+}
+
+// maxJTILength bounds the jti accepted; longer ids are refused, not hashed.
+const maxJTILength = 256
+
+func (a *privateKeyJWTAuthenticator) authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool {
+	if cred.kind != credAssertion {
+		return false
+	}
+	keys := a.keysOf(c, stored, now)
+	if len(keys) == 0 {
+		return false
+	}
+	claims := &jwt.RegisteredClaims{}
+	_, err := jwt.NewParser(
+		jwt.WithValidMethods(AssertionAlgorithms),
+		jwt.WithIssuer(c.clientID),
+		jwt.WithSubject(c.clientID),
+		jwt.WithAudience(a.audiences...),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(assertionLeeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	).ParseWithClaims(cred.assertion, claims, func(t *jwt.Token) (any, error) {
+		return selectKey(keys, t)
+	})
+	if err != nil {
+		return false
+	}
+	exp := claims.ExpiresAt.Time
+	if exp.After(now.Add(a.maxLifetime+assertionLeeway)) ||
+		(claims.IssuedAt != nil && exp.Sub(claims.IssuedAt.Time) > a.maxLifetime) {
+		return false
+	}
+	if claims.ID == "" || len(claims.ID) > maxJTILength {
+		return false
+	}
+	// Last, so that only a verified assertion is remembered.
+	return a.replay.firstUse(c.clientID, claims.ID, exp.Add(assertionLeeway), now)
+}
+
+// keysOf are the keys that verify c's assertions now: those its spec names, or its
+// generated key pair's public key and, during a rotation's grace period, the previous
+// one, from the Secret the client controls.
+func (a *privateKeyJWTAuthenticator) keysOf(c *clientEntry, stored *secretEntry, now time.Time) []clientKey {
+	if !c.generatesKey {
+		return c.keys
+	}
+	if stored == nil || stored.owner != c.uid {
+		return nil
+	}
+	var keys []clientKey
+	if stored.key != nil {
+		keys = append(keys, *stored.key)
+	}
+	if stored.previousKey != nil && now.Before(stored.previousUntil) {
+		keys = append(keys, *stored.previousKey)
+	}
+	return keys
+}
+
+// selectKey picks the key the assertion's kid names, or, without a kid, offers every
+// key (golang-jwt tries each).
+func selectKey(keys []clientKey, t *jwt.Token) (any, error) {
+	if kid, ok := t.Header["kid"].(string); ok {
+		for _, k := range keys {
+			if k.kid == kid {
+				return k.pub, nil
+			}
+		}
+		return nil, errUnknownKey
+	}
+	set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, 0, len(keys))}
+	for _, k := range keys {
+		set.Keys = append(set.Keys, k.pub)
+	}
+	return set, nil
+}
+
+var errUnknownKey = errors.New("no key of the client has that kid")
+
+// assertionSubject is the unverified `sub` of a client assertion: the client it claims
+// to come from, used to find the client when the request names none. It decides
+// nothing: the assertion is verified against that client's keys.
+func assertionSubject(assertion string) string {
+	claims := &jwt.RegisteredClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(assertion, claims); err != nil {
+		return ""
+	}
+	return claims.Subject
+}
