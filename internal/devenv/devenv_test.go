@@ -194,13 +194,9 @@ func TestReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Ports left at 0: Start picks distinct free ones for every replica.
 	opts := devenv.Options{Dir: dir, Binaries: bins, Log: testLog{t}, NoExampleAPI: true, Replicas: 2,
 		StopTimeout: 15 * time.Second, ReadyTimeout: 90 * time.Second}
-	for _, p := range []*int{&opts.TokenPort, &opts.MetricsPort, &opts.ProbePort} {
-		if *p, err = devenv.FreePort(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	env, err := devenv.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
