@@ -65,16 +65,18 @@ type WorkloadIdentity struct {
 	MaxTokenLifetime Duration `json:"maxTokenLifetime"`
 }
 
-// RateLimit limits failed client authentication, per client_id and per source
-// address, so secrets cannot be guessed at speed. Successful requests are not limited.
+// RateLimit limits failed client authentication per client address (never per
+// client_id: ids are public), so floods and guessing from an address are slowed
+// without ever holding back a client because of requests it did not send. Successful
+// requests are not limited.
 type RateLimit struct {
-	// FailedAuthPerMinute is how many failures a client_id, or a source address, may
-	// add per minute once its burst is spent. 0 disables the limit. Default 10.
+	// FailedAuthPerMinute is how many failures a client address may add per minute
+	// once its burst is spent. 0 disables the limit. Default 10.
 	FailedAuthPerMinute int `json:"failedAuthPerMinute"`
 	// FailedAuthBurst is how many failures are allowed at once. Default 20.
 	FailedAuthBurst int `json:"failedAuthBurst"`
-	// MaxTrackedKeys bounds the limiter's memory under a flood of distinct ids and
-	// addresses. Default 100000 (about 10 MiB).
+	// MaxTrackedKeys bounds the limiter's memory under a flood of distinct addresses:
+	// keys are fixed-size addresses. Default 100000 (about 20 MiB).
 	MaxTrackedKeys int `json:"maxTrackedKeys"`
 }
 

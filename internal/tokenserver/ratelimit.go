@@ -2,80 +2,90 @@ package tokenserver
 
 import (
 	"math"
+	"net/http"
+	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// failureLimiter limits failed client authentications per key (a client_id, a source
-// address) with token buckets: each key may fail burst times at once, then rate times
-// a second. Successful requests spend nothing, so a client that knows its secret is
-// only ever held back while its own id or address is being hammered.
+// failureLimiter limits failed client authentications per source address (the
+// client address, see clientAddr) with token buckets (golang.org/x/time/rate): an
+// address may fail burst times at once, then rate times a second; while its bucket is
+// empty every token request from it answers 429. Successful requests spend nothing.
 //
-// Memory is bounded: at most maxKeys buckets are kept; a full table first forgets
-// buckets that have refilled (they hold no information), then arbitrary ones.
+// Only addresses are keys, never client_ids: client ids are public, so a limit per
+// client_id would let anyone lock out any client, and with 256-bit secrets it would
+// protect nothing. Requests from one address therefore never make another address's
+// requests fail.
+//
+// Memory is bounded in bytes: at most maxKeys buckets, each keyed by a netip.Addr
+// (fixed size, whatever a request sent); about 200 bytes a key with the map's
+// overhead, so the default 100000 keys take about 20 MiB. A full table first forgets
+// buckets that have refilled (they hold no information), then arbitrary ones, down to
+// nine tenths: forgetting an address only gives it a full bucket again.
 type failureLimiter struct {
-	rate    float64 // tokens per second
-	burst   float64
+	limit   rate.Limit
+	burst   int
 	maxKeys int
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
+	buckets map[netip.Addr]*rate.Limiter
 }
 
 func newFailureLimiter(perMinute, burst, maxKeys int) *failureLimiter {
 	return &failureLimiter{
-		rate: float64(perMinute) / 60, burst: float64(burst), maxKeys: maxKeys,
-		buckets: make(map[string]*bucket),
+		limit: rate.Limit(float64(perMinute) / 60), burst: burst, maxKeys: maxKeys,
+		buckets: make(map[netip.Addr]*rate.Limiter),
 	}
 }
 
-// refill brings b up to date at now.
-func (l *failureLimiter) refill(b *bucket, now time.Time) {
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
+// limiterKey is the bucket key of an address as clientAddr gives it. Anything that is
+// not an IP address (a test's RemoteAddr, a Unix socket) shares the zero key.
+func limiterKey(addr string) netip.Addr {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap().WithZone("")
 }
 
-// retryAfter reports whether key is blocked at now, and for how long.
-func (l *failureLimiter) retryAfter(key string, now time.Time) (time.Duration, bool) {
+// retryAfter reports whether addr is blocked at now, and for how long.
+func (l *failureLimiter) retryAfter(addr string, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[key]
+	b := l.buckets[limiterKey(addr)]
+	l.mu.Unlock()
 	if b == nil {
 		return 0, false
 	}
-	l.refill(b, now)
-	if b.tokens >= 1 {
+	tokens := b.TokensAt(now)
+	if tokens >= 1 {
 		return 0, false
 	}
-	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), true
+	return time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second)), true
 }
 
-// fail spends one token of key.
-func (l *failureLimiter) fail(key string, now time.Time) {
+// fail spends one token of addr's bucket.
+func (l *failureLimiter) fail(addr string, now time.Time) {
+	key := limiterKey(addr)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	b := l.buckets[key]
 	if b == nil {
 		if len(l.buckets) >= l.maxKeys {
 			l.evict(now)
 		}
-		b = &bucket{tokens: l.burst, last: now}
+		b = rate.NewLimiter(l.limit, l.burst)
 		l.buckets[key] = b
 	}
-	l.refill(b, now)
-	b.tokens = math.Max(0, b.tokens-1)
+	l.mu.Unlock()
+	b.AllowN(now, 1) // an empty bucket stays empty
 }
 
-// evict makes room: refilled buckets first, else a tenth of the table.
+// evict makes room: refilled buckets first, then arbitrary ones down to nine tenths.
 func (l *failureLimiter) evict(now time.Time) {
 	for k, b := range l.buckets {
-		l.refill(b, now)
-		if b.tokens >= l.burst {
+		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
 	}
@@ -93,6 +103,27 @@ func (l *failureLimiter) size() int {
 	return len(l.buckets)
 }
 
+// throttled refuses a request from an address that has failed to authenticate too
+// often. Successful requests spend nothing.
+func (s *Server) throttled(addr string) *oauthError {
+	if s.failures == nil {
+		return nil
+	}
+	d, blocked := s.failures.retryAfter(addr, s.now())
+	if !blocked {
+		return nil
+	}
+	return &oauthError{http.StatusTooManyRequests, errTemporarilyUnavail,
+		"too many failed authentication attempts from this address; retry later", max(d, time.Second)}
+}
+
+// failed counts a failed client authentication against the address it came from.
+func (s *Server) failed(addr string) {
+	if s.failures != nil {
+		s.failures.fail(addr, s.now())
+	}
+}
+
 // requestLimiter enforces each client's own request rate (spec.rateLimit). Its keys
 // are authenticated clients only, so its size follows the number of clients; it is
 // bounded all the same.
@@ -100,6 +131,11 @@ type requestLimiter struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
 	maxKeys int
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
 }
 
 func newRequestLimiter(maxKeys int) *requestLimiter {

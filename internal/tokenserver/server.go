@@ -38,9 +38,8 @@ type Server struct {
 	cache    cache.Informers
 	registry *registry
 	keys     *signing.Keyring
-	// clientFailures and addrFailures limit failed authentication per client_id and
-	// per source address; nil when disabled.
-	clientFailures, addrFailures *failureLimiter
+	// failures limits failed authentication per client address; nil when disabled.
+	failures *failureLimiter
 	// requests enforces clients' own rate limits (spec.rateLimit).
 	requests *requestLimiter
 	// authenticators verify credentials, one per authentication method.
@@ -96,8 +95,7 @@ func New(o Options) *Server {
 	}
 	s.requests = newRequestLimiter(max(o.Config.RateLimit.MaxTrackedKeys, 1000))
 	if rl := o.Config.RateLimit; rl.FailedAuthPerMinute > 0 {
-		s.clientFailures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
-		s.addrFailures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
+		s.failures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
 	}
 	if o.Metrics != nil {
 		registerMetrics(o.Metrics, s)

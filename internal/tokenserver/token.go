@@ -3,7 +3,6 @@ package tokenserver
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -68,47 +67,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		// private_key_jwt may omit client_id: the assertion's sub names the client.
 		req.clientID = assertionSubject(req.cred.assertion)
 	}
-	addr := sourceAddr(r)
-	if oerr := s.throttled(req.clientID, addr); oerr != nil {
+	addr := s.clientAddr(r)
+	if oerr := s.throttled(addr); oerr != nil {
 		return nil, nil, oerr
 	}
 	g, oerr := s.authorize(req)
-	if oerr == errClientAuth && s.clientFailures != nil {
-		now := s.now()
-		s.clientFailures.fail(req.clientID, now)
-		s.addrFailures.fail(addr, now)
+	if oerr == errClientAuth {
+		s.failed(addr)
 	}
 	if oerr != nil {
 		return nil, nil, oerr
 	}
 	resp, oerr := s.issue(g, req.scope)
 	return resp, g.api, oerr
-}
-
-// throttled refuses a request whose client_id or source address has failed to
-// authenticate too often. Successful requests spend nothing.
-func (s *Server) throttled(clientID, addr string) *oauthError {
-	if s.clientFailures == nil {
-		return nil
-	}
-	now := s.now()
-	d1, byClient := s.clientFailures.retryAfter(clientID, now)
-	d2, byAddr := s.addrFailures.retryAfter(addr, now)
-	if !byClient && !byAddr {
-		return nil
-	}
-	return &oauthError{http.StatusTooManyRequests, errTemporarilyUnavail,
-		"too many failed authentication attempts; retry later", max(d1, d2, time.Second)}
-}
-
-// sourceAddr is the peer's IP address. Forwarding headers are not trusted: anyone can
-// set them.
-func sourceAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // authorize authenticates the client and decides audience, scopes and lifetime, from
