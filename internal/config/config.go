@@ -76,7 +76,7 @@ type RateLimit struct {
 	// FailedAuthBurst is how many failures are allowed at once. Default 20.
 	FailedAuthBurst int `json:"failedAuthBurst"`
 	// MaxTrackedKeys bounds the limiter's memory under a flood of distinct addresses:
-	// keys are fixed-size addresses. Default 100000 (about 20 MiB).
+	// keys are fixed-size addresses. Default 100000 (about 13 MiB).
 	MaxTrackedKeys int `json:"maxTrackedKeys"`
 }
 

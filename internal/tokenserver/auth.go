@@ -9,6 +9,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
@@ -46,7 +47,7 @@ const assertionLeeway = 30 * time.Second
 func (s *Server) authenticate(req *tokenRequest) (*clientEntry, *oauthError) {
 	var oc *clientEntry
 	var stored *secretEntry
-	if ns, name, ok := oauthv1alpha1.ParseClientID(req.clientID); ok {
+	if ns, name, ok := possibleClientID(req.clientID); ok {
 		oc, stored = s.registry.credentials(ns, name)
 	}
 	now := s.now()
@@ -60,6 +61,25 @@ func (s *Server) authenticate(req *tokenRequest) (*clientEntry, *oauthError) {
 		return nil, errClientAuth
 	}
 	return oc, nil
+}
+
+// maxClientIDLength is the longest client_id that can name an OAuthClient: a namespace
+// (a DNS label, 63 bytes), a dot, a name (a DNS subdomain, 253 bytes).
+const maxClientIDLength = validation.DNS1123LabelMaxLength + 1 + validation.DNS1123SubdomainMaxLength
+
+// possibleClientID splits a client_id that can name an OAuthClient; ok is false for
+// one that cannot exist (too long, no dot, a namespace that is not a DNS label or a
+// name that is not a DNS subdomain). Such an id is refused like any unknown client,
+// without a lookup, and nothing keeps it.
+func possibleClientID(id string) (namespace, name string, ok bool) {
+	if len(id) > maxClientIDLength {
+		return "", "", false
+	}
+	namespace, name, ok = oauthv1alpha1.ParseClientID(id)
+	if !ok || len(validation.IsDNS1123Label(namespace)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return "", "", false
+	}
+	return namespace, name, true
 }
 
 // secretAuthenticator verifies a client secret against the SHA-256 digests of the
