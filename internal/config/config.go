@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -110,6 +111,41 @@ type TokenServer struct {
 	// be stale (revoked clients, withdrawn namespaces) and it leaves the Service.
 	// The API server is probed every few seconds. Positive. Default 5m.
 	APIServerGrace Duration `json:"apiServerGrace"`
+	// TrustedProxies are the proxies (IP addresses or CIDRs) in front of the token
+	// server, such as an Ingress controller or a Gateway. Only when the peer of a
+	// connection is one of them is the client's address taken from X-Forwarded-For
+	// (the rightmost address that is not itself a trusted proxy) or Forwarded; else
+	// it is the peer's. The failed-authentication limit counts per client address.
+	// Default none.
+	TrustedProxies []string `json:"trustedProxies"`
+}
+
+// TrustedProxyPrefixes are TrustedProxies parsed, a bare address as a one-address
+// prefix; entries that do not parse (Validate refuses them) are left out.
+func (ts TokenServer) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ts.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parsePrefix reads a CIDR or a single IP address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+	}
+	return p.Masked(), nil
 }
 
 // TLS names a PEM certificate and key.
@@ -166,6 +202,7 @@ func Default() Config {
 			ShutdownTimeout:   Seconds(10),
 			JWKSMaxAge:        Seconds(300),
 			APIServerGrace:    Seconds(300),
+			TrustedProxies:    []string{},
 		},
 		Tokens: Tokens{
 			DefaultTTL: Seconds(3600),
@@ -256,6 +293,11 @@ func (c *Config) Validate() error {
 	}
 	if ts.TLS.Enabled() && (ts.TLS.CertFile == "" || ts.TLS.KeyFile == "") {
 		return &FieldError{"tokenServer.tls", "certFile and keyFile must be set together"}
+	}
+	for i, s := range ts.TrustedProxies {
+		if _, err := parsePrefix(s); err != nil {
+			return &FieldError{fmt.Sprintf("tokenServer.trustedProxies[%d]", i), fmt.Sprintf("%q is not an IP address or CIDR", s)}
+		}
 	}
 	if ts.MaxConnections < 1 {
 		return &FieldError{"tokenServer.maxConnections", "must be at least 1"}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,7 @@ tokenServer:
   address: 127.0.0.1:9443
   jwksMaxAge: 60
   apiServerGrace: 90s
+  trustedProxies: [10.0.0.0/8, 192.0.2.7, "fd00::/64", "::ffff:172.16.0.0/108"]
 tokens:
   defaultTTL: 30m
   maxTTL: 7200
@@ -54,6 +56,9 @@ signing:
 	}
 	if cfg.TokenServer.APIServerGrace.Duration != 90*time.Second {
 		t.Errorf("apiServerGrace = %s, want 90s", cfg.TokenServer.APIServerGrace)
+	}
+	if got := fmt.Sprint(cfg.TokenServer.TrustedProxyPrefixes()); got != "[10.0.0.0/8 192.0.2.7/32 fd00::/64 172.16.0.0/12]" {
+		t.Errorf("trustedProxies = %s", got)
 	}
 	if cfg.Signing.Algorithm != "EdDSA" || cfg.TokenServer.Address != "127.0.0.1:9443" {
 		t.Errorf("overrides not applied: %+v", cfg)
@@ -76,6 +81,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad address", "issuer: https://a.example\ntokenServer: {address: nope}", "tokenServer.address:"},
 		{"half TLS", "issuer: https://a.example\ntokenServer: {tls: {certFile: /c.pem}}", "tokenServer.tls: certFile and keyFile"},
 		{"wrong type", "issuer: https://a.example\ntokenServer: {maxBodyBytes: lots}", "tokenServer.maxBodyBytes: must be a int64"},
+		{"bad proxy", "issuer: https://a.example\ntokenServer: {trustedProxies: [10.0.0.0/8, proxy.example]}", `tokenServer.trustedProxies[1]: "proxy.example" is not an IP address or CIDR`},
 		{"no connections", "issuer: https://a.example\ntokenServer: {maxConnections: 0}", "tokenServer.maxConnections: must be at least 1"},
 		{"body limit", "issuer: https://a.example\ntokenServer: {maxBodyBytes: 10}", "tokenServer.maxBodyBytes: must be between"},
 		{"zero API server grace", "issuer: https://a.example\ntokenServer: {apiServerGrace: 0s}", "tokenServer.apiServerGrace: must be a positive duration"},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
@@ -161,5 +162,102 @@ func TestImpossibleClientIDs(t *testing.T) {
 		if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), `"invalid_client"`) {
 			t.Errorf("client_id %.20q…: %d %s", id, rec.Code, rec.Body)
 		}
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	cfg, err := config.Parse([]byte("issuer: https://issuer.test\ntokenServer: {trustedProxies: [10.0.0.0/8, \"fd00::/64\"]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{trustedProxies: cfg.TokenServer.TrustedProxyPrefixes()}
+	for _, c := range []struct {
+		name, peer string
+		header     map[string][]string
+		want       string
+	}{
+		{"untrusted peer, no header", "192.0.2.1:1", nil, "192.0.2.1"},
+		{"untrusted peer, forged XFF", "192.0.2.1:1", map[string][]string{"X-Forwarded-For": {"198.51.100.9"}}, "192.0.2.1"},
+		{"untrusted peer, forged Forwarded", "192.0.2.1:1", map[string][]string{"Forwarded": {"for=198.51.100.9"}}, "192.0.2.1"},
+		{"mapped IPv6 peer", "[::ffff:192.0.2.1]:1", nil, "192.0.2.1"},
+		{"trusted peer, no header", "10.1.1.1:1", nil, "10.1.1.1"},
+		{"trusted peer, XFF", "10.1.1.1:1", map[string][]string{"X-Forwarded-For": {"198.51.100.9"}}, "198.51.100.9"},
+		{"client-written left part ignored", "10.1.1.1:1", map[string][]string{"X-Forwarded-For": {"203.0.113.1, 198.51.100.9"}}, "198.51.100.9"},
+		{"chain of trusted proxies", "10.1.1.1:1", map[string][]string{"X-Forwarded-For": {"203.0.113.1, 198.51.100.9", "10.2.2.2, 10.3.3.3"}}, "198.51.100.9"},
+		{"all trusted: the leftmost", "10.1.1.1:1", map[string][]string{"X-Forwarded-For": {"10.2.2.2, 10.3.3.3"}}, "10.2.2.2"},
+		{"garbage hop stops the walk", "10.1.1.1:1", map[string][]string{"X-Forwarded-For": {"198.51.100.9, junk, 10.3.3.3"}}, "10.3.3.3"},
+		{"XFF with port and IPv6", "[fd00::5]:1", map[string][]string{"X-Forwarded-For": {"[2001:db8::7]:4711"}}, "2001:db8::7"},
+		{"Forwarded", "10.1.1.1:1", map[string][]string{"Forwarded": {`for=203.0.113.1, for="[2001:db8:cafe::17]:4711";proto=https`}}, "2001:db8:cafe::17"},
+		{"XFF wins over Forwarded", "10.1.1.1:1", map[string][]string{"X-Forwarded-For": {"198.51.100.9"}, "Forwarded": {"for=203.0.113.1"}}, "198.51.100.9"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, TokenPath, nil)
+		r.RemoteAddr = c.peer
+		for k, v := range c.header {
+			r.Header[k] = v
+		}
+		if got := s.clientAddr(r); got != c.want {
+			t.Errorf("%s: clientAddr = %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// TestTrustedProxyLimitsClientsSeparately: behind a trusted proxy, two clients with
+// different forwarded addresses are limited separately; a forged X-Forwarded-For from
+// an untrusted peer changes nothing.
+func TestTrustedProxyLimitsClientsSeparately(t *testing.T) {
+	w := newWorld(t)
+	ns := w.namespace("proxied", nil)
+	api := w.api("proxied", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
+	good := w.client(ns, "good", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
+	srv, _ := w.server("tokenServer: {trustedProxies: [10.64.0.0/16]}\nrateLimit: {failedAuthPerMinute: 1, failedAuthBurst: 3}", signing.ES256, nil)
+	request := func(secret, peer, xff string) int {
+		r := httptest.NewRequest(http.MethodPost, TokenPath, strings.NewReader(jsonBody(map[string]string{
+			"grant_type": "client_credentials", "client_id": good, "client_secret": secret})))
+		r.Header.Set("Content-Type", "application/json")
+		r.RemoteAddr = peer
+		if xff != "" {
+			r.Header.Set("X-Forwarded-For", xff)
+		}
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, r)
+		return rec.Code
+	}
+	const proxy = "10.64.3.4:50000"
+	// A client behind the proxy fails until it is limited...
+	for range 3 {
+		if code := request("wrong", proxy, "198.51.100.1"); code != http.StatusUnauthorized {
+			t.Fatalf("failure within the burst: %d", code)
+		}
+	}
+	if code := request("wrong", proxy, "198.51.100.1"); code != http.StatusTooManyRequests {
+		t.Fatalf("beyond the burst: %d", code)
+	}
+	// ...while another client behind the same proxy still gets tokens,
+	if code := request(w.secrets[good], proxy, "198.51.100.2"); code != http.StatusOK {
+		t.Errorf("another forwarded address behind the same proxy: %d", code)
+	}
+	// and the limited one, through the proxy, stays limited.
+	if code := request(w.secrets[good], proxy, "198.51.100.1"); code != http.StatusTooManyRequests {
+		t.Errorf("limited forwarded address: %d", code)
+	}
+
+	// From an untrusted peer, X-Forwarded-For is ignored: claiming to be the other
+	// client (whose address is 198.51.100.2) on every try neither escapes the limit
+	// nor limits that client.
+	const attacker = "192.0.2.66:40000"
+	for i := range 10 {
+		want := http.StatusUnauthorized
+		if i >= 3 {
+			want = http.StatusTooManyRequests
+		}
+		if code := request("wrong", attacker, "198.51.100.2"); code != want {
+			t.Fatalf("forged XFF try %d: %d, want %d", i, code, want)
+		}
+	}
+	if code := request(w.secrets[good], "198.51.100.2:1234", ""); code != http.StatusOK {
+		t.Errorf("the client whose address the attacker forged, directly: %d", code)
+	}
+	if code := request(w.secrets[good], proxy, "198.51.100.2"); code != http.StatusOK {
+		t.Errorf("the client whose address the attacker forged, through the proxy: %d", code)
 	}
 }

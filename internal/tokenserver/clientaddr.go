@@ -4,14 +4,51 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 )
 
 // clientAddr is the address a request comes from, as the failed-authentication limit
-// counts it: the peer's IP address, in canonical form (IPv4-mapped IPv6 addresses as
-// IPv4, no zone), so that the same client always has the same key. Forwarding headers
-// are not trusted: anyone can set them.
+// counts it, in canonical form (IPv4-mapped IPv6 addresses as IPv4, no zone), so that
+// the same client always has the same key.
+//
+// It is the peer's address, unless the peer is one of tokenServer.trustedProxies: then
+// it is the rightmost address of X-Forwarded-For (or, without that header, of the
+// Forwarded header's for= parameters) that is not itself a trusted proxy; when every
+// address there is a trusted proxy, the leftmost. Forwarding headers from any other
+// peer are ignored: anyone can set them.
 func (s *Server) clientAddr(r *http.Request) string {
-	return peerAddr(r).String()
+	peer := peerAddr(r)
+	if len(s.trustedProxies) == 0 || !s.trusted(peer) {
+		return peer.String()
+	}
+	hops := forwardedFor(r.Header)
+	addr := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := parseHop(hops[i])
+		if !ok {
+			// Not an address: what lies beyond it cannot be trusted either. The
+			// last trusted hop is the client as far as we know.
+			break
+		}
+		addr = a
+		if !s.trusted(a) {
+			break
+		}
+	}
+	return addr.String()
+}
+
+// trusted reports whether a is one of the trusted proxies.
+func (s *Server) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range s.trustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // peerAddr is the IP address of the connection's other end; the zero Addr when
@@ -26,4 +63,47 @@ func peerAddr(r *http.Request) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap().WithZone("")
+}
+
+// forwardedFor lists the hops a request went through, oldest first: the entries of
+// every X-Forwarded-For header, or, when there is none, the for= values of every
+// Forwarded header (RFC 7239).
+func forwardedFor(h http.Header) []string {
+	var hops []string
+	if xff := h.Values("X-Forwarded-For"); len(xff) > 0 {
+		for _, v := range xff {
+			for _, hop := range strings.Split(v, ",") {
+				hops = append(hops, strings.TrimSpace(hop))
+			}
+		}
+		return hops
+	}
+	for _, v := range h.Values("Forwarded") {
+		for _, elem := range strings.Split(v, ",") {
+			hop := "" // an element without for= is a hop of unknown address
+			for _, pair := range strings.Split(elem, ";") {
+				name, value, _ := strings.Cut(strings.TrimSpace(pair), "=")
+				if strings.EqualFold(name, "for") {
+					hop = strings.Trim(value, `"`)
+				}
+			}
+			hops = append(hops, hop)
+		}
+	}
+	return hops
+}
+
+// parseHop reads one forwarded address: an IP address, with or without a port, IPv6
+// possibly in brackets (as RFC 7239 writes it).
+func parseHop(hop string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(hop); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(hop, "["), "]")); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
 }

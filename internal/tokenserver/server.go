@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,9 @@ type Server struct {
 	keys     *signing.Keyring
 	// failures limits failed authentication per client address; nil when disabled.
 	failures *failureLimiter
+	// trustedProxies are the peers whose forwarding headers name the client address
+	// (clientAddr).
+	trustedProxies []netip.Prefix
 	// requests enforces clients' own rate limits (spec.rateLimit).
 	requests *requestLimiter
 	// authenticators verify credentials, one per authentication method.
@@ -93,6 +97,7 @@ func New(o Options) *Server {
 			replay:      newReplayCache(o.Config.PrivateKeyJWT.ReplayCacheSize),
 		},
 	}
+	s.trustedProxies = o.Config.TokenServer.TrustedProxyPrefixes()
 	s.requests = newRequestLimiter(max(o.Config.RateLimit.MaxTrackedKeys, 1000))
 	if rl := o.Config.RateLimit; rl.FailedAuthPerMinute > 0 {
 		s.failures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)

@@ -124,6 +124,7 @@ tokenServer:
   jwksMaxAge: {{ .Values.tokenServer.jwksMaxAge | quote }}
   apiServerGrace: {{ .Values.tokenServer.apiServerGrace | quote }}
   maxConnections: {{ .Values.tokenServer.maxConnections }}
+  trustedProxies: {{ .Values.tokenServer.trustedProxies | default list | toJson }}
 tokens:
   defaultTTL: {{ .Values.config.tokens.defaultTTL | quote }}
   maxTTL: {{ .Values.config.tokens.maxTTL | quote }}
