@@ -93,7 +93,7 @@ func (secretAuthenticator) authenticate(c *clientEntry, stored *secretEntry, cre
 	inGrace := false
 	if valid {
 		current = stored.digest
-		if now.Before(stored.previousUntil) {
+		if stored.hasPrevious && previousValid(c, stored, now) {
 			previous, inGrace = stored.previous, true
 		}
 	}
@@ -249,7 +249,7 @@ func (a *privateKeyJWTAuthenticator) keysOf(c *clientEntry, stored *secretEntry,
 	if stored.key != nil {
 		keys = append(keys, *stored.key)
 	}
-	if stored.previousKey != nil && now.Before(stored.previousUntil) {
+	if stored.previousKey != nil && previousValid(c, stored, now) {
 		keys = append(keys, *stored.previousKey)
 	}
 	return keys

@@ -220,7 +220,10 @@ func TestPrivateKeyJWTClient(t *testing.T) {
 	}
 	patch := client.MergeFrom(s.DeepCopy())
 	s.Data["private_key"], s.Data["key_id"], s.Data["previous_public_key"] = []byte(pair.PrivateKeyPEM), []byte(pair.KeyID), []byte(prevPEM)
-	s.Annotations = map[string]string{oauthv1alpha1.PreviousSecretExpiresAnnotation: now().Add(10 * time.Minute).UTC().Format(time.RFC3339)}
+	s.Annotations = map[string]string{
+		oauthv1alpha1.SecretRotatedAtAnnotation:       now().UTC().Format(time.RFC3339),
+		oauthv1alpha1.PreviousSecretExpiresAnnotation: now().Add(10 * time.Minute).UTC().Format(time.RFC3339),
+	}
 	if err := k8s.Patch(context.Background(), s, patch); err != nil {
 		t.Fatal(err)
 	}

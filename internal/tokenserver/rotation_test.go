@@ -3,11 +3,13 @@ package tokenserver
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -37,7 +39,10 @@ func TestPreviousSecretDuringGracePeriod(t *testing.T) {
 	patch := client.MergeFrom(s.DeepCopy())
 	s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret] = []byte(oldSecret)
 	s.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(newSecret)
-	s.Annotations = map[string]string{oauthv1alpha1.PreviousSecretExpiresAnnotation: start.Add(10 * time.Minute).Format(time.RFC3339)}
+	s.Annotations = map[string]string{
+		oauthv1alpha1.SecretRotatedAtAnnotation:       start.Format(time.RFC3339),
+		oauthv1alpha1.PreviousSecretExpiresAnnotation: start.Add(10 * time.Minute).Format(time.RFC3339),
+	}
 	if err := k8s.Patch(context.Background(), s, patch); err != nil {
 		t.Fatal(err)
 	}
@@ -66,5 +71,81 @@ func TestPreviousSecretDuringGracePeriod(t *testing.T) {
 	}
 	if status("neither-"+oldSecret) != http.StatusUnauthorized {
 		t.Error("a wrong secret was accepted during rotation")
+	}
+}
+
+// TestForgedPreviousSecretIsRefused: a previous_client_secret written by hand is
+// accepted only if it is as long as a generated secret, and only until the rotation
+// time plus the client's grace period, whatever the expiry annotation says.
+func TestForgedPreviousSecretIsRefused(t *testing.T) {
+	w := newWorld(t)
+	ns := w.namespace("forged", nil)
+	api := w.api("forged", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
+	var now atomic.Int64
+	start := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	now.Store(start.Unix())
+	srv, _ := w.server("", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) })
+	id := w.client(ns, "forged", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api},
+		SecretRotation: &oauthv1alpha1.SecretRotation{GracePeriod: &metav1.Duration{Duration: time.Hour}}})
+	farFuture := start.Add(100 * 365 * 24 * time.Hour).Format(time.RFC3339)
+	long := strings.Repeat("L", oauthv1alpha1.MinClientSecretLength)
+
+	forge := func(previous string, annotations map[string]string) {
+		t.Helper()
+		s := &corev1.Secret{}
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "forged"}, s); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(s.DeepCopy())
+		s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret] = []byte(previous)
+		s.Annotations = annotations
+		if err := k8s.Patch(context.Background(), s, patch); err != nil {
+			t.Fatal(err)
+		}
+		w.waitIndexed(s)
+	}
+	status := func(secret string) int {
+		return post(srv.Handler(), "application/json", jsonBody(map[string]string{
+			"grant_type": "client_credentials", "client_id": id, "client_secret": secret})).Code
+	}
+
+	// A short previous secret, with rotation times that would make it valid: refused.
+	forge("pin1234", map[string]string{
+		oauthv1alpha1.SecretRotatedAtAnnotation:       start.Format(time.RFC3339),
+		oauthv1alpha1.PreviousSecretExpiresAnnotation: farFuture,
+	})
+	if got := status("pin1234"); got != http.StatusUnauthorized {
+		t.Errorf("short forged previous secret: %d, want 401", got)
+	}
+	// A long one with a far-future expiry: accepted during the grace period (1h) after
+	// the rotation only.
+	forge(long, map[string]string{
+		oauthv1alpha1.SecretRotatedAtAnnotation:       start.Format(time.RFC3339),
+		oauthv1alpha1.PreviousSecretExpiresAnnotation: farFuture,
+	})
+	for _, tc := range []struct {
+		at   time.Duration
+		want int
+	}{{0, http.StatusOK}, {59 * time.Minute, http.StatusOK}, {time.Hour, http.StatusUnauthorized}, {48 * time.Hour, http.StatusUnauthorized}} {
+		now.Store(start.Add(tc.at).Unix())
+		if got := status(long); got != tc.want {
+			t.Errorf("far-future expiry, at rotation +%s: %d, want %d", tc.at, got, tc.want)
+		}
+	}
+	// Without a rotation time, or with one in the future: refused.
+	now.Store(start.Unix())
+	forge(long, map[string]string{oauthv1alpha1.PreviousSecretExpiresAnnotation: farFuture})
+	if got := status(long); got != http.StatusUnauthorized {
+		t.Errorf("no rotation time: %d, want 401", got)
+	}
+	forge(long, map[string]string{
+		oauthv1alpha1.SecretRotatedAtAnnotation:       start.Add(24 * time.Hour).Format(time.RFC3339),
+		oauthv1alpha1.PreviousSecretExpiresAnnotation: farFuture,
+	})
+	if got := status(long); got != http.StatusUnauthorized {
+		t.Errorf("rotation time in the future: %d, want 401", got)
+	}
+	if got := status(w.secrets[id]); got != http.StatusOK {
+		t.Errorf("the current secret: %d", got)
 	}
 }
