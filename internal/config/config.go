@@ -89,8 +89,9 @@ type TokenServer struct {
 	TLS TLS `json:"tls"`
 	// MaxBodyBytes limits a token request's body. Default 16384.
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
-	// MaxConnections caps concurrent client connections; further connections wait to
-	// be accepted. Default 4096.
+	// MaxConnections caps open client connections. At the cap, the keep-alive
+	// connection idle longest is closed to make room for a new one; when none is
+	// idle, new connections wait to be accepted. Default 4096.
 	MaxConnections int `json:"maxConnections"`
 	// ReadHeaderTimeout bounds reading request headers (slow-loris). Default 5s.
 	ReadHeaderTimeout Duration `json:"readHeaderTimeout"`

@@ -17,7 +17,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
@@ -174,7 +173,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("token server: listen on %s: %w", ts.Address, err)
 	}
-	ln = netutil.LimitListener(ln, ts.MaxConnections)
+	// At most MaxConnections connections; idle ones make room for new clients.
+	limited := newConnLimiter(ln, ts.MaxConnections)
+	srv.ConnState = limited.connState
+	ln = limited
 	s.addr.Store(ln.Addr())
 	s.listening.Store(true)
 	s.log.Info("token server listening", "address", ln.Addr().String(), "tls", ts.TLS.Enabled(), "issuer", s.cfg.Issuer)

@@ -1,13 +1,17 @@
 package tokenserver
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
@@ -85,4 +89,73 @@ func startServer(t *testing.T, cfg string) *Server {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return srv
+}
+
+// TestIdleConnectionsDoNotKeepClientsOut is the connection-slot attack: idle keep-alive
+// connections (each has sent one request) fill tokenServer.maxConnections; a new
+// client must still get a token, long before the idle timeout (2 minutes here), as
+// the idle connection that waited longest is closed to make room. Loopback only.
+func TestIdleConnectionsDoNotKeepClientsOut(t *testing.T) {
+	w := newWorld(t)
+	ns := w.namespace("idle", nil)
+	api := w.api("idle", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
+	id := w.client(ns, "c", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
+	srv, _ := w.server("tokenServer: {address: '127.0.0.1:0', maxConnections: 8, idleTimeout: 120s}", signing.ES256, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); srv.Addr() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("server did not listen")
+		}
+	}
+	body := jsonBody(map[string]string{"grant_type": "client_credentials", "client_id": id, "client_secret": w.secrets[id]})
+	request := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", TokenPath, len(body), body)
+
+	// Fill every slot with a keep-alive connection that sent one request and idles.
+	var idle []net.Conn
+	for i := range 8 {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = c.Close() }()
+		if _, err := io.WriteString(c, request); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("idle connection %d: status %d", i, resp.StatusCode)
+		}
+		idle = append(idle, c)
+	}
+
+	start := time.Now()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Post("http://"+srv.Addr().String()+TokenPath, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("a new client with every slot held by idle connections: %v (after %s)", err, time.Since(start))
+	}
+	_ = resp.Body.Close()
+	t.Logf("new client answered %d after %s with %d idle connections holding every slot", resp.StatusCode, time.Since(start), len(idle))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// The oldest idle connection was closed for it; the others are still open.
+	_ = idle[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle[0].Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the longest-idle connection: read %v, want EOF (closed)", err)
+	}
 }
