@@ -9,8 +9,8 @@ import (
 
 // connLimiter caps the connections a listener holds open at once, like
 // netutil.LimitListener, but idle keep-alive connections do not keep new clients out:
-// when the cap is reached and a connection is waiting to be accepted, the connection
-// that has been idle longest is closed to make room (a client reconnects for its next
+// when the cap is reached and a new connection arrives, the connection that has been
+// idle longest is closed to make room (a client reconnects for its next
 // request, as it does after the idle timeout). Connections reading a request or
 // writing a response are never closed for room; a connection that sends nothing holds
 // its slot only until tokenServer.readHeaderTimeout (the slow-loris bound).
@@ -19,7 +19,7 @@ type connLimiter struct {
 	max int
 
 	mu sync.Mutex
-	// taken counts the slots held: open connections and one being accepted.
+	// taken counts the slots held by open connections.
 	taken int
 	conns map[*limitedConn]struct{}
 	// freed is signalled (without blocking) whenever a slot is released or a
@@ -41,20 +41,21 @@ func newConnLimiter(ln net.Listener, max int) *connLimiter {
 		freed: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-// Accept waits for a free slot, closing the longest-idle connection when every slot
-// is taken, then accepts.
+// Accept accepts a connection, then waits for a free slot for it: when every slot is
+// taken it closes the connection idle longest, else waits until one is released or
+// becomes idle. Only a client that has arrived makes an idle connection close.
 func (l *connLimiter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
 	for !l.reserve() {
 		select {
 		case <-l.freed:
 		case <-l.done:
+			_ = c.Close()
 			return nil, net.ErrClosed
 		}
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		l.release(nil)
-		return nil, err
 	}
 	lc := &limitedConn{Conn: c, l: l}
 	l.mu.Lock()
@@ -88,12 +89,10 @@ func (l *connLimiter) reserve() bool {
 	return false
 }
 
-// release frees a slot: a connection's, or (nil) that of a failed Accept.
+// release frees a connection's slot.
 func (l *connLimiter) release(c *limitedConn) {
 	l.mu.Lock()
-	if c != nil {
-		delete(l.conns, c)
-	}
+	delete(l.conns, c)
 	l.taken--
 	l.mu.Unlock()
 	l.signal()
