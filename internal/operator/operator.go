@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -83,6 +84,28 @@ func ManagedSecrets() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})
 }
 
+// secretTransform prepares a Secret for the cache: without managed fields, and, unless
+// an OAuthClient controls it or it is the signing-key Secret, without its data and
+// annotations. Anyone who can write a Secret can give it the managed-by label; such a
+// Secret then costs its metadata in memory, not up to a megabyte of data. The
+// OAuthClient controller still sees its owner and reports the conflict; the token
+// server never accepts credentials from it anyway.
+func secretTransform(keySecret types.NamespacedName) toolscache.TransformFunc {
+	strip := cache.TransformStripManagedFields()
+	return func(obj any) (any, error) {
+		obj, err := strip(obj)
+		if err != nil {
+			return obj, err
+		}
+		s, ok := obj.(*corev1.Secret)
+		if !ok || oauthv1alpha1.SecretOwner(s) != "" || (s.Namespace == keySecret.Namespace && s.Name == keySecret.Name) {
+			return obj, nil
+		}
+		s.Data, s.StringData, s.Annotations = nil, nil, nil
+		return s, nil
+	}
+}
+
 // New builds the manager with every controller and runnable registered.
 func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, error) {
 	if opts.Config == nil {
@@ -95,6 +118,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		opts.LeaderElectionID = DefaultLeaderElectionID
 	}
 	scheme := Scheme()
+	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName}
 	apiServer, err := newAPIServerProbe(restCfg, opts.Config.TokenServer.APIServerGrace.Duration)
 	if err != nil {
 		return nil, err
@@ -109,8 +133,11 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		LeaderElection:         false,
 		Cache: cache.Options{
 			// Secrets hold every tenant's credentials: cache only the operator's own.
+			// Of those, a Secret no OAuthClient controls (a tenant can label any Secret)
+			// is kept without its data: the controller needs only its owner to report
+			// the conflict.
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: ManagedSecrets()},
+				&corev1.Secret{}: {Label: ManagedSecrets(), Transform: secretTransform(keySecret)},
 			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 			// Informers watch again within seconds of an outage, however long it was.
@@ -129,7 +156,6 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	// Every revoked signing key this process has seen: the key source never loads one
 	// again, and the leader's rotation revokes one again that comes back.
 	revocations := &signing.Revocations{}
-	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName}
 	workers := cmp.Or(opts.MaxConcurrentReconciles, 4)
 	apiReader := mgr.GetAPIReader()
 	// setupLeaderWork registers the leader-only controllers on one term's manager,

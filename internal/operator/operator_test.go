@@ -42,6 +42,8 @@ var (
 	probeAddr   string
 	metricsAddr string
 	stopOp      func()
+	// theOperator is the operator the tests run.
+	theOperator *operator.Operator
 )
 
 const operatorNamespace = "oauth-system"
@@ -93,6 +95,7 @@ func startOperator(tokenAddr, probe string) (func(), error) {
 		cancel()
 		return nil, err
 	}
+	theOperator = op
 	done := make(chan error, 1)
 	go func() { done <- op.Start(ctx) }()
 	return func() {

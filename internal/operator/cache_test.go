@@ -1,0 +1,112 @@
+package operator_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+)
+
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestLabelledSecretsOfOthersCostNoData is the cache attack: a tenant labels a thousand
+// Secrets of 100 KiB with the operator's managed-by label. The operator caches them (it
+// must, to see conflicts) but without their data: its heap grows by a few MiB, not the
+// 100 MiB they hold. A client whose secretName is one of them still reports the
+// conflict, and the signing-key Secret keeps its data.
+func TestLabelledSecretsOfOthersCostNoData(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	const n, size = 1000, 100 << 10
+	labels := map[string]string{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue}
+	inCache := func() int {
+		var list corev1.SecretList
+		if err := theOperator.GetCache().List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return -1
+		}
+		return len(list.Items)
+	}
+
+	heap0 := liveHeap()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				s := &corev1.Secret{
+					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("junk-%d", i), Labels: labels},
+					Data:       map[string][]byte{"blob": bytes.Repeat([]byte{byte('a' + i%26)}, size)},
+				}
+				if err := k8s.Create(ctx, s); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n))
+	heap1 := liveHeap()
+	grew := int64(heap1) - int64(heap0)
+	t.Logf("%d labelled Secrets of %d KiB not owned by a client (%d MiB of data): the operator's heap grew %.1f MiB (%.1f → %.1f MiB)",
+		n, size>>10, n*size>>20, float64(grew)/(1<<20), float64(heap0)/(1<<20), float64(heap1)/(1<<20))
+	g.Expect(grew).To(BeNumerically("<", 8<<20), "heap growth")
+
+	cached := &corev1.Secret{}
+	g.Expect(theOperator.GetCache().Get(ctx, types.NamespacedName{Namespace: ns, Name: "junk-0"}, cached)).To(Succeed())
+	g.Expect(cached.Data).To(BeEmpty())
+	g.Expect(cached.Labels).To(Equal(labels))
+	key := &corev1.Secret{}
+	g.Expect(theOperator.GetCache().Get(ctx, types.NamespacedName{Namespace: operatorNamespace, Name: "oauth-client-operator-signing-keys"}, key)).To(Succeed())
+	g.Expect(key.Data).NotTo(BeEmpty(), "the signing-key Secret keeps its data")
+
+	// A client that wants one of those Secrets reports the conflict, and one that
+	// has its own Secret gets its credentials cached whole.
+	api := "cache-" + rand.String(5)
+	create(t, &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: api}, Spec: oauthv1alpha1.OAuthAPISpec{
+		AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}})
+	create(t, &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "clash"},
+		Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}, SecretName: "junk-1"}})
+	g.Eventually(func() string {
+		oc := &oauthv1alpha1.OAuthClient{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "clash"}, oc); err != nil {
+			return err.Error()
+		}
+		if c := apimeta.FindStatusCondition(oc.Status.Conditions, oauthv1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse {
+			return c.Reason
+		}
+		return "not reported yet"
+	}, 30*time.Second, 100*time.Millisecond).Should(Equal(oauthv1alpha1.ReasonSecretConflict))
+	create(t, &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "own"},
+		Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}}})
+	credentials(t, ns, "own")
+	g.Eventually(func() []byte {
+		own := &corev1.Secret{}
+		_ = theOperator.GetCache().Get(ctx, types.NamespacedName{Namespace: ns, Name: "own"}, own)
+		return own.Data[oauthv1alpha1.SecretKeyClientSecret]
+	}, 20*time.Second, 100*time.Millisecond).ShouldNot(BeEmpty())
+}
