@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -197,6 +198,15 @@ func TestTokenFormAndBasic(t *testing.T) {
 	tok = decodeOK(t, post(srv.Handler(), "application/json", jsonBody(map[string]string{"grant_type": "client_credentials", "client_id": s.erp}),
 		"Authorization", basic(s.erp, s.secrets[s.erp])))
 	verify(t, tok.AccessToken, pub)
+	// Empty client_id and client_secret parameters next to Basic count as absent (RFC
+	// 6749 §2.3.1, §3.1), in either body format.
+	for _, r := range []struct{ contentType, body string }{
+		{"application/x-www-form-urlencoded", "grant_type=client_credentials&client_id=&client_secret="},
+		{"application/json", `{"grant_type":"client_credentials","client_id":"","client_secret":""}`},
+	} {
+		tok = decodeOK(t, post(srv.Handler(), r.contentType, r.body, "Authorization", basic(s.erp, s.secrets[s.erp])))
+		verify(t, tok.AccessToken, pub)
+	}
 }
 
 func TestTokenAudienceScopeAndLifetime(t *testing.T) {
@@ -423,12 +433,38 @@ func TestJWKSAndMetadata(t *testing.T) {
 	}
 
 	meta := get(MetadataPath).Body.String()
-	if oidc := get(OIDCPath).Body.String(); oidc != meta {
-		t.Errorf("openid-configuration differs from the RFC 8414 document")
-	}
-	var m map[string]any
+	var m, oidc map[string]any
 	if err := json.Unmarshal([]byte(meta), &m); err != nil {
 		t.Fatal(err)
+	}
+	if err := json.Unmarshal(get(OIDCPath).Body.Bytes(), &oidc); err != nil {
+		t.Fatal(err)
+	}
+	// The RFC 8414 document lists only what the server does: no authorization
+	// endpoint, so no response types, and no ID tokens. The OpenID document adds what
+	// OpenID Connect Discovery requires and is otherwise the same.
+	for _, k := range []string{"id_token_signing_alg_values_supported", "subject_types_supported"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("the RFC 8414 document has %s", k)
+		}
+	}
+	if b, _ := json.Marshal(m["response_types_supported"]); string(b) != "[]" {
+		t.Errorf("RFC 8414 response_types_supported = %s, want []", b)
+	}
+	for k, v := range map[string]string{
+		"id_token_signing_alg_values_supported": `["ES256"]`, "subject_types_supported": `["public"]`,
+		"response_types_supported": `["token"]`, "issuer": `"https://issuer.test"`, "jwks_uri": `"https://issuer.test/.well-known/jwks.json"`,
+	} {
+		if b, _ := json.Marshal(oidc[k]); string(b) != v {
+			t.Errorf("openid-configuration %s = %s, want %s", k, b, v)
+		}
+	}
+	for k := range m {
+		if k != "response_types_supported" {
+			if a, b := fmt.Sprint(m[k]), fmt.Sprint(oidc[k]); a != b {
+				t.Errorf("openid-configuration %s = %s, RFC 8414 document %s", k, b, a)
+			}
+		}
 	}
 	for k, v := range map[string]any{
 		"issuer": "https://issuer.test", "token_endpoint": "https://issuer.test/oauth2-token",
@@ -441,7 +477,7 @@ func TestJWKSAndMetadata(t *testing.T) {
 	for k, v := range map[string]string{
 		"grant_types_supported": `["client_credentials"]`, "token_endpoint_auth_methods_supported": `["client_secret_basic","client_secret_post","private_key_jwt","kubernetes_service_account_token"]`,
 		"token_endpoint_auth_signing_alg_values_supported": `["RS256","PS256","ES256","EdDSA"]`,
-		"id_token_signing_alg_values_supported":            `["ES256"]`,
+		"access_token_signing_alg_values_supported":        `["ES256"]`,
 	} {
 		if b, _ := json.Marshal(m[k]); string(b) != v {
 			t.Errorf("%s = %s, want %s", k, b, v)
@@ -465,7 +501,8 @@ func TestJWKSAndMetadata(t *testing.T) {
 	if err := json.Unmarshal(get(JWKSPath).Body.Bytes(), &set); err != nil || len(set.Keys) != 2 || set.Keys[0].KeyID != next.ID {
 		t.Errorf("JWKS after key change: %+v (%v)", set.Keys, err)
 	}
-	if !strings.Contains(get(MetadataPath).Body.String(), `"id_token_signing_alg_values_supported":["EdDSA","ES256"]`) {
+	if !strings.Contains(get(MetadataPath).Body.String(), `"access_token_signing_alg_values_supported":["EdDSA","ES256"]`) ||
+		!strings.Contains(get(OIDCPath).Body.String(), `"id_token_signing_alg_values_supported":["EdDSA","ES256"]`) {
 		t.Errorf("metadata algorithms not updated: %s", get(MetadataPath).Body)
 	}
 }

@@ -11,8 +11,9 @@ import (
 // documents are the public documents derived from one generation of keys, built once
 // per key change rather than per request.
 type documents struct {
-	keys     *signing.Loaded
-	metadata []byte
+	keys *signing.Loaded
+	// metadata is the RFC 8414 document, oidc the OpenID Connect discovery one.
+	metadata, oidc []byte
 }
 
 // published returns the documents of the keys in force, rebuilding them after a change.
@@ -24,28 +25,35 @@ func (s *Server) published() *documents {
 	if d := s.docs.Load(); d != nil && d.keys == loaded {
 		return d
 	}
-	d := &documents{keys: loaded, metadata: s.buildMetadata(loaded.Algorithms)}
+	d := &documents{keys: loaded, metadata: s.buildMetadata(loaded.Algorithms, false), oidc: s.buildMetadata(loaded.Algorithms, true)}
 	s.docs.Store(d)
 	return d
 }
 
-// buildMetadata renders RFC 8414 authorization-server metadata, with the fields
-// OpenID-only discovery libraries require.
-func (s *Server) buildMetadata(algs []string) []byte {
+// buildMetadata renders RFC 8414 authorization-server metadata: only what the server
+// does. The server has no authorization endpoint (response_types_supported is empty)
+// and issues no ID tokens. The OpenID Connect discovery document (oidc) adds the
+// fields OpenID Connect Discovery 1.0 requires, which OpenID-only libraries check
+// (response_types_supported non-empty, subject_types_supported,
+// id_token_signing_alg_values_supported); they describe no flow a client can use here.
+func (s *Server) buildMetadata(algs []string, oidc bool) []byte {
 	iss := s.cfg.Issuer
 	doc := map[string]any{
 		"issuer":                                iss,
 		"token_endpoint":                        iss + TokenPath,
 		"jwks_uri":                              iss + JWKSPath,
 		"grant_types_supported":                 []string{"client_credentials"},
+		"response_types_supported":              []string{},
 		"token_endpoint_auth_methods_supported": AuthMethodsSupported,
-		// Algorithms of client assertions (ServiceAccount tokens).
+		// Algorithms of client assertions (ServiceAccount tokens, private_key_jwt).
 		"token_endpoint_auth_signing_alg_values_supported": AssertionAlgorithms,
-		"response_types_supported":                         []string{"token"},
-		"subject_types_supported":                          []string{"public"},
-		"id_token_signing_alg_values_supported":            algs,
 		// Algorithms of the access tokens (RFC 9068) this server signs.
 		"access_token_signing_alg_values_supported": algs,
+	}
+	if oidc {
+		doc["response_types_supported"] = []string{"token"}
+		doc["subject_types_supported"] = []string{"public"}
+		doc["id_token_signing_alg_values_supported"] = algs
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -67,7 +75,11 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	if d == nil {
 		return
 	}
-	s.writeDocument(w, r, "application/json", d.metadata)
+	doc := d.metadata
+	if r.URL.Path == OIDCPath {
+		doc = d.oidc
+	}
+	s.writeDocument(w, r, "application/json", doc)
 }
 
 func (s *Server) publishedOrFail(w http.ResponseWriter, r *http.Request) *documents {
