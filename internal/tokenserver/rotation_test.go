@@ -148,4 +148,18 @@ func TestForgedPreviousSecretIsRefused(t *testing.T) {
 	if got := status(w.secrets[id]); got != http.StatusOK {
 		t.Errorf("the current secret: %d", got)
 	}
+	// A short current secret written by hand is refused too.
+	s := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "forged"}, s); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(s.DeepCopy())
+	s.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte("pin1234")
+	if err := k8s.Patch(context.Background(), s, patch); err != nil {
+		t.Fatal(err)
+	}
+	w.waitIndexed(s)
+	if got := status("pin1234"); got != http.StatusUnauthorized {
+		t.Errorf("short current secret: %d, want 401", got)
+	}
 }
