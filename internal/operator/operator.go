@@ -8,6 +8,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,6 +64,9 @@ type Options struct {
 	// MaxConcurrentReconciles is how many OAuthClients are reconciled at once; the work
 	// waits on the API server, so several workers fill the time. Default 4.
 	MaxConcurrentReconciles int
+	// Audit receives the token server's audit records, JSON lines never sampled;
+	// default: standard error, beside the manager's log.
+	Audit io.Writer
 }
 
 // Scheme returns a scheme with the Kubernetes types and the operator's API.
@@ -213,6 +218,8 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Now:                  opts.Now,
 		Metrics:              metrics.Registry,
 		ServiceAccountIssuer: saIssuer,
+		Audit:                auditWriter(opts.Audit),
+		Replica:              replicaName(),
 	})
 	if err := mgr.Add(tokens); err != nil {
 		return nil, fmt.Errorf("add token server: %w", err)
@@ -249,4 +256,21 @@ type Operator struct {
 	// Leader runs the leader-only work (reconcilers, key rotation) while this replica
 	// leads.
 	Leader *LeaderWork
+}
+
+// replicaName names this process in audit records: the pod name (its hostname in
+// Kubernetes), or the host name.
+func replicaName() string {
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	name, _ := os.Hostname()
+	return name
+}
+
+func auditWriter(w io.Writer) io.Writer {
+	if w == nil {
+		return os.Stderr
+	}
+	return w
 }
