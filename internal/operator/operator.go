@@ -153,6 +153,9 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		}).SetupControllerWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthClient controller: %w", err)
 		}
+		if err := (&controllers.OAuthAPIReconciler{Client: term.GetClient()}).SetupWithManager(term); err != nil {
+			return fmt.Errorf("set up OAuthAPI controller: %w", err)
+		}
 		if err := (&controllers.SigningKeyReconciler{
 			Client:   term.GetClient(),
 			Recorder: recorder,
