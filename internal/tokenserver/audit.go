@@ -62,16 +62,26 @@ func (c credentialKind) String() string {
 }
 
 // auditor writes the audit records. Issued tokens are sampled
-// (audit.successSampleRate); refusals are all recorded up to audit.refusalsPerSecond,
-// so a flood of bad requests writes at most that many records a second; the next record
-// written says how many were left out ("suppressed").
+// (audit.successSampleRate); refusals are all recorded up to audit.refusalsPerSecond for
+// requests that named an existing client, and as many again for all others, so a flood
+// of bad requests writes at most twice that many records a second; the next record of
+// the same kind says how many were left out ("suppressed").
 type auditor struct {
-	log        *zap.Logger
-	enabled    bool
-	sample     float64
-	refusals   *rate.Limiter
+	log     *zap.Logger
+	enabled bool
+	sample  float64
+	// Refusals of requests that named an existing client, and all other refusals
+	// (malformed requests, unknown clients, throttled ones) have a budget each, so a
+	// flood of cheap junk cannot crowd out the record of a real client's failures.
+	known, other refusalBudget
+	replica      string
+}
+
+// refusalBudget bounds the refusal records per second; what it leaves out is counted
+// and reported by its next record.
+type refusalBudget struct {
+	limiter    *rate.Limiter
 	suppressed atomic.Int64
-	replica    string
 }
 
 // newAuditor writes records to w (nil: none).
@@ -80,10 +90,10 @@ func newAuditor(cfg config.Audit, w io.Writer, replica string) *auditor {
 		w = io.Discard
 		cfg.Enabled = false
 	}
-	return &auditor{
-		log: newAuditLogger(w), enabled: cfg.Enabled, sample: cfg.SuccessSampleRate, replica: replica,
-		refusals: rate.NewLimiter(rate.Limit(cfg.RefusalsPerSecond), cfg.RefusalsPerSecond),
-	}
+	a := &auditor{log: newAuditLogger(w), enabled: cfg.Enabled, sample: cfg.SuccessSampleRate, replica: replica}
+	a.known.limiter = rate.NewLimiter(rate.Limit(cfg.RefusalsPerSecond), cfg.RefusalsPerSecond)
+	a.other.limiter = rate.NewLimiter(rate.Limit(cfg.RefusalsPerSecond), cfg.RefusalsPerSecond)
+	return a
 }
 
 // maxAuditClientID bounds a presented value that cannot be a client_id, as recorded:
@@ -98,9 +108,16 @@ func (a *auditor) record(x *exchange, oerr *oauthError, now time.Time) {
 	if oerr == nil && a.sample < 1 && rand.Float64() >= a.sample {
 		return
 	}
-	if oerr != nil && !a.refusals.AllowN(now, 1) {
-		a.suppressed.Add(1)
-		return
+	var budget *refusalBudget
+	if oerr != nil {
+		budget = &a.other
+		if x.method != "" {
+			budget = &a.known
+		}
+		if !budget.limiter.AllowN(now, 1) {
+			budget.suppressed.Add(1)
+			return
+		}
 	}
 	fields := make([]zap.Field, 0, 14)
 	fields = append(fields, zap.String("time", now.UTC().Format(time.RFC3339Nano)), zap.String("client_id", auditClientID(x.clientID)),
@@ -108,8 +125,10 @@ func (a *auditor) record(x *exchange, oerr *oauthError, now time.Time) {
 	if x.method != "" {
 		fields = append(fields, zap.String("method", string(x.method)))
 	}
-	if n := a.suppressed.Swap(0); n > 0 {
-		fields = append(fields, zap.Int64("suppressed", n))
+	if budget != nil {
+		if n := budget.suppressed.Swap(0); n > 0 {
+			fields = append(fields, zap.Int64("suppressed", n))
+		}
 	}
 	if oerr != nil {
 		fields = append(fields, zap.String("outcome", "refused"), zap.String("error", oerr.code), zap.Int("status", oerr.status))

@@ -178,6 +178,19 @@ func TestAuditSamplingAndRefusalBound(t *testing.T) {
 		t.Fatalf("after a second: %d records, last %v; want 4 with suppressed=7", len(got), got[len(got)-1])
 	}
 
+	// A flood of junk (unknown clients) has its own budget: it cannot crowd out the
+	// record of a known client's refusal.
+	clock.Add(1)
+	junk := jsonBody(map[string]string{"grant_type": "client_credentials", "client_id": "nobody.x", "client_secret": "wrong"})
+	for range 10 {
+		post(srv.Handler(), "application/json", junk)
+	}
+	post(srv.Handler(), "application/json", bad)
+	got = records()
+	if len(got) != 8 || got[7]["client_id"] != s.erp || got[7]["method"] != "ClientSecret" {
+		t.Fatalf("after a junk flood: %d records, last %v; want 8, the last the known client's refusal", len(got), got[len(got)-1])
+	}
+
 	// Half the issued tokens, roughly; and audit off writes nothing at all.
 	srv.audit.sample = 0.5
 	n := len(records())

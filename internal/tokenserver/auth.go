@@ -43,7 +43,8 @@ const assertionLeeway = 30 * time.Second
 // authenticate finds the client a client_id names and lets the authenticator of its
 // method judge the credential. Unknown client, wrong credential, a credential of
 // another method and a disabled client all give errClientAuth.
-func (s *Server) authenticate(req *tokenRequest) (*clientEntry, *oauthError) {
+// x learns the method of a client that exists, for its audit record.
+func (s *Server) authenticate(req *tokenRequest, x *exchange) (*clientEntry, *oauthError) {
 	var oc *clientEntry
 	var stored *secretEntry
 	if ns, name, ok := oauthv1alpha1.ParseClientID(req.clientID); ok {
@@ -55,6 +56,7 @@ func (s *Server) authenticate(req *tokenRequest) (*clientEntry, *oauthError) {
 		s.authenticators[oauthv1alpha1.AuthClientSecret].authenticate(nil, nil, &req.cred, now)
 		return nil, errClientAuth
 	}
+	x.method = oc.method
 	a := s.authenticators[oc.method]
 	if a == nil || !a.authenticate(oc, stored, &req.cred, now) || oc.disabled {
 		return nil, errClientAuth

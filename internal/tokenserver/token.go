@@ -79,7 +79,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*to
 	if oerr := s.throttled(req.clientID, addr); oerr != nil {
 		return nil, nil, oerr
 	}
-	g, oerr := s.authorize(req)
+	g, oerr := s.authorize(req, x)
 	if oerr == errClientAuth && s.clientFailures != nil {
 		now := s.now()
 		s.clientFailures.fail(req.clientID, now)
@@ -121,8 +121,8 @@ func sourceAddr(r *http.Request) string {
 
 // authorize authenticates the client and decides audience, scopes and lifetime, from
 // the registry alone.
-func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
-	oc, oerr := s.authenticate(req)
+func (s *Server) authorize(req *tokenRequest, x *exchange) (*grant, *oauthError) {
+	oc, oerr := s.authenticate(req, x)
 	if oerr != nil {
 		return nil, oerr
 	}
