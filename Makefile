@@ -85,7 +85,7 @@ dev: envtest ## Run it all locally: control plane, operator + token server, exam
 
 .PHONY: bench
 bench: envtest ## Measure the token endpoint: the handler benchmark, then a bounded loopback load run (real operator vs a minimal handler; ES256 and RS256).
-	go test -run '^$$' -bench BenchmarkToken -benchmem ./internal/tokenserver/
+	go test -run '^$$' -bench 'BenchmarkToken|BenchmarkAuditRecord' -benchmem ./internal/tokenserver/
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go run ./test/load
 
 .PHONY: bench-scale

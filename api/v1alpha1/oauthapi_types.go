@@ -65,10 +65,24 @@ type OAuthAPISpec struct {
 	AllowedNamespaces AllowedNamespaces `json:"allowedNamespaces"`
 }
 
+// OAuthAPIStatus is the observed state of an OAuthAPI, written by the operator.
+type OAuthAPIStatus struct {
+	// Audience is the effective audience: the `aud` claim of tokens issued for this
+	// API and the value clients pass as the `audience` token-request parameter, that is
+	// spec.audience, or the object's name when spec.audience is unset.
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// ObservedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
 // OAuthAPI is an API that accepts access tokens issued by the operator's token server.
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=oaapi,categories=oauth
-// +kubebuilder:printcolumn:name="Audience",type=string,JSONPath=`.spec.audience`
+// +kubebuilder:printcolumn:name="Audience",type=string,JSONPath=`.status.audience`
 // +kubebuilder:printcolumn:name="From",type=string,JSONPath=`.spec.allowedNamespaces.from`
 // +kubebuilder:printcolumn:name="TTL",type=string,JSONPath=`.spec.accessTokenTTL`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -79,6 +93,10 @@ type OAuthAPI struct {
 	// Spec is the desired state of the API.
 	// +required
 	Spec OAuthAPISpec `json:"spec"`
+
+	// Status is the observed state of the API.
+	// +optional
+	Status OAuthAPIStatus `json:"status,omitempty"`
 }
 
 // OAuthAPIList is a list of OAuthAPIs.

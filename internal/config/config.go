@@ -41,6 +41,24 @@ type Config struct {
 	// PrivateKeyJWT configures clients that authenticate with assertions signed by
 	// their own private key (method PrivateKeyJWT).
 	PrivateKeyJWT PrivateKeyJWT `json:"privateKeyJWT"`
+	// Audit configures the audit records of the token server.
+	Audit Audit `json:"audit"`
+}
+
+// Audit configures the audit trail: one structured log record (logger "audit") per
+// token issued and per token request refused. Records never hold a secret, an
+// assertion or a token.
+type Audit struct {
+	// Enabled writes the records. Default true.
+	Enabled bool `json:"enabled"`
+	// SuccessSampleRate is the fraction of issued tokens recorded, from 0 to 1.
+	// Refusals are always recorded (up to refusalsPerSecond). Default 1.
+	SuccessSampleRate float64 `json:"successSampleRate"`
+	// RefusalsPerSecond bounds the refusal records per second and replica; beyond it
+	// refusals are counted and the next record written says how many were left out
+	// ("suppressed"). With records of at most about 1 KiB, a flood of bad requests
+	// writes at most this many KiB a second. Default 50.
+	RefusalsPerSecond int `json:"refusalsPerSecond"`
 }
 
 // PrivateKeyJWT configures private_key_jwt client authentication (RFC 7523).
@@ -218,6 +236,7 @@ func Default() Config {
 		RateLimit:        RateLimit{FailedAuthPerMinute: 10, FailedAuthBurst: 20, MaxTrackedKeys: 100000},
 		WorkloadIdentity: WorkloadIdentity{MaxTokenLifetime: Seconds(24 * 3600)},
 		PrivateKeyJWT:    PrivateKeyJWT{MaxAssertionLifetime: Seconds(300), ReplayCacheSize: 100000},
+		Audit:            Audit{Enabled: true, SuccessSampleRate: 1, RefusalsPerSecond: 50},
 	}
 }
 
@@ -354,6 +373,12 @@ func (c *Config) Validate() error {
 		return &FieldError{"rateLimit.failedAuthBurst", "must be at least 1"}
 	} else if rl.FailedAuthPerMinute > 0 && rl.MaxTrackedKeys < 100 {
 		return &FieldError{"rateLimit.maxTrackedKeys", "must be at least 100"}
+	}
+	if r := c.Audit.SuccessSampleRate; r < 0 || r > 1 {
+		return &FieldError{"audit.successSampleRate", "must be between 0 and 1"}
+	}
+	if c.Audit.RefusalsPerSecond < 1 {
+		return &FieldError{"audit.refusalsPerSecond", "must be at least 1"}
 	}
 	if c.PrivateKeyJWT.ReplayCacheSize < 1000 {
 		return &FieldError{"privateKeyJWT.replayCacheSize", "must be at least 1000"}

@@ -8,6 +8,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,6 +65,9 @@ type Options struct {
 	// MaxConcurrentReconciles is how many OAuthClients are reconciled at once; the work
 	// waits on the API server, so several workers fill the time. Default 4.
 	MaxConcurrentReconciles int
+	// Audit receives the token server's audit records, JSON lines never sampled;
+	// default: standard error, beside the manager's log.
+	Audit io.Writer
 }
 
 // Scheme returns a scheme with the Kubernetes types and the operator's API.
@@ -174,6 +179,9 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		}).SetupControllerWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthClient controller: %w", err)
 		}
+		if err := (&controllers.OAuthAPIReconciler{Client: term.GetClient()}).SetupWithManager(term); err != nil {
+			return fmt.Errorf("set up OAuthAPI controller: %w", err)
+		}
 		if err := (&controllers.SigningKeyReconciler{
 			Client:   term.GetClient(),
 			Recorder: recorder,
@@ -239,6 +247,8 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Now:                  opts.Now,
 		Metrics:              metrics.Registry,
 		ServiceAccountIssuer: saIssuer,
+		Audit:                auditWriter(opts.Audit),
+		Replica:              replicaName(),
 	})
 	if err := mgr.Add(tokens); err != nil {
 		return nil, fmt.Errorf("add token server: %w", err)
@@ -275,4 +285,21 @@ type Operator struct {
 	// Leader runs the leader-only work (reconcilers, key rotation) while this replica
 	// leads.
 	Leader *LeaderWork
+}
+
+// replicaName names this process in audit records: the pod name (its hostname in
+// Kubernetes), or the host name.
+func replicaName() string {
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	name, _ := os.Hostname()
+	return name
+}
+
+func auditWriter(w io.Writer) io.Writer {
+	if w == nil {
+		return os.Stderr
+	}
+	return w
 }

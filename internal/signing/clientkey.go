@@ -21,6 +21,9 @@ import (
 
 const publicKeyPEMType = "PUBLIC KEY"
 
+// MaxClientRSABits is the largest RSA client key accepted.
+const MaxClientRSABits = 4096
+
 // ErrUnusableClientKey reports a client public key of a type or size not accepted.
 var ErrUnusableClientKey = errors.New("unusable client key")
 
@@ -56,8 +59,13 @@ func CheckClientKey(pub crypto.PublicKey) error {
 			return fmt.Errorf("%w: EC keys must use curve P-256, not %s", ErrUnusableClientKey, k.Curve.Params().Name)
 		}
 	case *rsa.PublicKey:
-		if bits := k.N.BitLen(); bits < MinRSABits {
-			return fmt.Errorf("%w: RSA keys need at least %d bits, not %d", ErrUnusableClientKey, MinRSABits, bits)
+		if bits := k.N.BitLen(); bits < MinRSABits || bits > MaxClientRSABits {
+			return fmt.Errorf("%w: RSA keys need %d to %d bits, not %d", ErrUnusableClientKey, MinRSABits, MaxClientRSABits, bits)
+		}
+		// A huge modulus or exponent makes every verification expensive: a CPU lever
+		// for a tenant against every other tenant of the token server.
+		if k.E != 65537 {
+			return fmt.Errorf("%w: RSA keys must use the public exponent 65537", ErrUnusableClientKey)
 		}
 	case ed25519.PublicKey:
 	default:

@@ -44,7 +44,8 @@ const assertionLeeway = 30 * time.Second
 // authenticate finds the client a client_id names and lets the authenticator of its
 // method judge the credential. Unknown client, wrong credential, a credential of
 // another method and a disabled client all give errClientAuth.
-func (s *Server) authenticate(req *tokenRequest) (*clientEntry, *oauthError) {
+// x learns the method of a client that exists, for its audit record.
+func (s *Server) authenticate(req *tokenRequest, x *exchange) (*clientEntry, *oauthError) {
 	var oc *clientEntry
 	var stored *secretEntry
 	if ns, name, ok := possibleClientID(req.clientID); ok {
@@ -56,6 +57,7 @@ func (s *Server) authenticate(req *tokenRequest) (*clientEntry, *oauthError) {
 		s.authenticators[oauthv1alpha1.AuthClientSecret].authenticate(nil, nil, &req.cred, now)
 		return nil, errClientAuth
 	}
+	x.method = oc.method
 	a := s.authenticators[oc.method]
 	if a == nil || !a.authenticate(oc, stored, &req.cred, now) || oc.disabled {
 		return nil, errClientAuth
@@ -158,10 +160,8 @@ func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntr
 	}
 	// Only for this server: a token that is also good for the Kubernetes API (or any
 	// other audience) would give its bearer more than a token request.
-	for _, aud := range claims.Audience {
-		if !slices.Contains(a.audiences, aud) {
-			return false
-		}
+	if !onlyFor(claims.Audience, a.audiences) {
+		return false
 	}
 	// Issued for the ServiceAccount that exists now, not one deleted (and perhaps
 	// recreated under the same name).
@@ -171,6 +171,17 @@ func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntr
 	}
 	// A token that lives long is a secret again.
 	return claims.ExpiresAt.Sub(claims.IssuedAt.Time) <= a.maxLifetime
+}
+
+// onlyFor reports whether every value of aud is one of ours: the one audience rule of
+// client assertions (golang-jwt's WithAudience checks that one of them is).
+func onlyFor(aud jwt.ClaimStrings, ours []string) bool {
+	for _, v := range aud {
+		if !slices.Contains(ours, v) {
+			return false
+		}
+	}
+	return len(aud) > 0
 }
 
 // serviceAccountClaims are the claims of a Kubernetes ServiceAccount token that the
@@ -221,6 +232,11 @@ func (a *privateKeyJWTAuthenticator) authenticate(c *clientEntry, stored *secret
 		return selectKey(keys, t)
 	})
 	if err != nil {
+		return false
+	}
+	// Made for this server alone: an assertion a client made for another party as well
+	// must not be usable here.
+	if !onlyFor(claims.Audience, a.audiences) {
 		return false
 	}
 	exp := claims.ExpiresAt.Time

@@ -147,7 +147,7 @@ func TestPrivateKeyJWTClient(t *testing.T) {
 		"own RSA key":       withID(own.ClientID(), rsaOwn.assert(t, tokenURL, now(), nil)),
 		"own Ed25519 key":   withID(own.ClientID(), edOwn.assert(t, tokenURL, now(), nil)),
 		"no kid":            withID(own.ClientID(), edOwn.assert(t, tokenURL, now(), func(_ jwtv5.MapClaims, h map[string]any) { delete(h, "kid") })),
-		"audience as array": withID(gen.id, gen.assert(t, "", now(), func(c jwtv5.MapClaims, _ map[string]any) { c["aud"] = []string{"x", tokenURL} })),
+		"audience as array": withID(gen.id, gen.assert(t, "", now(), func(c jwtv5.MapClaims, _ map[string]any) { c["aud"] = []string{issuer, tokenURL} })),
 	} {
 		if code := post(params); code != http.StatusOK {
 			t.Errorf("%s: status %d, want 200", name, code)
@@ -170,9 +170,12 @@ func TestPrivateKeyJWTClient(t *testing.T) {
 	refused := map[string]map[string]string{
 		"replayed assertion":  withID(gen.id, replayed),
 		"replayed without id": {"client_assertion": replayed},
-		"wrong audience":      withID(gen.id, gen.assert(t, "https://elsewhere.test/oauth2-token", now(), nil)),
-		"missing exp":         withID(gen.id, gen.assert(t, tokenURL, now(), func(c jwtv5.MapClaims, _ map[string]any) { delete(c, "exp") })),
-		"exp too far ahead":   withID(gen.id, gen.assert(t, tokenURL, now(), func(c jwtv5.MapClaims, _ map[string]any) { c["exp"] = now().Add(time.Hour).Unix() })),
+		"also for another party": withID(gen.id, gen.assert(t, "", now(), func(c jwtv5.MapClaims, _ map[string]any) {
+			c["aud"] = []string{"https://other-as.example/token", tokenURL}
+		})),
+		"wrong audience":    withID(gen.id, gen.assert(t, "https://elsewhere.test/oauth2-token", now(), nil)),
+		"missing exp":       withID(gen.id, gen.assert(t, tokenURL, now(), func(c jwtv5.MapClaims, _ map[string]any) { delete(c, "exp") })),
+		"exp too far ahead": withID(gen.id, gen.assert(t, tokenURL, now(), func(c jwtv5.MapClaims, _ map[string]any) { c["exp"] = now().Add(time.Hour).Unix() })),
 		"exp too far ahead, no iat": withID(gen.id, gen.assert(t, tokenURL, now(), func(c jwtv5.MapClaims, _ map[string]any) {
 			c["exp"] = now().Add(time.Hour).Unix()
 			delete(c, "iat")

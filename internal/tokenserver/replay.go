@@ -16,18 +16,28 @@ import (
 // requests of clients holding their keys, not an attacker's junk. Its memory is bounded
 // in bytes: a fixed-size digest of (client_id, jti) per entry, at most maxEntries.
 // When it is full of unexpired ids, new assertions are refused (never silently
-// accepted) until ids expire.
+// accepted) until ids expire. No client may hold more than perClient of its entries, so
+// one tenant sending assertions at speed cannot fill it for the others.
 type replayCache struct {
-	maxEntries int
+	maxEntries, perClient int
 
 	mu      sync.Mutex
-	seen    map[[sha256.Size]byte]time.Time
+	seen    map[[sha256.Size]byte]seenID
+	held    map[string]int // entries per client
 	nextGC  time.Time
 	gcEvery time.Duration
 }
 
+type seenID struct {
+	until  time.Time
+	client string
+}
+
 func newReplayCache(maxEntries int) *replayCache {
-	return &replayCache{maxEntries: maxEntries, seen: make(map[[sha256.Size]byte]time.Time), gcEvery: time.Minute}
+	return &replayCache{
+		maxEntries: maxEntries, perClient: max(maxEntries/8, 1),
+		seen: make(map[[sha256.Size]byte]seenID), held: map[string]int{}, gcEvery: 5 * time.Second,
+	}
 }
 
 // firstUse records the assertion id of clientID, valid until exp, and reports whether
@@ -42,25 +52,34 @@ func (c *replayCache) firstUse(clientID, jti string, exp, now time.Time) bool {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if until, ok := c.seen[key]; ok && now.Before(until) {
+	if prev, ok := c.seen[key]; ok && now.Before(prev.until) {
 		return false
 	}
-	if now.After(c.nextGC) || len(c.seen) >= c.maxEntries {
+	// Expired ids are swept at most every gcEvery: a full cache (or client quota)
+	// refuses until then rather than scanning on every request.
+	if now.After(c.nextGC) {
 		c.forgetExpired(now)
 	}
-	if len(c.seen) >= c.maxEntries {
+	if len(c.seen) >= c.maxEntries || c.held[clientID] >= c.perClient {
 		return false
 	}
-	c.seen[key] = exp
+	if prev, ok := c.seen[key]; ok { // expired, not yet forgotten
+		c.held[prev.client]--
+	}
+	c.seen[key] = seenID{until: exp, client: clientID}
+	c.held[clientID]++
 	return true
 }
 
 // forgetExpired drops the ids of expired assertions: they cannot be replayed, their
 // expiry refuses them.
 func (c *replayCache) forgetExpired(now time.Time) {
-	for k, until := range c.seen {
-		if !now.Before(until) {
+	for k, id := range c.seen {
+		if !now.Before(id.until) {
 			delete(c.seen, k)
+			if c.held[id.client]--; c.held[id.client] <= 0 {
+				delete(c.held, id.client)
+			}
 		}
 	}
 	c.nextGC = now.Add(c.gcEvery)

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -45,6 +46,8 @@ type Server struct {
 	trustedProxies []netip.Prefix
 	// requests enforces clients' own rate limits (spec.rateLimit).
 	requests *requestLimiter
+	// audit writes one record per token issued and per request refused.
+	audit *auditor
 	// authenticators verify credentials, one per authentication method.
 	authenticators map[oauthv1alpha1.AuthenticationMethod]authenticator
 	log            logr.Logger
@@ -74,6 +77,11 @@ type Options struct {
 	// ServiceAccountIssuer verifies the ServiceAccount tokens of ServiceAccountToken
 	// clients; such clients cannot authenticate when nil.
 	ServiceAccountIssuer ServiceAccountIssuer
+	// Audit receives the audit records, JSON lines (logger name AuditLoggerName); none
+	// are written when nil.
+	Audit io.Writer
+	// Replica names this replica in audit records (the pod name).
+	Replica string
 }
 
 // New builds a Server.
@@ -82,6 +90,7 @@ func New(o Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.audit = newAuditor(o.Config.Audit, o.Audit, o.Replica)
 	s.authenticators = map[oauthv1alpha1.AuthenticationMethod]authenticator{
 		oauthv1alpha1.AuthClientSecret: secretAuthenticator{},
 		oauthv1alpha1.AuthServiceAccountToken: &serviceAccountAuthenticator{

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
 
 // claims is the JWT claims set of an access token (RFC 9068 §2.2).
@@ -32,6 +34,7 @@ type tokenResponse struct {
 // grant is what an authenticated request is given.
 type grant struct {
 	clientID string
+	method   oauthv1alpha1.AuthenticationMethod
 	api      *apiEntry
 	scopes   []string
 	ttl      time.Duration
@@ -39,7 +42,9 @@ type grant struct {
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	resp, api, oerr := s.token(w, r)
+	x := exchange{credential: "none"}
+	resp, api, oerr := s.token(w, r, &x)
+	s.audit.record(&x, oerr, s.now())
 	if oerr != nil {
 		observe(start, oerr.code, nil)
 		writeError(w, oerr)
@@ -54,7 +59,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // token answers a token request: a token and its audience, or an OAuth error.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, *apiEntry, *oauthError) {
+// x receives what the audit record of the request says.
+func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*tokenResponse, *apiEntry, *oauthError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return nil, nil, &oauthError{http.StatusMethodNotAllowed, errInvalidRequest, "the token endpoint accepts only POST", 0}
@@ -68,24 +74,26 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		req.clientID = assertionSubject(req.cred.assertion)
 	}
 	addr := s.clientAddr(r)
+	x.clientID, x.credential, x.source = req.clientID, req.cred.kind.String(), addr
 	if oerr := s.throttled(addr); oerr != nil {
 		return nil, nil, oerr
 	}
-	g, oerr := s.authorize(req)
+	g, oerr := s.authorize(req, x)
 	if oerr == errClientAuth {
 		s.failed(addr)
 	}
 	if oerr != nil {
 		return nil, nil, oerr
 	}
-	resp, oerr := s.issue(g, req.scope)
+	x.method, x.audience = g.method, g.api.audience
+	resp, oerr := s.issue(g, req.scope, x)
 	return resp, g.api, oerr
 }
 
 // authorize authenticates the client and decides audience, scopes and lifetime, from
 // the registry alone.
-func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
-	oc, oerr := s.authenticate(req)
+func (s *Server) authorize(req *tokenRequest, x *exchange) (*grant, *oauthError) {
+	oc, oerr := s.authenticate(req, x)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -103,7 +111,7 @@ func (s *Server) authorize(req *tokenRequest) (*grant, *oauthError) {
 	if oerr != nil {
 		return nil, oerr
 	}
-	return &grant{clientID: oc.clientID, api: api, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
+	return &grant{clientID: oc.clientID, method: oc.method, api: api, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
 }
 
 // resolveAPI picks the API the token is for: the requested audience or resource, or the
@@ -180,7 +188,7 @@ func (s *Server) lifetime(oc *clientEntry, api *apiEntry) time.Duration {
 }
 
 // issue signs the access token.
-func (s *Server) issue(g *grant, requestedScope string) (*tokenResponse, *oauthError) {
+func (s *Server) issue(g *grant, requestedScope string, x *exchange) (*tokenResponse, *oauthError) {
 	d := s.published()
 	if d == nil {
 		return nil, &oauthError{http.StatusServiceUnavailable, errTemporarilyUnavail, "signing keys not loaded yet", 0}
@@ -202,6 +210,7 @@ func (s *Server) issue(g *grant, requestedScope string) (*tokenResponse, *oauthE
 		s.log.Error(err, "sign access token", "kid", d.keys.Signer.KeyID())
 		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token", 0}
 	}
+	x.jti, x.exp, x.scope = jti, c.ExpiresAt, scope
 	resp := &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: ttl}
 	if scope != requestedScope {
 		resp.Scope = scope

@@ -128,7 +128,7 @@ func TestChartRBACIsSufficientAndMinimal(t *testing.T) {
 		Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{"rbac-api"}, Scopes: []oauthv1alpha1.Scope{"users:read"}}}
 	g.Expect(admin.Create(ctx, oc)).To(Succeed())
 
-	// The operator writes the credentials, the status and an event...
+	// The operator writes the credentials, the statuses and an event...
 	secret := &corev1.Secret{}
 	g.Eventually(func() error {
 		return admin.Get(ctx, types.NamespacedName{Namespace: shop.Name, Name: "erp-sync"}, secret)
@@ -140,6 +140,11 @@ func TestChartRBACIsSufficientAndMinimal(t *testing.T) {
 		}
 		return meta.IsStatusConditionTrue(got.Status.Conditions, oauthv1alpha1.ConditionReady)
 	}, 30*time.Second, 100*time.Millisecond).Should(BeTrue(), "the client's status is written")
+	g.Eventually(func() (string, error) {
+		got := &oauthv1alpha1.OAuthAPI{}
+		err := admin.Get(ctx, client.ObjectKeyFromObject(api), got)
+		return got.Status.Audience, err
+	}, 30*time.Second, 100*time.Millisecond).Should(Equal("rbac-api"), "the API's status is written")
 	g.Eventually(func() []string {
 		list := &eventsv1.EventList{}
 		if err := admin.List(ctx, list, client.InNamespace(shop.Name)); err != nil {

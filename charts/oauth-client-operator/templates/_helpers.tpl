@@ -143,6 +143,10 @@ workloadIdentity:
 privateKeyJWT:
   maxAssertionLifetime: {{ .Values.config.privateKeyJWT.maxAssertionLifetime | quote }}
   replayCacheSize: {{ int64 .Values.config.privateKeyJWT.replayCacheSize }}
+audit:
+  enabled: {{ .Values.config.audit.enabled }}
+  successSampleRate: {{ .Values.config.audit.successSampleRate }}
+  refusalsPerSecond: {{ int64 .Values.config.audit.refusalsPerSecond }}
 {{- end }}
 
 {{/*
