@@ -153,9 +153,16 @@ func TestIdleConnectionsDoNotKeepClientsOut(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	// The oldest idle connection was closed for it; the others are still open.
-	_ = idle[0].SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := idle[0].Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("the longest-idle connection: read %v, want EOF (closed)", err)
+	// An idle connection was closed for it (the longest idle; which one that is
+	// depends on when the server saw each go idle), and only one.
+	closed := 0
+	for _, c := range idle {
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+			closed++
+		}
+	}
+	if closed != 1 {
+		t.Errorf("%d idle connections were closed, want 1", closed)
 	}
 }
