@@ -232,6 +232,20 @@ func TestTLSCertificateReloadedWithoutRestart(t *testing.T) {
 		t.Fatalf("serial %x, want the first certificate's %x", got, first.serial)
 	}
 
+	// HTTP/1.1 only, even to a client that offers HTTP/2: an HTTP/2 connection with a
+	// stream always open would hold a connection slot past every timeout.
+	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true,
+	}}
+	resp, err := h2.Get("https://" + addr + JWKSPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.ProtoMajor != 1 {
+		t.Errorf("the server spoke %s to a client offering HTTP/2", resp.Proto)
+	}
+
 	second.write(t, certFile, keyFile)
 	deadline := time.Now().Add(10 * certRecheckInterval)
 	for {

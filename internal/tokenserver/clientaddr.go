@@ -13,8 +13,8 @@ import (
 //
 // It is the peer's address, unless the peer is one of tokenServer.trustedProxies: then
 // it is the rightmost address of X-Forwarded-For (or, without that header, of the
-// Forwarded header's for= parameters) that is not itself a trusted proxy; when every
-// address there is a trusted proxy, the leftmost. Forwarding headers from any other
+// Forwarded header's for= parameters) that is not itself a trusted proxy; when there is
+// none (or a hop before it is not an address), the peer. Forwarding headers from any other
 // peer are ignored: anyone can set them.
 func (s *Server) clientAddr(r *http.Request) string {
 	peer := peerAddr(r)
@@ -22,20 +22,19 @@ func (s *Server) clientAddr(r *http.Request) string {
 		return peer.String()
 	}
 	hops := forwardedFor(r.Header)
-	addr := peer
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, ok := parseHop(hops[i])
 		if !ok {
-			// Not an address: what lies beyond it cannot be trusted either. The
-			// last trusted hop is the client as far as we know.
+			// Not an address: what lies beyond it cannot be trusted either.
 			break
 		}
-		addr = a
 		if !s.trusted(a) {
-			break
+			return a.String()
 		}
 	}
-	return addr.String()
+	// No untrusted address: a header naming only trusted addresses (or none) decides
+	// nothing; the peer is the client as far as we know.
+	return peer.String()
 }
 
 // trusted reports whether a is one of the trusted proxies.

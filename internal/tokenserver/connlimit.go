@@ -52,6 +52,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	for !l.reserve() {
 		select {
 		case <-l.freed:
+		case <-time.After(minEvictableIdle / 4): // an idle connection may have aged enough
 		case <-l.done:
 			_ = c.Close()
 			return nil, net.ErrClosed
@@ -64,6 +65,10 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	return lc, nil
 }
 
+// minEvictableIdle is how long a connection must have been idle before a new client
+// may take its slot.
+const minEvictableIdle = 500 * time.Millisecond
+
 // reserve takes a slot if one is free; else it closes the connection idle longest,
 // whose slot is free once it has closed (then freed is signalled).
 func (l *connLimiter) reserve() bool {
@@ -74,8 +79,11 @@ func (l *connLimiter) reserve() bool {
 		return true
 	}
 	var oldest *limitedConn
+	now := time.Now()
 	for c := range l.conns {
-		if !c.idleSince.IsZero() && (oldest == nil || c.idleSince.Before(oldest.idleSince)) {
+		// Only a connection idle for a while: one that has just answered may already
+		// hold its client's next request, unread, which closing would lose.
+		if !c.idleSince.IsZero() && now.Sub(c.idleSince) >= minEvictableIdle && (oldest == nil || c.idleSince.Before(oldest.idleSince)) {
 			oldest = c
 		}
 	}

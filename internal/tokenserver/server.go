@@ -169,6 +169,11 @@ func (s *Server) Start(ctx context.Context) error {
 		ErrorLog:          nil,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
+	// HTTP/1.1 only: the token endpoint gains nothing from HTTP/2, and an HTTP/2
+	// connection that always has a stream open is never idle, so it would hold a
+	// connection slot past every timeout.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
 	if ts.TLS.Enabled() {
 		// The certificate and key are read again when their files change (certreload.go).
 		certs, err := newCertReloader(ts.TLS.CertFile, ts.TLS.KeyFile, certRecheckInterval, s.log)
