@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := call(ctx, hc, url, out); err != nil && *every == 0 {
 			return err
 		} else if err != nil {
-			fmt.Fprintln(out, "error:", err)
+			_, _ = fmt.Fprintln(out, "error:", err)
 		}
 		if *every == 0 {
 			return nil
@@ -90,7 +90,7 @@ func call(ctx context.Context, hc *http.Client, url string, out io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s\n%s\n", resp.Status, strings.TrimSpace(string(body)))
+	_, _ = fmt.Fprintf(out, "%s\n%s\n", resp.Status, strings.TrimSpace(string(body)))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered %s", url, resp.Status)
 	}

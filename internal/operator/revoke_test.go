@@ -39,7 +39,7 @@ func servedKids(t *testing.T) []string {
 
 func tokenKid(t *testing.T, tok string) string {
 	t.Helper()
-	parsed, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA})
+	parsed, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.EdDSA})
 	if err != nil {
 		t.Fatalf("parse token: %v", err)
 	}

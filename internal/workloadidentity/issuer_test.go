@@ -159,7 +159,12 @@ func TestServiceAccountClientThroughAPIServerOutage(t *testing.T) {
 	opCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- op.Start(opCtx) }()
-	defer func() { stop(); <-done }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("operator stopped with error: %v", err)
+		}
+	}()
 
 	saToken := serviceAccountToken(t, env.Config, "shop", "erp-sync", issuer)
 	get := func() (int, string) {
