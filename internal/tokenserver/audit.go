@@ -50,7 +50,7 @@ type exchange struct {
 	exp      int64
 }
 
-// credentialName names a presented credential in audit records.
+// String names a presented credential in audit records.
 func (c credentialKind) String() string {
 	switch c {
 	case credSecret:

@@ -26,7 +26,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
@@ -487,31 +486,10 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	cfg := operatorConfig(t, objs)
 	tokenAddr, probeAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfg.Issuer, cfg.TokenServer.Address = "http://"+tokenAddr, tokenAddr
-	opCtx, cancel := context.WithCancel(ctx)
-	op, err := operator.New(opCtx, rest.CopyConfig(env.Config), operator.Options{
+	startOperator(t, env.Config, operator.Options{
 		Config: cfg, Namespace: r.namespace, MetricsAddr: metricsAddr, ProbeAddr: probeAddr,
 		LeaderElection: true, SkipControllerNameValidation: true,
 	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- op.Start(opCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("operator stopped with error: %v", err)
-		}
-	})
-	g.Eventually(func() (int, error) {
-		resp, err := http.Get("http://" + probeAddr + "/readyz")
-		if err != nil {
-			return 0, err
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode, nil
-	}, 30*time.Second, 200*time.Millisecond).Should(Equal(http.StatusOK))
 
 	// A client, a token, a refusal and a secret rotation.
 	oc := &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: shop.Name, Name: "erp-sync"},
@@ -544,6 +522,7 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	// Scrape until the labelled series of all that are there.
 	var families map[string]*dto.MetricFamily
 	g.Eventually(func() error {
+		var err error
 		families, err = scrape("http://" + metricsAddr + "/metrics")
 		if err != nil {
 			return err

@@ -75,33 +75,11 @@ func TestChartRBACIsSufficientAndMinimal(t *testing.T) {
 	cfg := operatorConfig(t, objs)
 	tokenAddr, probeAddr := freeAddr(t), freeAddr(t)
 	cfg.Issuer, cfg.TokenServer.Address = "http://"+tokenAddr, tokenAddr
-	opCtx, cancel := context.WithCancel(ctx)
-	op, err := operator.New(opCtx, rest.CopyConfig(saCfg), operator.Options{
+	// Ready: caches synced and signing keys loaded (the key Secret created as the SA).
+	startOperator(t, saCfg, operator.Options{
 		Config: cfg, Namespace: r.namespace, MetricsAddr: "0", ProbeAddr: probeAddr,
 		LeaderElection: true, SkipControllerNameValidation: true,
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- op.Start(opCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("operator stopped with error: %v", err)
-		}
-	})
-
-	// Ready: caches synced and signing keys loaded (the key Secret created as the SA).
-	g.Eventually(func() (int, error) {
-		resp, err := http.Get("http://" + probeAddr + "/readyz")
-		if err != nil {
-			return 0, err
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode, nil
-	}, 30*time.Second, 200*time.Millisecond).Should(Equal(http.StatusOK), "the operator becomes ready with the chart's RBAC")
+	}, "the operator becomes ready with the chart's RBAC")
 
 	// The leader holds the Lease in the release namespace.
 	lease := &coordinationv1.Lease{}
@@ -255,4 +233,32 @@ func freeAddr(t *testing.T) string {
 	}
 	defer func() { _ = ln.Close() }()
 	return ln.Addr().String()
+}
+
+// startOperator runs the whole operator on restCfg with opts until the test ends, and
+// waits until its /readyz (at opts.ProbeAddr) answers 200.
+func startOperator(t *testing.T, restCfg *rest.Config, opts operator.Options, why ...any) {
+	t.Helper()
+	opCtx, cancel := context.WithCancel(context.Background())
+	op, err := operator.New(opCtx, rest.CopyConfig(restCfg), opts)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- op.Start(opCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("operator stopped with error: %v", err)
+		}
+	})
+	NewWithT(t).Eventually(func() (int, error) {
+		resp, err := http.Get("http://" + opts.ProbeAddr + "/readyz")
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}, 30*time.Second, 200*time.Millisecond).Should(Equal(http.StatusOK), why...)
 }
