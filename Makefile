@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 # Tool versions (installed into bin/, which git ignores).
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
-HELM_VERSION ?= v3.22.0
+HELM_VERSION ?= v4.3.2
 KUSTOMIZE_VERSION ?= v5.8.2
 GOLANGCI_LINT_VERSION ?= v2.15.0
 # promtool of Prometheus v3.16.0 (Prometheus' Go module is versioned v0.3XX.Y for v3.XX.Y).
@@ -116,7 +116,7 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 .PHONY: helm
 helm: $(HELM)
 $(HELM): | $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(LOCALBIN) go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE)
