@@ -49,6 +49,8 @@ func (c *testClock) Now() time.Time {
 	return time.Now().Add(c.offset)
 }
 
+func (c *testClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
 func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -91,7 +93,7 @@ func startManager() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := operator.New(ctx, env.Config, operator.Options{
 		Config: cfg, Namespace: "default", MetricsAddr: "0", ProbeAddr: "0",
-		SkipControllerNameValidation: true, Now: clock.Now,
+		SkipControllerNameValidation: true, Clock: clock,
 	})
 	if err != nil {
 		cancel()

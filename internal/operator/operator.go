@@ -19,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -32,7 +33,6 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/workloadidentity"
 )
 
@@ -59,9 +59,9 @@ type Options struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// SkipControllerNameValidation allows several managers in one process (tests).
 	SkipControllerNameValidation bool
-	// Now is the clock of rotations and token lifetimes; time.Now when nil (tests
-	// inject one).
-	Now func() time.Time
+	// Clock is the clock of rotations and token lifetimes; the real one when nil
+	// (tests inject one).
+	Clock clock.PassiveClock
 	// MaxConcurrentReconciles is how many OAuthClients are reconciled at once; the work
 	// waits on the API server, so several workers fill the time. Default 4.
 	MaxConcurrentReconciles int
@@ -122,6 +122,9 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	if opts.LeaderElectionID == "" {
 		opts.LeaderElectionID = DefaultLeaderElectionID
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	scheme := Scheme()
 	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName}
 	apiServer, err := newAPIServerProbe(restCfg, opts.Config.TokenServer.APIServerGrace.Duration)
@@ -172,7 +175,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 			Scheme:    scheme,
 			Recorder:  recorder,
 			Issuer:    opts.Config.Issuer,
-			Now:       opts.Now,
+			Now:       opts.Clock.Now,
 			Workers:   workers,
 			// Generated client key pairs are of the signing algorithm's family.
 			KeyAlgorithm: signing.Algorithm(opts.Config.Signing.Algorithm),
@@ -192,7 +195,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 				PropagationDelay: opts.Config.Signing.PropagationDelay.Duration,
 				RetireAfter:      opts.Config.Tokens.MaxTTL.Duration + config.RetirementLeeway,
 			},
-			Now:         opts.Now,
+			Now:         opts.Clock.Now,
 			Revocations: revocations,
 		}).SetupWithManager(term); err != nil {
 			return fmt.Errorf("set up signing-key rotation: %w", err)
@@ -224,7 +227,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Keyring:     keys,
 		Revocations: revocations,
 		Log:         ctrl.Log.WithName("signing-keys"),
-		Now:         opts.Now,
+		Now:         opts.Clock.Now,
 	}); err != nil {
 		return nil, fmt.Errorf("add signing-key source: %w", err)
 	}
@@ -239,17 +242,19 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	if err := mgr.Add(saIssuer); err != nil {
 		return nil, fmt.Errorf("add ServiceAccount issuer: %w", err)
 	}
-	tokens := tokenserver.New(tokenserver.Options{
-		Config:               opts.Config,
-		Informers:            mgr.GetCache(),
-		Keys:                 keys,
-		Log:                  ctrl.Log.WithName("token-server"),
-		Now:                  opts.Now,
-		Metrics:              metrics.Registry,
-		ServiceAccountIssuer: saIssuer,
-		Audit:                auditWriter(opts.Audit),
-		Replica:              replicaName(),
+	tokens, err := newTokenService(tokenServiceOptions{
+		config:    opts.Config,
+		informers: mgr.GetCache(),
+		keys:      keys,
+		clock:     opts.Clock,
+		metrics:   metrics.Registry,
+		saIssuer:  saIssuer,
+		audit:     auditWriter(opts.Audit),
+		log:       ctrl.Log.WithName("token-server"),
 	})
+	if err != nil {
+		return nil, err
+	}
 	if err := mgr.Add(tokens); err != nil {
 		return nil, fmt.Errorf("add token server: %w", err)
 	}
@@ -274,7 +279,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 type Operator struct {
 	ctrl.Manager
 	// TokenServer is the token server runnable.
-	TokenServer *tokenserver.Server
+	TokenServer *TokenService
 	// Keys holds the signing keys in force.
 	Keys *signing.Keyring
 	// APIServer tracks whether the API server answers (readiness check "api-server").

@@ -42,7 +42,8 @@ type exchange struct {
 	// credential is how the request authenticated: client_secret, client_assertion or none.
 	credential string
 	// method is the client's authentication method, once it is known.
-	method   oauthv1alpha1.AuthenticationMethod
+	method oauthv1alpha1.AuthenticationMethod
+	// source is the client address.
 	source   string
 	audience string
 	scope    string
@@ -119,7 +120,7 @@ func (a *auditor) record(x *exchange, oerr *oauthError, now time.Time) {
 			return
 		}
 	}
-	fields := make([]zap.Field, 0, 14)
+	fields := make([]zap.Field, 0, 15)
 	fields = append(fields, zap.String("time", now.UTC().Format(time.RFC3339Nano)), zap.String("client_id", auditClientID(x.clientID)),
 		zap.String("credential", x.credential), zap.String("source", x.source), zap.String("replica", a.replica))
 	if x.method != "" {
@@ -131,7 +132,8 @@ func (a *auditor) record(x *exchange, oerr *oauthError, now time.Time) {
 		}
 	}
 	if oerr != nil {
-		fields = append(fields, zap.String("outcome", "refused"), zap.String("error", oerr.code), zap.Int("status", oerr.status))
+		fields = append(fields, zap.String("outcome", "refused"), zap.String("error", oerr.code), zap.Int("status", oerr.status),
+			zap.String("reason", string(oerr.reason)))
 		if x.audience != "" {
 			fields = append(fields, zap.String("audience", x.audience))
 		}

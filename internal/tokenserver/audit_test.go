@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	jwtv5 "github.com/golang-jwt/jwt/v5"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
@@ -153,9 +153,8 @@ func TestAuditRecordsHoldNoSecret(t *testing.T) {
 // record.
 func TestAuditSamplingAndRefusalBound(t *testing.T) {
 	s := newShop(t)
-	var clock atomic.Int64
-	clock.Store(time.Now().Unix())
-	srv, _ := s.server("rateLimit: {failedAuthPerMinute: 0}", signing.ES256, func() time.Time { return time.Unix(clock.Load(), 0) })
+	clk := clocktesting.NewFakePassiveClock(time.Now().Truncate(time.Second))
+	srv, _ := s.server("rateLimit: {failedAuthPerMinute: 0}", signing.ES256, clk)
 	records := audited(t, srv, config.Audit{Enabled: true, SuccessSampleRate: 0, RefusalsPerSecond: 3})
 	good := jsonBody(map[string]string{"grant_type": "client_credentials", "client_id": s.erp, "client_secret": s.secrets[s.erp]})
 	bad := jsonBody(map[string]string{"grant_type": "client_credentials", "client_id": s.erp, "client_secret": "wrong"})
@@ -171,7 +170,7 @@ func TestAuditSamplingAndRefusalBound(t *testing.T) {
 	if got := records(); len(got) != 3 {
 		t.Fatalf("10 refusals within a second: %d records, want 3", len(got))
 	}
-	clock.Add(1)
+	clk.SetTime(clk.Now().Add(time.Second))
 	post(srv.Handler(), "application/json", bad)
 	got := records()
 	if len(got) != 4 || got[3]["suppressed"] != float64(7) {
@@ -180,7 +179,7 @@ func TestAuditSamplingAndRefusalBound(t *testing.T) {
 
 	// A flood of junk (unknown clients) has its own budget: it cannot crowd out the
 	// record of a known client's refusal.
-	clock.Add(1)
+	clk.SetTime(clk.Now().Add(time.Second))
 	junk := jsonBody(map[string]string{"grant_type": "client_credentials", "client_id": "nobody.x", "client_secret": "wrong"})
 	for range 10 {
 		post(srv.Handler(), "application/json", junk)
@@ -203,7 +202,7 @@ func TestAuditSamplingAndRefusalBound(t *testing.T) {
 	srv.audit.enabled = false
 	n = len(records())
 	post(srv.Handler(), "application/json", good)
-	clock.Add(1)
+	clk.SetTime(clk.Now().Add(time.Second))
 	post(srv.Handler(), "application/json", bad)
 	if len(records()) != n {
 		t.Error("audit disabled, records written")

@@ -15,16 +15,18 @@ import (
 )
 
 // Client authentication is one step of the token handler. Parsing extracts what the
-// request presented (a credential) without knowing methods; the client's registry
-// entry names its method and holds its verification material; one authenticator per
-// method decides. Adding a method means adding an authenticator and its material, not
-// editing the handler. Every refusal is the same errClientAuth.
+// request presented (a credential) without knowing methods; the client's State entry
+// names its method and holds its verification material; one authenticator per method
+// decides. Adding a method means adding an authenticator and its material, not editing
+// the handler. Every refusal is the same 401 invalid_client (authFailed); the Reason
+// says why, to the audit trail and the metrics only.
 
 // authenticator verifies a presented credential for one authentication method.
 type authenticator interface {
-	// authenticate reports whether cred proves that the request comes from the client
-	// c. stored is the material of the Secret that c controls (nil when it has none).
-	authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool
+	// authenticate returns "" when cred proves that the request comes from the client
+	// c, else why it does not. stored is the material of the Secret that c should
+	// control (nil when it has none).
+	authenticate(c *Client, stored *Credentials, cred *credential, now time.Time) Reason
 }
 
 // AuthMethodsSupported are the token_endpoint_auth_methods_supported of the metadata
@@ -42,27 +44,32 @@ var AssertionAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
 const assertionLeeway = 30 * time.Second
 
 // authenticate finds the client a client_id names and lets the authenticator of its
-// method judge the credential. Unknown client, wrong credential, a credential of
-// another method and a disabled client all give errClientAuth.
-// x learns the method of a client that exists, for its audit record.
-func (s *Server) authenticate(req *tokenRequest, x *exchange) (*clientEntry, *oauthError) {
-	var oc *clientEntry
-	var stored *secretEntry
+// method judge the credential. x learns the method of a client that exists, for its
+// audit record.
+func (s *Server) authenticate(req *tokenRequest, x *exchange) (*Client, *oauthError) {
+	var c *Client
+	var stored *Credentials
 	if ns, name, ok := possibleClientID(req.clientID); ok {
-		oc, stored = s.registry.credentials(ns, name)
+		c, stored = s.state.Client(ns, name)
 	}
-	now := s.now()
-	if oc == nil {
+	now := s.clock.Now()
+	if c == nil {
 		// The same work as a wrong secret, so timing does not tell the two apart.
 		s.authenticators[oauthv1alpha1.AuthClientSecret].authenticate(nil, nil, &req.cred, now)
-		return nil, errClientAuth
+		return nil, authFailed(ReasonUnknownClient)
 	}
-	x.method = oc.method
-	a := s.authenticators[oc.method]
-	if a == nil || !a.authenticate(oc, stored, &req.cred, now) || oc.disabled {
-		return nil, errClientAuth
+	x.method = c.method
+	reason := ReasonMethodMismatch // a method this server does not know
+	if a := s.authenticators[c.method]; a != nil {
+		reason = a.authenticate(c, stored, &req.cred, now)
 	}
-	return oc, nil
+	if reason == "" && c.disabled {
+		reason = ReasonDisabled
+	}
+	if reason != "" {
+		return nil, authFailed(reason)
+	}
+	return c, nil
 }
 
 // maxClientIDLength is the longest client_id that can name an OAuthClient: a namespace
@@ -88,30 +95,34 @@ func possibleClientID(id string) (namespace, name string, ok bool) {
 // current and, during a rotation's grace period, the previous secret, in constant time.
 type secretAuthenticator struct{}
 
-func (secretAuthenticator) authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool {
+func (secretAuthenticator) authenticate(c *Client, stored *Credentials, cred *credential, now time.Time) Reason {
 	given := sha256.Sum256([]byte(cred.secret))
 	var current, previous [sha256.Size]byte
-	valid := c != nil && stored != nil && stored.ok && stored.owner == c.uid && cred.kind == credSecret
-	inGrace := false
-	if valid {
+	usable := c != nil && stored != nil && stored.ok && stored.owner == c.uid
+	hasPrevious, inGrace := false, false
+	if usable {
 		current = stored.digest
-		if stored.hasPrevious && previousValid(c, stored, now) {
-			previous, inGrace = stored.previous, true
+		if stored.hasPrevious {
+			previous, hasPrevious, inGrace = stored.previous, true, previousValid(c, stored, now)
 		}
 	}
 	// Both comparisons always run, whichever matches, and even when nothing was found:
 	// timing tells nothing.
-	matchCurrent := subtle.ConstantTimeCompare(given[:], current[:])
-	matchPrevious := subtle.ConstantTimeCompare(given[:], previous[:])
-	matchPrevious &= subtle.ConstantTimeEq(boolInt(inGrace), 1)
-	return matchCurrent|matchPrevious == 1 && valid
-}
-
-func boolInt(b bool) int32 {
-	if b {
-		return 1
+	matchCurrent := subtle.ConstantTimeCompare(given[:], current[:]) == 1
+	matchPrevious := subtle.ConstantTimeCompare(given[:], previous[:]) == 1 && hasPrevious
+	switch {
+	case c == nil:
+		return ReasonUnknownClient
+	case cred.kind != credSecret:
+		return ReasonMethodMismatch
+	case !usable:
+		return ReasonCredentialsUnavailable
+	case matchCurrent, matchPrevious && inGrace:
+		return ""
+	case matchPrevious:
+		return ReasonPreviousSecretExpired
 	}
-	return 0
+	return ReasonWrongSecret
 }
 
 // ServiceAccountIssuer is the cluster's ServiceAccount token issuer, as
@@ -128,24 +139,27 @@ type ServiceAccountIssuer interface {
 // (aud), for the client's own ServiceAccount (sub), current, and not long-lived.
 type serviceAccountAuthenticator struct {
 	issuer ServiceAccountIssuer
-	// currentUID is the UID of the ServiceAccount that exists now, from the cache.
-	currentUID func(namespace, name string) (types.UID, bool)
+	// state knows the UID of the ServiceAccount that exists now.
+	state State
 	// audiences are the values of which `aud` must hold one: this server's issuer URL
 	// and its token endpoint URL.
 	audiences   []string
 	maxLifetime time.Duration
 }
 
-func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntry, cred *credential, now time.Time) bool {
-	if a.issuer == nil || cred.kind != credAssertion || c.subject == "" {
-		return false
+func (a *serviceAccountAuthenticator) authenticate(c *Client, _ *Credentials, cred *credential, now time.Time) Reason {
+	if cred.kind != credAssertion || c.subject == "" {
+		return ReasonMethodMismatch
 	}
-	iss := a.issuer.Issuer()
+	iss := ""
+	if a.issuer != nil {
+		iss = a.issuer.Issuer()
+	}
 	if iss == "" {
-		return false
+		return ReasonIssuerUnavailable
 	}
 	claims := &serviceAccountClaims{}
-	_, err := jwt.NewParser(
+	t, err := jwt.NewParser(
 		jwt.WithValidMethods(AssertionAlgorithms),
 		jwt.WithIssuer(iss),
 		jwt.WithAudience(a.audiences...),
@@ -155,22 +169,30 @@ func (a *serviceAccountAuthenticator) authenticate(c *clientEntry, _ *secretEntr
 		jwt.WithLeeway(assertionLeeway),
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	).ParseWithClaims(cred.assertion, claims, a.issuer.Keyfunc)
-	if err != nil || claims.IssuedAt == nil {
-		return false
+	if err != nil {
+		return assertionReason(t, err)
 	}
-	// Only for this server: a token that is also good for the Kubernetes API (or any
-	// other audience) would give its bearer more than a token request.
-	if !onlyFor(claims.Audience, a.audiences) {
-		return false
+	switch {
+	case claims.IssuedAt == nil:
+		return ReasonAssertionMissingClaim
+	case !onlyFor(claims.Audience, a.audiences):
+		// Only for this server: a token that is also good for the Kubernetes API (or
+		// any other audience) would give its bearer more than a token request.
+		return ReasonAssertionAudience
+	case !a.currentServiceAccount(c, claims):
+		return ReasonServiceAccountUIDMismatch
+	case claims.ExpiresAt.Sub(claims.IssuedAt.Time) > a.maxLifetime:
+		// A token that lives long is a secret again.
+		return ReasonAssertionLifetime
 	}
-	// Issued for the ServiceAccount that exists now, not one deleted (and perhaps
-	// recreated under the same name).
-	uid, ok := a.currentUID(c.namespace, c.serviceAccount)
-	if !ok || claims.Kubernetes.ServiceAccount.UID == "" || types.UID(claims.Kubernetes.ServiceAccount.UID) != uid {
-		return false
-	}
-	// A token that lives long is a secret again.
-	return claims.ExpiresAt.Sub(claims.IssuedAt.Time) <= a.maxLifetime
+	return ""
+}
+
+// currentServiceAccount reports whether the token was issued for the ServiceAccount
+// that exists now, not one deleted (and perhaps recreated under the same name).
+func (a *serviceAccountAuthenticator) currentServiceAccount(c *Client, claims *serviceAccountClaims) bool {
+	uid, ok := a.state.ServiceAccountUID(c.namespace, c.serviceAccount)
+	return ok && claims.Kubernetes.ServiceAccount.UID != "" && types.UID(claims.Kubernetes.ServiceAccount.UID) == uid
 }
 
 // onlyFor reports whether every value of aud is one of ours: the one audience rule of
@@ -182,6 +204,40 @@ func onlyFor(aud jwt.ClaimStrings, ours []string) bool {
 		}
 	}
 	return len(aud) > 0
+}
+
+// assertionReason says why golang-jwt's parser refused an assertion; t is what it
+// parsed of it, if anything.
+func assertionReason(t *jwt.Token, err error) Reason {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return ReasonAssertionMalformed
+	case t != nil && !slices.Contains(AssertionAlgorithms, headerString(t, "alg")):
+		return ReasonAssertionAlgorithm
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// The key function found no key for the token.
+		return ReasonAssertionUnknownKey
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ReasonAssertionSignature
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return ReasonAssertionMissingClaim
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ReasonAssertionExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ReasonAssertionNotYetValid
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ReasonAssertionIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidSubject):
+		return ReasonAssertionSubject
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ReasonAssertionAudience
+	}
+	return ReasonAssertionMalformed
+}
+
+func headerString(t *jwt.Token, name string) string {
+	v, _ := t.Header[name].(string)
+	return v
 }
 
 // serviceAccountClaims are the claims of a Kubernetes ServiceAccount token that the
@@ -210,16 +266,16 @@ type privateKeyJWTAuthenticator struct {
 // maxJTILength bounds the jti accepted; longer ids are refused, not hashed.
 const maxJTILength = 256
 
-func (a *privateKeyJWTAuthenticator) authenticate(c *clientEntry, stored *secretEntry, cred *credential, now time.Time) bool {
+func (a *privateKeyJWTAuthenticator) authenticate(c *Client, stored *Credentials, cred *credential, now time.Time) Reason {
 	if cred.kind != credAssertion {
-		return false
+		return ReasonMethodMismatch
 	}
 	keys := a.keysOf(c, stored, now)
 	if len(keys) == 0 {
-		return false
+		return ReasonCredentialsUnavailable
 	}
 	claims := &jwt.RegisteredClaims{}
-	_, err := jwt.NewParser(
+	t, err := jwt.NewParser(
 		jwt.WithValidMethods(AssertionAlgorithms),
 		jwt.WithIssuer(c.clientID),
 		jwt.WithSubject(c.clientID),
@@ -232,20 +288,19 @@ func (a *privateKeyJWTAuthenticator) authenticate(c *clientEntry, stored *secret
 		return selectKey(keys, t)
 	})
 	if err != nil {
-		return false
-	}
-	// Made for this server alone: an assertion a client made for another party as well
-	// must not be usable here.
-	if !onlyFor(claims.Audience, a.audiences) {
-		return false
+		return assertionReason(t, err)
 	}
 	exp := claims.ExpiresAt.Time
-	if exp.After(now.Add(a.maxLifetime+assertionLeeway)) ||
-		(claims.IssuedAt != nil && exp.Sub(claims.IssuedAt.Time) > a.maxLifetime) {
-		return false
-	}
-	if claims.ID == "" || len(claims.ID) > maxJTILength {
-		return false
+	switch {
+	case !onlyFor(claims.Audience, a.audiences):
+		// Made for this server alone: an assertion a client made for another party as
+		// well must not be usable here.
+		return ReasonAssertionAudience
+	case exp.After(now.Add(a.maxLifetime+assertionLeeway)),
+		claims.IssuedAt != nil && exp.Sub(claims.IssuedAt.Time) > a.maxLifetime:
+		return ReasonAssertionLifetime
+	case claims.ID == "" || len(claims.ID) > maxJTILength:
+		return ReasonAssertionMissingClaim
 	}
 	// Last, so that only a verified assertion is remembered.
 	return a.replay.firstUse(c.clientID, claims.ID, exp.Add(assertionLeeway), now)
@@ -254,7 +309,7 @@ func (a *privateKeyJWTAuthenticator) authenticate(c *clientEntry, stored *secret
 // keysOf are the keys that verify c's assertions now: those its spec names, or its
 // generated key pair's public key and, during a rotation's grace period, the previous
 // one, from the Secret the client controls.
-func (a *privateKeyJWTAuthenticator) keysOf(c *clientEntry, stored *secretEntry, now time.Time) []clientKey {
+func (a *privateKeyJWTAuthenticator) keysOf(c *Client, stored *Credentials, now time.Time) []clientKey {
 	if !c.generatesKey {
 		return c.keys
 	}

@@ -27,17 +27,22 @@ type oauthError struct {
 	description string
 	// retryAfter is sent as Retry-After (whole seconds, at least 1) when set.
 	retryAfter time.Duration
+	// reason says why, for the audit record and the metrics; never sent.
+	reason Reason
 }
 
 func (e *oauthError) Error() string { return e.code + ": " + e.description }
 
-func badRequest(code, description string) *oauthError {
-	return &oauthError{http.StatusBadRequest, code, description, 0}
+func badRequest(reason Reason, code, description string) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: code, description: description, reason: reason}
 }
 
-// errClientAuth is the one answer to an unknown client, a wrong secret and a disabled
-// client, so that none can be told from the others.
-var errClientAuth = &oauthError{http.StatusUnauthorized, errInvalidClient, "client authentication failed", 0}
+// authFailed is the one answer to every failed client authentication (an unknown
+// client, a wrong secret, a bad assertion, a disabled client, ...), so that none can be
+// told from the others; only the reason, which the client never sees, differs.
+func authFailed(reason Reason) *oauthError {
+	return &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication failed", reason: reason}
+}
 
 // realm is the realm of WWW-Authenticate challenges.
 const realm = "oauth-client-operator"

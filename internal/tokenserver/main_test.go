@@ -1,51 +1,34 @@
 package tokenserver
 
 import (
-	"context"
+	cryptorand "crypto/rand"
+	"crypto/rsa"
+	"errors"
 	"fmt"
-	"os"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	jwtv5 "github.com/golang-jwt/jwt/v5"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/workloadidentity"
 )
 
-// The handler tests read from a real informer cache of a real API server, as the token
-// server does in the manager. The control plane starts on first use, so the fuzz and
-// parser tests need none.
-var (
-	envOnce  sync.Once
-	envErr   error
-	env      *testenv.Environment
-	k8s      client.Client
-	objCache cache.Cache
-	// saIssuer is the cluster's ServiceAccount issuer, as the operator discovers it.
-	saIssuer *workloadidentity.Issuer
-	stopEnv  = func() {}
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	stopEnv()
-	os.Exit(code)
-}
+// The protocol tests need no API server: a world holds the objects a test creates in a
+// Store, as the informers record them in the operator (package clusterstate tests the
+// informer side against a real API server).
 
 func testScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
@@ -58,118 +41,75 @@ func testScheme() *runtime.Scheme {
 	return s
 }
 
-// controlPlane starts envtest and a cache shaped like the manager's (Secrets selected
-// by the managed-by label).
-func controlPlane(tb testing.TB) {
-	tb.Helper()
-	envOnce.Do(func() {
-		env, envErr = testenv.Start()
-		if envErr != nil {
-			return
-		}
-		scheme := testScheme()
-		if k8s, envErr = client.New(env.Config, client.Options{Scheme: scheme}); envErr != nil {
-			return
-		}
-		objCache, envErr = cache.New(env.Config, cache.Options{
-			Scheme: scheme,
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})},
-			},
-			DefaultTransform: cache.TransformStripManagedFields(),
-		})
-		if envErr != nil {
-			return
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		stopEnv = func() {
-			cancel()
-			_ = env.Stop()
-		}
-		go func() { _ = objCache.Start(ctx) }()
-		for _, obj := range []client.Object{&corev1.Secret{}, &corev1.Namespace{}, &oauthv1alpha1.OAuthClient{}, &oauthv1alpha1.OAuthAPI{}} {
-			if _, err := objCache.GetInformer(ctx, obj); err != nil {
-				envErr = err
-				break
-			}
-		}
-		if !objCache.WaitForCacheSync(ctx) {
-			envErr = fmt.Errorf("cache did not sync")
-		}
-		if saIssuer, envErr = workloadidentity.New(workloadidentity.Options{Config: env.Config}); envErr != nil {
-			return
-		}
-		go func() { _ = saIssuer.Start(ctx) }()
-		select {
-		case <-saIssuer.Ready():
-		case <-time.After(30 * time.Second):
-			envErr = fmt.Errorf("ServiceAccount issuer not discovered in time")
-		}
-	})
-	if envErr != nil {
-		tb.Fatalf("control plane: %v", envErr)
-	}
-}
+var scheme = testScheme()
 
 // world is one test's objects: namespaces, APIs, clients and their Secrets.
 type world struct {
-	tb testing.TB
-	// suffix keeps cluster-scoped names apart between tests.
+	tb    testing.TB
+	store *Store
+	// suffix keeps cluster-scoped names apart, as on a shared API server.
 	suffix string
 	// secrets maps client_id to client_secret.
 	secrets map[string]string
-	// servers are the token servers built by this world; objects count as created once
-	// every server has indexed them.
-	servers []*Server
+	// objects are what the world created, by kind/namespace/name, as last written.
+	objects map[string]client.Object
+	// kube is the cluster's ServiceAccount token issuer, once used.
+	kube *kubeIssuer
 }
+
+// uids numbers the objects created, as the API server gives them UIDs.
+var uids atomic.Int64
 
 func newWorld(tb testing.TB) *world {
-	controlPlane(tb)
-	return &world{tb: tb, suffix: rand.String(5), secrets: map[string]string{}}
+	return &world{tb: tb, store: NewStore(), suffix: rand.String(5), secrets: map[string]string{}, objects: map[string]client.Object{}}
 }
 
+func objectKey(obj client.Object) string {
+	return fmt.Sprintf("%T/%s/%s", obj, obj.GetNamespace(), obj.GetName())
+}
+
+// create records obj as the API server would: with a UID, and StringData merged into
+// Data.
 func (w *world) create(obj client.Object) {
 	w.tb.Helper()
-	if err := k8s.Create(context.Background(), obj); err != nil {
-		w.tb.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	if obj.GetUID() == "" {
+		obj.SetUID(types.UID(fmt.Sprintf("uid-%d", uids.Add(1))))
 	}
-	w.tb.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
-	w.waitCached(obj, func(client.Object) bool { return true })
-	w.waitIndexed(obj)
+	w.update(obj)
 }
 
-// waitIndexed waits until every server of the world has indexed obj as created.
-func (w *world) waitIndexed(obj client.Object) {
+// update records obj as it is now.
+func (w *world) update(obj client.Object) {
 	w.tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, srv := range w.servers {
-		for !srv.registry.indexed(obj) {
-			if time.Now().After(deadline) {
-				w.tb.Fatalf("%T %s not indexed in time", obj, obj.GetName())
-			}
-			time.Sleep(5 * time.Millisecond)
+	if s, ok := obj.(*corev1.Secret); ok && len(s.StringData) > 0 {
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
 		}
+		for k, v := range s.StringData {
+			s.Data[k] = []byte(v)
+		}
+		s.StringData = nil
 	}
+	if !w.store.Set(obj) {
+		w.tb.Fatalf("the store does not record %T", obj)
+	}
+	w.objects[objectKey(obj)] = obj
 }
 
-// waitCached waits until the cache holds obj in a state that satisfies ok.
-func (w *world) waitCached(obj client.Object, ok func(client.Object) bool) {
+// remove deletes obj.
+func (w *world) remove(obj client.Object) {
+	w.store.Remove(obj)
+	delete(w.objects, objectKey(obj))
+}
+
+// secret returns the Secret namespace/name as last written.
+func (w *world) secret(namespace, name string) *corev1.Secret {
 	w.tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := obj.DeepCopyObject().(client.Object)
-		err := objCache.Get(context.Background(), client.ObjectKeyFromObject(obj), got)
-		if err == nil && ok(got) {
-			return
-		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			w.tb.Fatalf("read %s from cache: %v", obj.GetName(), err)
-		}
-		if time.Now().After(deadline) {
-			w.tb.Fatalf("%T %s not in the cache in time (err=%v)", obj, obj.GetName(), err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	s, ok := w.objects[objectKey(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})].(*corev1.Secret)
+	if !ok {
+		w.tb.Fatalf("no Secret %s/%s", namespace, name)
 	}
+	return s.DeepCopy()
 }
 
 func (w *world) namespace(prefix string, labels map[string]string) string {
@@ -198,16 +138,29 @@ func (w *world) client(ns, name string, spec oauthv1alpha1.OAuthClientSpec) stri
 		}},
 		StringData: map[string]string{oauthv1alpha1.SecretKeyClientID: oc.ClientID(), oauthv1alpha1.SecretKeyClientSecret: secret},
 	}
-	if err := controllerutil.SetControllerReference(oc, s, testScheme()); err != nil {
-		w.tb.Fatal(err)
-	}
+	w.own(oc, s)
 	w.create(s)
 	w.secrets[oc.ClientID()] = secret
 	return oc.ClientID()
 }
 
-// server returns a token server over the shared cache, with a fresh key of alg.
-func (w *world) server(cfgYAML string, alg signing.Algorithm, now func() time.Time) (*Server, *signing.Keyring) {
+// own makes oc the controller of s, as the operator does.
+func (w *world) own(oc *oauthv1alpha1.OAuthClient, s *corev1.Secret) {
+	w.tb.Helper()
+	if err := controllerutil.SetControllerReference(oc, s, scheme); err != nil {
+		w.tb.Fatal(err)
+	}
+}
+
+// server returns a token server over the world's store, with a fresh key of alg (none
+// when alg is ""), on clk (the real clock when nil).
+func (w *world) server(cfgYAML string, alg signing.Algorithm, clk clock.PassiveClock) (*Server, *signing.Keyring) {
+	w.tb.Helper()
+	return w.serverWith(cfgYAML, alg, Options{Clock: clk})
+}
+
+// serverWith is server with more options; Config, State, Keys and Log are set here.
+func (w *world) serverWith(cfgYAML string, alg signing.Algorithm, o Options) (*Server, *signing.Keyring) {
 	w.tb.Helper()
 	cfg, err := config.Parse([]byte("issuer: https://issuer.test\n" + cfgYAML))
 	if err != nil {
@@ -223,18 +176,14 @@ func (w *world) server(cfgYAML string, alg signing.Algorithm, now func() time.Ti
 			w.tb.Fatal(err)
 		}
 	}
-	srv := New(Options{Config: cfg, Informers: objCache, Keys: keys, Log: logr.Discard(), Now: now, ServiceAccountIssuer: saIssuer})
-	if err := srv.Watch(context.Background()); err != nil {
+	o.Config, o.State, o.Keys, o.Log = cfg, w.store, keys, logr.Discard()
+	if o.ServiceAccountIssuer == nil {
+		o.ServiceAccountIssuer = w.kubeIssuer()
+	}
+	srv, err := New(o)
+	if err != nil {
 		w.tb.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !srv.registry.synced() {
-		if time.Now().After(deadline) {
-			w.tb.Fatal("token server did not index the cache in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	w.servers = append(w.servers, srv)
 	return srv, keys
 }
 
@@ -248,4 +197,62 @@ func dur(s string) *metav1.Duration {
 		panic(err)
 	}
 	return &metav1.Duration{Duration: d}
+}
+
+// kubeIssuer is a cluster's ServiceAccount token issuer, as the API server's
+// TokenRequest issues tokens: RS256 under a key id, with the ServiceAccount's UID.
+type kubeIssuer struct {
+	key *rsa.PrivateKey
+}
+
+const (
+	kubeIssuerURL = "https://kubernetes.default.svc.cluster.local"
+	kubeKeyID     = "kube-key-1"
+)
+
+// kubeIssuer returns the world's ServiceAccount issuer, made on first use.
+func (w *world) kubeIssuer() *kubeIssuer {
+	if w.kube == nil {
+		key, err := rsa.GenerateKey(cryptorand.Reader, 2048)
+		if err != nil {
+			w.tb.Fatal(err)
+		}
+		w.kube = &kubeIssuer{key: key}
+	}
+	return w.kube
+}
+
+func (k *kubeIssuer) Issuer() string { return kubeIssuerURL }
+
+// Keyfunc knows the one key, by its kid; a token without a kid is offered it too.
+func (k *kubeIssuer) Keyfunc(t *jwtv5.Token) (any, error) {
+	if kid, ok := t.Header["kid"].(string); ok && kid != kubeKeyID {
+		return nil, errors.New("unknown kid")
+	}
+	return &k.key.PublicKey, nil
+}
+
+// token is a token of ServiceAccount ns/name of the world (its UID is in the token).
+func (k *kubeIssuer) token(t *testing.T, w *world, ns, name string, audiences []string, lifetime time.Duration) string {
+	t.Helper()
+	sa, ok := w.objects[objectKey(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})]
+	if !ok {
+		t.Fatalf("TokenRequest for %s/%s: no such ServiceAccount", ns, name)
+	}
+	now := time.Now()
+	claims := jwtv5.MapClaims{
+		"iss": kubeIssuerURL, "sub": oauthv1alpha1.ServiceAccountSubject(ns, name), "aud": audiences,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(lifetime).Unix(), "jti": rand.String(16),
+		"kubernetes.io": map[string]any{
+			"namespace":      ns,
+			"serviceaccount": map[string]any{"name": name, "uid": string(sa.GetUID())},
+		},
+	}
+	tok := jwtv5.NewWithClaims(jwtv5.SigningMethodRS256, claims)
+	tok.Header["kid"] = kubeKeyID
+	signed, err := tok.SignedString(k.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
 }

@@ -1,20 +1,17 @@
 package tokenserver
 
 import (
-	"context"
 	"crypto"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	jwtv5 "github.com/golang-jwt/jwt/v5"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
@@ -100,10 +97,9 @@ func TestPrivateKeyJWTClient(t *testing.T) {
 	w := newWorld(t)
 	ns := w.namespace("pkjwt", nil)
 	api := w.api("pkjwt", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
-	var clock atomic.Int64
-	clock.Store(time.Now().Unix())
-	now := func() time.Time { return time.Unix(clock.Load(), 0) }
-	srv, keys := w.server("rateLimit:\n  failedAuthPerMinute: 0\n", signing.ES256, now)
+	clk := clocktesting.NewFakePassiveClock(time.Now().Truncate(time.Second))
+	now := clk.Now
+	srv, keys := w.server("rateLimit:\n  failedAuthPerMinute: 0\n", signing.ES256, clk)
 	const issuer, tokenURL = "https://issuer.test", "https://issuer.test" + TokenPath
 
 	gen := w.keyPairClient(t, ns, "gen", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}}, signing.ES256)
@@ -213,29 +209,22 @@ func TestPrivateKeyJWTClient(t *testing.T) {
 	// until the grace period ends, by the server's clock.
 	next, pair := generateKeyClient(t, signing.ES256)
 	next.id = gen.id
-	s := &corev1.Secret{}
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "gen"}, s); err != nil {
-		t.Fatal(err)
-	}
+	s := w.secret(ns, "gen")
 	prevPEM, err := signing.EncodePublicKeyPEM(gen.priv.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	patch := client.MergeFrom(s.DeepCopy())
 	s.Data["private_key"], s.Data["key_id"], s.Data["previous_public_key"] = []byte(pair.PrivateKeyPEM), []byte(pair.KeyID), []byte(prevPEM)
 	s.Annotations = map[string]string{
 		oauthv1alpha1.SecretRotatedAtAnnotation:       now().UTC().Format(time.RFC3339),
 		oauthv1alpha1.PreviousSecretExpiresAnnotation: now().Add(10 * time.Minute).UTC().Format(time.RFC3339),
 	}
-	if err := k8s.Patch(context.Background(), s, patch); err != nil {
-		t.Fatal(err)
-	}
-	w.waitIndexed(s)
+	w.update(s)
 	for _, step := range []struct {
 		at       time.Duration
 		old, new int
 	}{{0, 200, 200}, {9 * time.Minute, 200, 200}, {11 * time.Minute, 401, 200}} {
-		clock.Store(time.Now().Add(step.at).Unix())
+		clk.SetTime(time.Now().Add(step.at).Truncate(time.Second))
 		if code := post(withID(gen.id, gen.assert(t, tokenURL, now(), nil))); code != step.old {
 			t.Errorf("+%s previous key: %d, want %d", step.at, code, step.old)
 		}

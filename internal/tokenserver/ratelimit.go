@@ -11,7 +11,8 @@ import (
 )
 
 // failureLimiter limits failed client authentications per source address (the
-// client address, see clientAddr) with token buckets (golang.org/x/time/rate): an
+// client address, see Options.ClientAddr; canonical, so that the same client always
+// has the same key; anything that is not an IP address shares the zero key) with token buckets (golang.org/x/time/rate): an
 // address may fail burst times at once, then rate times a second; while its bucket is
 // empty every token request from it answers 429. Successful requests spend nothing.
 //
@@ -42,20 +43,10 @@ func newFailureLimiter(perMinute, burst, maxKeys int) *failureLimiter {
 	}
 }
 
-// limiterKey is the bucket key of an address as clientAddr gives it. Anything that is
-// not an IP address (a test's RemoteAddr, a Unix socket) shares the zero key.
-func limiterKey(addr string) netip.Addr {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap().WithZone("")
-}
-
 // retryAfter reports whether addr is blocked at now, and for how long.
-func (l *failureLimiter) retryAfter(addr string, now time.Time) (time.Duration, bool) {
+func (l *failureLimiter) retryAfter(addr netip.Addr, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
-	b := l.buckets[limiterKey(addr)]
+	b := l.buckets[addr]
 	l.mu.Unlock()
 	if b == nil {
 		return 0, false
@@ -68,8 +59,7 @@ func (l *failureLimiter) retryAfter(addr string, now time.Time) (time.Duration, 
 }
 
 // fail spends one token of addr's bucket.
-func (l *failureLimiter) fail(addr string, now time.Time) {
-	key := limiterKey(addr)
+func (l *failureLimiter) fail(key netip.Addr, now time.Time) {
 	l.mu.Lock()
 	b := l.buckets[key]
 	if b == nil {
@@ -106,22 +96,23 @@ func (l *failureLimiter) size() int {
 
 // throttled refuses a request from an address that has failed to authenticate too
 // often. Successful requests spend nothing.
-func (s *Server) throttled(addr string) *oauthError {
+func (s *Server) throttled(addr netip.Addr) *oauthError {
 	if s.failures == nil {
 		return nil
 	}
-	d, blocked := s.failures.retryAfter(addr, s.now())
+	d, blocked := s.failures.retryAfter(addr, s.clock.Now())
 	if !blocked {
 		return nil
 	}
-	return &oauthError{http.StatusTooManyRequests, errTemporarilyUnavail,
-		"too many failed authentication attempts from this address; retry later", max(d, time.Second)}
+	return &oauthError{status: http.StatusTooManyRequests, code: errTemporarilyUnavail,
+		description: "too many failed authentication attempts from this address; retry later",
+		retryAfter: max(d, time.Second), reason: ReasonAddressThrottled}
 }
 
 // failed counts a failed client authentication against the address it came from.
-func (s *Server) failed(addr string) {
+func (s *Server) failed(addr netip.Addr) {
 	if s.failures != nil {
-		s.failures.fail(addr, s.now())
+		s.failures.fail(addr, s.clock.Now())
 	}
 }
 

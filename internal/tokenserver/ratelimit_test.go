@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
@@ -17,25 +19,25 @@ func TestFailureLimiterRefillsAndStaysBounded(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	l := newFailureLimiter(6, 3, 1000) // one token per 10 s, burst 3
 	for i := range 3 {
-		if _, blocked := l.retryAfter("192.0.2.1", t0); blocked {
+		if _, blocked := l.retryAfter(netip.MustParseAddr("192.0.2.1"), t0); blocked {
 			t.Fatalf("blocked after %d failures, burst is 3", i)
 		}
-		l.fail("192.0.2.1", t0)
+		l.fail(netip.MustParseAddr("192.0.2.1"), t0)
 	}
-	d, blocked := l.retryAfter("192.0.2.1", t0)
+	d, blocked := l.retryAfter(netip.MustParseAddr("192.0.2.1"), t0)
 	if !blocked || d != 10*time.Second {
 		t.Fatalf("after the burst: blocked=%v retry after %s, want 10s", blocked, d)
 	}
-	if _, blocked := l.retryAfter("192.0.2.1", t0.Add(10*time.Second)); blocked {
+	if _, blocked := l.retryAfter(netip.MustParseAddr("192.0.2.1"), t0.Add(10*time.Second)); blocked {
 		t.Fatal("still blocked after one refill interval")
 	}
-	if _, blocked := l.retryAfter("192.0.2.2", t0); blocked {
+	if _, blocked := l.retryAfter(netip.MustParseAddr("192.0.2.2"), t0); blocked {
 		t.Fatal("another key is blocked")
 	}
 
 	// A flood of distinct keys never grows the table past its bound.
 	for i := range 50_000 {
-		l.fail(fmt.Sprintf("2001:db8::%x", i), t0.Add(time.Duration(i)*time.Millisecond))
+		l.fail(netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i)), t0.Add(time.Duration(i)*time.Millisecond))
 		if l.size() > 1000 {
 			t.Fatalf("limiter holds %d keys, bound is 1000", l.size())
 		}
@@ -48,9 +50,8 @@ func TestFailedAuthenticationIsRateLimited(t *testing.T) {
 	api := w.api("limits", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
 	victim := w.client(ns, "victim", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
 	bystander := w.client(ns, "bystander", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
-	var now atomic.Int64
-	now.Store(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).Unix())
-	srv, _ := w.server("rateLimit: {failedAuthPerMinute: 6, failedAuthBurst: 3}", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) })
+	now := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	srv, _ := w.server("rateLimit: {failedAuthPerMinute: 6, failedAuthBurst: 3}", signing.ES256, now)
 
 	// Requests are handled in-process; the addresses are labels, nothing is dialled.
 	request := func(id, secret, addr string) *httptest.ResponseRecorder {
@@ -85,7 +86,7 @@ func TestFailedAuthenticationIsRateLimited(t *testing.T) {
 	if rec := request(victim, w.secrets[victim], third); rec.Code != http.StatusOK {
 		t.Errorf("hammered client_id from its own address: %d %s", rec.Code, rec.Body)
 	}
-	now.Add(10)
+	now.SetTime(now.Now().Add(10 * time.Second))
 	if rec := request(bystander, w.secrets[bystander], attacker); rec.Code != http.StatusOK {
 		t.Errorf("after refill, the right secret from the attacker's address: %d %s", rec.Code, rec.Body)
 	}
@@ -104,9 +105,8 @@ func TestClientRateLimit(t *testing.T) {
 	limited := w.client(ns, "limited", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api},
 		RateLimit: &oauthv1alpha1.ClientRateLimit{RequestsPerMinute: 30, Burst: 2}})
 	free := w.client(ns, "free", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
-	var now atomic.Int64
-	now.Store(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).Unix())
-	srv, _ := w.server("", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) })
+	now := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	srv, _ := w.server("", signing.ES256, now)
 	request := func(id string) *httptest.ResponseRecorder {
 		return post(srv.Handler(), "application/json", jsonBody(map[string]string{
 			"grant_type": "client_credentials", "client_id": id, "client_secret": w.secrets[id]}))
@@ -125,7 +125,7 @@ func TestClientRateLimit(t *testing.T) {
 			t.Fatalf("a client without a limit: %d", rec.Code)
 		}
 	}
-	now.Add(2) // 30/min: one request every 2 s
+	now.SetTime(now.Now().Add(2 * time.Second)) // 30/min: one request every 2 s
 	if rec := request(limited); rec.Code != http.StatusOK {
 		t.Fatalf("after 2 s: %d", rec.Code)
 	}
@@ -140,9 +140,8 @@ func TestHammeredClientKeepsGettingTokens(t *testing.T) {
 	ns := w.namespace("hammer", nil)
 	api := w.api("hammer", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
 	victim := w.client(ns, "victim", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
-	var now atomic.Int64
-	now.Store(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).Unix())
-	srv, _ := w.server("", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) }) // defaults: 10/min, burst 20
+	now := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	srv, _ := w.server("", signing.ES256, now) // defaults: 10/min, burst 20
 	request := func(secret, addr string) int {
 		r := httptest.NewRequest(http.MethodPost, TokenPath, strings.NewReader(jsonBody(map[string]string{
 			"grant_type": "client_credentials", "client_id": victim, "client_secret": secret})))
@@ -174,7 +173,7 @@ func TestHammeredClientKeepsGettingTokens(t *testing.T) {
 		} else {
 			t.Errorf("step %d: the victim's own request answered %d", step, code)
 		}
-		now.Add(10)
+		now.SetTime(now.Now().Add(10 * time.Second))
 	}
 	t.Logf("victim: %d of %d requests got a token; attackers: %d of %d requests answered 429",
 		victimOK, victimTries, attackerLimited, attackerTries)

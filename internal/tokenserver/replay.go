@@ -40,9 +40,10 @@ func newReplayCache(maxEntries int) *replayCache {
 	}
 }
 
-// firstUse records the assertion id of clientID, valid until exp, and reports whether
-// it had not been seen: false for a replay, and when the cache is full.
-func (c *replayCache) firstUse(clientID, jti string, exp, now time.Time) bool {
+// firstUse records the assertion id of clientID, valid until exp, and returns "" when
+// it had not been seen; else ReasonAssertionReplayed, or ReasonReplayCacheFull when
+// there is no room for it.
+func (c *replayCache) firstUse(clientID, jti string, exp, now time.Time) Reason {
 	h := sha256.New()
 	h.Write([]byte(clientID))
 	h.Write([]byte{0})
@@ -53,7 +54,7 @@ func (c *replayCache) firstUse(clientID, jti string, exp, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prev, ok := c.seen[key]; ok && now.Before(prev.until) {
-		return false
+		return ReasonAssertionReplayed
 	}
 	// Expired ids are swept at most every gcEvery: a full cache (or client quota)
 	// refuses until then rather than scanning on every request.
@@ -61,14 +62,14 @@ func (c *replayCache) firstUse(clientID, jti string, exp, now time.Time) bool {
 		c.forgetExpired(now)
 	}
 	if len(c.seen) >= c.maxEntries || c.held[clientID] >= c.perClient {
-		return false
+		return ReasonReplayCacheFull
 	}
 	if prev, ok := c.seen[key]; ok { // expired, not yet forgotten
 		c.held[prev.client]--
 	}
 	c.seen[key] = seenID{until: exp, client: clientID}
 	c.held[clientID]++
-	return true
+	return ""
 }
 
 // forgetExpired drops the ids of expired assertions: they cannot be replayed, their

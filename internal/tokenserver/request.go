@@ -69,12 +69,12 @@ var knownParams = map[string]bool{
 // HTTP Basic authentication. It never echoes a parameter's value in an error.
 func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*tokenRequest, *oauthError) {
 	if r.URL.RawQuery != "" {
-		return nil, badRequest(errInvalidRequest, "parameters must be sent in the request body, not the URL")
+		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "parameters must be sent in the request body, not the URL")
 	}
 	mediaType, err := contentType(r.Header.Get("Content-Type"))
 	if err != nil || (mediaType != "application/json" && mediaType != "application/x-www-form-urlencoded") {
 		// Refused before the body is read.
-		return nil, badRequest(errInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
+		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "Content-Type must be application/json or application/x-www-form-urlencoded")
 	}
 	bufp := bodyBuffers.Get().(*[]byte)
 	defer putBodyBuffer(bufp)
@@ -83,9 +83,9 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, &oauthError{http.StatusRequestEntityTooLarge, errInvalidRequest, "request body too large", 0}
+			return nil, &oauthError{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest, description: "request body too large", reason: ReasonMalformedRequest}
 		}
-		return nil, badRequest(errInvalidRequest, "could not read the request body")
+		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "could not read the request body")
 	}
 	var params map[string]string
 	if mediaType == "application/json" {
@@ -94,7 +94,7 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 		params, err = parseFormParams(body)
 	}
 	if err != nil {
-		return nil, badRequest(errInvalidRequest, err.Error())
+		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, err.Error())
 	}
 	var authorization []string
 	for _, v := range r.Header.Values("Authorization") {
@@ -153,7 +153,7 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 		resource:  params["resource"],
 	}
 	if len(authorization) > 1 {
-		return nil, badRequest(errInvalidRequest, "more than one Authorization header")
+		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "more than one Authorization header")
 	}
 	// Each way of authenticating that the request uses; at most one is allowed (RFC
 	// 6749 §2.3). An empty parameter counts as absent (RFC 6749 §3.1).
@@ -165,14 +165,14 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 	assertion, assertionType := params["client_assertion"], params["client_assertion_type"]
 	if assertion != "" || assertionType != "" {
 		if assertionType != JWTBearerAssertionType {
-			return nil, badRequest(errInvalidRequest, "client_assertion_type must be "+JWTBearerAssertionType)
+			return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "client_assertion_type must be "+JWTBearerAssertionType)
 		}
 		if assertion == "" {
-			return nil, badRequest(errInvalidRequest, "client_assertion is required with client_assertion_type")
+			return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "client_assertion is required with client_assertion_type")
 		}
 		if len(assertion) > maxAssertionBytes {
 			// Real assertions are 1-2 KiB; a large one only costs verification time.
-			return nil, errClientAuth
+			return nil, authFailed(ReasonAssertionTooLarge)
 		}
 		req.cred = credential{kind: credAssertion, assertion: assertion}
 		methods++
@@ -180,32 +180,32 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 	if len(authorization) == 1 {
 		id, secret, err := parseBasic(authorization[0])
 		if err != nil {
-			return nil, &oauthError{http.StatusUnauthorized, errInvalidClient, err.Error(), 0}
+			return nil, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: err.Error(), reason: ReasonMalformedCredentials}
 		}
 		if req.clientID != "" && req.clientID != id {
-			return nil, badRequest(errInvalidRequest, "client_id in the body differs from the Authorization header")
+			return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "client_id in the body differs from the Authorization header")
 		}
 		req.clientID, req.cred = id, credential{kind: credSecret, secret: secret}
 		methods++
 	}
 	if methods > 1 {
-		return nil, badRequest(errInvalidRequest, "the client authenticated in more than one way: send a client secret (body or Basic) or a client assertion, not several")
+		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "the client authenticated in more than one way: send a client secret (body or Basic) or a client assertion, not several")
 	}
 	if req.grantType == "" {
-		return nil, badRequest(errInvalidRequest, "grant_type is required")
+		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "grant_type is required")
 	}
 	if req.grantType != "client_credentials" {
-		return nil, badRequest(errUnsupportedGrantType, "only the client_credentials grant is supported")
+		return nil, badRequest(ReasonUnsupportedGrantType, errUnsupportedGrantType, "only the client_credentials grant is supported")
 	}
 	if req.cred.kind == credNone || (req.cred.kind == credSecret && (req.clientID == "" || req.cred.secret == "")) {
-		return nil, errClientAuth
+		return nil, authFailed(ReasonNoCredential)
 	}
 	if req.audience != "" && req.resource != "" {
-		return nil, badRequest(errInvalidRequest, "send either audience or resource, not both")
+		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "send either audience or resource, not both")
 	}
 	if req.resource != "" {
 		if u, err := url.Parse(req.resource); err != nil || !u.IsAbs() || u.Fragment != "" {
-			return nil, badRequest(errInvalidTarget, "resource must be an absolute URI without a fragment")
+			return nil, badRequest(ReasonMalformedRequest, errInvalidTarget, "resource must be an absolute URI without a fragment")
 		}
 	}
 	return req, nil

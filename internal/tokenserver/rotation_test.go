@@ -1,17 +1,13 @@
 package tokenserver
 
 import (
-	"context"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
@@ -23,30 +19,22 @@ func TestPreviousSecretDuringGracePeriod(t *testing.T) {
 	w := newWorld(t)
 	ns := w.namespace("rotate", nil)
 	api := w.api("rotate", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
-	var now atomic.Int64
 	start := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	now.Store(start.Unix())
-	srv, _ := w.server("", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) })
+	now := clocktesting.NewFakePassiveClock(start)
+	srv, _ := w.server("", signing.ES256, now)
 	id := w.client(ns, "rotating", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
 	oldSecret := w.secrets[id]
 	newSecret := "rotated-" + oldSecret
 
 	// Rotate as the controller does: new secret, old one kept with its expiry.
-	s := &corev1.Secret{}
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "rotating"}, s); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(s.DeepCopy())
+	s := w.secret(ns, "rotating")
 	s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret] = []byte(oldSecret)
 	s.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte(newSecret)
 	s.Annotations = map[string]string{
 		oauthv1alpha1.SecretRotatedAtAnnotation:       start.Format(time.RFC3339),
 		oauthv1alpha1.PreviousSecretExpiresAnnotation: start.Add(10 * time.Minute).Format(time.RFC3339),
 	}
-	if err := k8s.Patch(context.Background(), s, patch); err != nil {
-		t.Fatal(err)
-	}
-	w.waitIndexed(s)
+	w.update(s)
 
 	status := func(secret string) int {
 		return post(srv.Handler(), "application/json", jsonBody(map[string]string{
@@ -61,7 +49,7 @@ func TestPreviousSecretDuringGracePeriod(t *testing.T) {
 		{10 * time.Minute, http.StatusUnauthorized, http.StatusOK},
 		{time.Hour, http.StatusUnauthorized, http.StatusOK},
 	} {
-		now.Store(start.Add(tc.at).Unix())
+		now.SetTime(start.Add(tc.at))
 		if got := status(oldSecret); got != tc.old {
 			t.Errorf("at +%s: previous secret answered %d, want %d", tc.at, got, tc.old)
 		}
@@ -81,10 +69,9 @@ func TestForgedPreviousSecretIsRefused(t *testing.T) {
 	w := newWorld(t)
 	ns := w.namespace("forged", nil)
 	api := w.api("forged", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
-	var now atomic.Int64
 	start := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	now.Store(start.Unix())
-	srv, _ := w.server("", signing.ES256, func() time.Time { return time.Unix(now.Load(), 0) })
+	now := clocktesting.NewFakePassiveClock(start)
+	srv, _ := w.server("", signing.ES256, now)
 	id := w.client(ns, "forged", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api},
 		SecretRotation: &oauthv1alpha1.SecretRotation{GracePeriod: &metav1.Duration{Duration: time.Hour}}})
 	farFuture := start.Add(100 * 365 * 24 * time.Hour).Format(time.RFC3339)
@@ -92,17 +79,10 @@ func TestForgedPreviousSecretIsRefused(t *testing.T) {
 
 	forge := func(previous string, annotations map[string]string) {
 		t.Helper()
-		s := &corev1.Secret{}
-		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "forged"}, s); err != nil {
-			t.Fatal(err)
-		}
-		patch := client.MergeFrom(s.DeepCopy())
+		s := w.secret(ns, "forged")
 		s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret] = []byte(previous)
 		s.Annotations = annotations
-		if err := k8s.Patch(context.Background(), s, patch); err != nil {
-			t.Fatal(err)
-		}
-		w.waitIndexed(s)
+		w.update(s)
 	}
 	status := func(secret string) int {
 		return post(srv.Handler(), "application/json", jsonBody(map[string]string{
@@ -127,13 +107,13 @@ func TestForgedPreviousSecretIsRefused(t *testing.T) {
 		at   time.Duration
 		want int
 	}{{0, http.StatusOK}, {59 * time.Minute, http.StatusOK}, {time.Hour, http.StatusUnauthorized}, {48 * time.Hour, http.StatusUnauthorized}} {
-		now.Store(start.Add(tc.at).Unix())
+		now.SetTime(start.Add(tc.at))
 		if got := status(long); got != tc.want {
 			t.Errorf("far-future expiry, at rotation +%s: %d, want %d", tc.at, got, tc.want)
 		}
 	}
 	// Without a rotation time, or with one in the future: refused.
-	now.Store(start.Unix())
+	now.SetTime(start)
 	forge(long, map[string]string{oauthv1alpha1.PreviousSecretExpiresAnnotation: farFuture})
 	if got := status(long); got != http.StatusUnauthorized {
 		t.Errorf("no rotation time: %d, want 401", got)
@@ -149,16 +129,9 @@ func TestForgedPreviousSecretIsRefused(t *testing.T) {
 		t.Errorf("the current secret: %d", got)
 	}
 	// A short current secret written by hand is refused too.
-	s := &corev1.Secret{}
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "forged"}, s); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(s.DeepCopy())
+	s := w.secret(ns, "forged")
 	s.Data[oauthv1alpha1.SecretKeyClientSecret] = []byte("pin1234")
-	if err := k8s.Patch(context.Background(), s, patch); err != nil {
-		t.Fatal(err)
-	}
-	w.waitIndexed(s)
+	w.update(s)
 	if got := status("pin1234"); got != http.StatusUnauthorized {
 		t.Errorf("short current secret: %d, want 401", got)
 	}

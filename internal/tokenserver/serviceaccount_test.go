@@ -1,43 +1,29 @@
 package tokenserver
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	jwtv5 "github.com/golang-jwt/jwt/v5"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
-// saToken asks the API server (TokenRequest) for a token of ServiceAccount ns/name.
-func saToken(t *testing.T, ns, name string, audiences []string, lifetime time.Duration) string {
+// saToken is a token of ServiceAccount ns/name as the API server's TokenRequest gives
+// it, from the world's ServiceAccount issuer.
+func saToken(t *testing.T, w *world, ns, name string, audiences []string, lifetime time.Duration) string {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: ptr.To(int64(lifetime / time.Second))},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("TokenRequest for %s/%s: %v", ns, name, err)
-	}
-	return tr.Status.Token
+	return w.kubeIssuer().token(t, w, ns, name, audiences, lifetime)
 }
 
 func assertion(id, token string) string {
@@ -75,11 +61,10 @@ func TestServiceAccountTokenClient(t *testing.T) {
 	disabledClient := create("erp-off", saSpec(true))
 	secretClient := w.client(ns, "classic", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
 
-	var offset atomic.Int64 // the server's clock runs ahead by this many seconds
-	srv, keys := w.server("workloadIdentity:\n  maxTokenLifetime: 1h\nrateLimit:\n  failedAuthPerMinute: 0\n", signing.ES256,
-		func() time.Time { return time.Now().Add(time.Duration(offset.Load()) * time.Second) })
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	srv, keys := w.server("workloadIdentity:\n  maxTokenLifetime: 1h\nrateLimit:\n  failedAuthPerMinute: 0\n", signing.ES256, clk)
 	const issuer = "https://issuer.test"
-	good := saToken(t, ns, "erp", []string{issuer}, time.Hour)
+	good := saToken(t, w, ns, "erp", []string{issuer}, time.Hour)
 
 	// The right token: a token whose subject is the client.
 	rec := post(srv.Handler(), "application/json", assertion(saClient, good))
@@ -90,7 +75,7 @@ func TestServiceAccountTokenClient(t *testing.T) {
 	}
 	// Form bodies too; the token endpoint URL is an accepted audience; the same
 	// ServiceAccount token may be presented again.
-	viaTokenURL := saToken(t, ns, "erp", []string{issuer + TokenPath}, time.Hour)
+	viaTokenURL := saToken(t, w, ns, "erp", []string{issuer + TokenPath}, time.Hour)
 	form := "grant_type=client_credentials&client_id=" + saClient +
 		"&client_assertion_type=" + strings.ReplaceAll(JWTBearerAssertionType, ":", "%3A") + "&client_assertion=" + viaTokenURL
 	for range 2 {
@@ -104,7 +89,7 @@ func TestServiceAccountTokenClient(t *testing.T) {
 		t.Fatalf("wrong secret: %d", wrongSecret.Code)
 	}
 
-	long := saToken(t, ns, "erp", []string{issuer}, 2*time.Hour)
+	long := saToken(t, w, ns, "erp", []string{issuer}, 2*time.Hour)
 	if c := unverifiedClaims(t, long); c.ExpiresAt.Sub(c.IssuedAt.Time) <= time.Hour {
 		t.Fatalf("the API server shortened the long-lived token to %s: the case tests nothing", c.ExpiresAt.Sub(c.IssuedAt.Time))
 	}
@@ -122,10 +107,10 @@ func TestServiceAccountTokenClient(t *testing.T) {
 		// ahead moves the server's clock forward.
 		ahead time.Duration
 	}{
-		{"same-named ServiceAccount of another namespace", assertion(saClient, saToken(t, otherNS, "erp", []string{issuer}, time.Hour)), 0},
-		{"another ServiceAccount of the namespace", assertion(saClient, saToken(t, ns, "intruder", []string{issuer}, time.Hour)), 0},
-		{"foreign audience", assertion(saClient, saToken(t, ns, "erp", []string{"https://kubernetes.default.svc"}, time.Hour)), 0},
-		{"also for the Kubernetes API", assertion(saClient, saToken(t, ns, "erp", []string{issuer, "https://kubernetes.default.svc"}, time.Hour)), 0},
+		{"same-named ServiceAccount of another namespace", assertion(saClient, saToken(t, w, otherNS, "erp", []string{issuer}, time.Hour)), 0},
+		{"another ServiceAccount of the namespace", assertion(saClient, saToken(t, w, ns, "intruder", []string{issuer}, time.Hour)), 0},
+		{"foreign audience", assertion(saClient, saToken(t, w, ns, "erp", []string{"https://kubernetes.default.svc"}, time.Hour)), 0},
+		{"also for the Kubernetes API", assertion(saClient, saToken(t, w, ns, "erp", []string{issuer, "https://kubernetes.default.svc"}, time.Hour)), 0},
 		{"expired token", assertion(saClient, good), 2 * time.Hour},
 		{"token longer-lived than the maximum", assertion(saClient, long), 0},
 		{"signed by another key", assertion(saClient, forged), 0},
@@ -141,8 +126,8 @@ func TestServiceAccountTokenClient(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			offset.Store(int64(tc.ahead / time.Second))
-			defer offset.Store(0)
+			clk.SetTime(time.Now().Add(tc.ahead))
+			defer clk.SetTime(time.Now())
 			rec := post(srv.Handler(), "application/json", tc.body)
 			if rec.Code != http.StatusUnauthorized || rec.Body.String() != wrongSecret.Body.String() ||
 				rec.Header().Get("WWW-Authenticate") != wrongSecret.Header().Get("WWW-Authenticate") {
@@ -155,24 +140,15 @@ func TestServiceAccountTokenClient(t *testing.T) {
 
 	// Its ServiceAccount deleted and created again under the same name: the old token
 	// was issued for another ServiceAccount and authenticates no one; a new one does.
-	old := &corev1.ServiceAccount{}
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "erp"}, old); err != nil {
-		t.Fatal(err)
+	w.remove(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "erp"}})
+	if code := post(srv.Handler(), "application/json", assertion(saClient, good)).Code; code != http.StatusUnauthorized {
+		t.Fatalf("a token of the deleted ServiceAccount: %d, want 401", code)
 	}
-	if err := k8s.Delete(context.Background(), old); err != nil {
-		t.Fatal(err)
+	w.create(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "erp"}})
+	if code := post(srv.Handler(), "application/json", assertion(saClient, good)).Code; code != http.StatusUnauthorized {
+		t.Fatalf("a token of the deleted ServiceAccount, recreated under the same name: %d, want 401", code)
 	}
-	if err := k8s.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "erp"}}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for post(srv.Handler(), "application/json", assertion(saClient, good)).Code != http.StatusUnauthorized {
-		if time.Now().After(deadline) {
-			t.Fatal("a token of the deleted ServiceAccount still authenticates the client")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	decodeOK(t, post(srv.Handler(), "application/json", assertion(saClient, saToken(t, ns, "erp", []string{issuer}, time.Hour))))
+	decodeOK(t, post(srv.Handler(), "application/json", assertion(saClient, saToken(t, w, ns, "erp", []string{issuer}, time.Hour))))
 }
 
 // TestServiceAccountClientFailuresAreRateLimited: refused assertions count against the
@@ -188,7 +164,7 @@ func TestServiceAccountClientFailuresAreRateLimited(t *testing.T) {
 	}}
 	w.create(oc)
 	srv, _ := w.server("rateLimit:\n  failedAuthPerMinute: 1\n  failedAuthBurst: 3\n", signing.ES256, nil)
-	wrong := assertion(oc.ClientID(), saToken(t, ns, "other", []string{"https://issuer.test"}, time.Hour))
+	wrong := assertion(oc.ClientID(), saToken(t, w, ns, "other", []string{"https://issuer.test"}, time.Hour))
 	var codes []int
 	for range 4 {
 		codes = append(codes, post(srv.Handler(), "application/json", wrong).Code)

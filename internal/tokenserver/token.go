@@ -35,7 +35,7 @@ type tokenResponse struct {
 type grant struct {
 	clientID string
 	method   oauthv1alpha1.AuthenticationMethod
-	api      *apiEntry
+	api      *API
 	scopes   []string
 	ttl      time.Duration
 }
@@ -44,9 +44,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := exchange{credential: "none"}
 	resp, api, oerr := s.token(w, r, &x)
-	s.audit.record(&x, oerr, s.now())
+	s.audit.record(&x, oerr, s.clock.Now())
 	if oerr != nil {
-		observe(start, oerr.code, nil)
+		s.metrics.refused(start, oerr)
 		writeError(w, oerr)
 		return
 	}
@@ -55,15 +55,16 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	noStore(h)
 	h["Content-Type"] = valueJSON
 	_, _ = w.Write(body)
-	observe(start, "ok", api)
+	s.metrics.issued(start, api)
 }
 
 // token answers a token request: a token and its audience, or an OAuth error.
 // x receives what the audit record of the request says.
-func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*tokenResponse, *apiEntry, *oauthError) {
+func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*tokenResponse, *API, *oauthError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, nil, &oauthError{http.StatusMethodNotAllowed, errInvalidRequest, "the token endpoint accepts only POST", 0}
+		return nil, nil, &oauthError{status: http.StatusMethodNotAllowed, code: errInvalidRequest,
+			description: "the token endpoint accepts only POST", reason: ReasonMalformedRequest}
 	}
 	req, oerr := parseTokenRequest(w, r, s.cfg.TokenServer.MaxBodyBytes)
 	if oerr != nil {
@@ -74,12 +75,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*to
 		req.clientID = assertionSubject(req.cred.assertion)
 	}
 	addr := s.clientAddr(r)
-	x.clientID, x.credential, x.source = req.clientID, req.cred.kind.String(), addr
+	x.clientID, x.credential, x.source = req.clientID, req.cred.kind.String(), addr.String()
 	if oerr := s.throttled(addr); oerr != nil {
 		return nil, nil, oerr
 	}
 	g, oerr := s.authorize(req, x)
-	if oerr == errClientAuth {
+	if oerr != nil && oerr.status == http.StatusUnauthorized {
+		// Every failed authentication counts against the address it came from.
 		s.failed(addr)
 	}
 	if oerr != nil {
@@ -91,61 +93,60 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*to
 }
 
 // authorize authenticates the client and decides audience, scopes and lifetime, from
-// the registry alone.
+// the State alone.
 func (s *Server) authorize(req *tokenRequest, x *exchange) (*grant, *oauthError) {
-	oc, oerr := s.authenticate(req, x)
+	c, oerr := s.authenticate(req, x)
 	if oerr != nil {
 		return nil, oerr
 	}
-	if oc.perMinute > 0 {
-		if wait, ok := s.requests.take(oc.clientID, oc.perMinute, oc.burst, s.now()); !ok {
-			return nil, &oauthError{http.StatusTooManyRequests, errTemporarilyUnavail,
-				"this client's request rate limit is exceeded; retry later", max(wait, time.Second)}
+	if c.perMinute > 0 {
+		if wait, ok := s.requests.take(c.clientID, c.perMinute, c.burst, s.clock.Now()); !ok {
+			return nil, &oauthError{status: http.StatusTooManyRequests, code: errTemporarilyUnavail,
+				description: "this client's request rate limit is exceeded; retry later", retryAfter: max(wait, time.Second),
+				reason: ReasonClientRateLimited}
 		}
 	}
-	api, oerr := s.resolveAPI(oc, req)
+	api, oerr := s.resolveAPI(c, req)
 	if oerr != nil {
 		return nil, oerr
 	}
-	scopes, oerr := grantScopes(oc, api, req.scope)
+	scopes, oerr := grantScopes(c, api, req.scope)
 	if oerr != nil {
 		return nil, oerr
 	}
-	return &grant{clientID: oc.clientID, method: oc.method, api: api, scopes: scopes, ttl: s.lifetime(oc, api)}, nil
+	return &grant{clientID: c.clientID, method: c.method, api: api, scopes: scopes, ttl: s.lifetime(c, api)}, nil
 }
 
 // resolveAPI picks the API the token is for: the requested audience or resource, or the
 // client's only API. The API must be one of the client's, exist, and admit the
 // client's namespace now.
-func (s *Server) resolveAPI(oc *clientEntry, req *tokenRequest) (*apiEntry, *oauthError) {
+func (s *Server) resolveAPI(c *Client, req *tokenRequest) (*API, *oauthError) {
 	want := req.audience
 	if want == "" {
 		want = req.resource
 	}
-	if want == "" && len(oc.audiences) != 1 {
-		return nil, badRequest(errInvalidRequest, "the client has several APIs: name one with the audience parameter")
+	if want == "" && len(c.audiences) != 1 {
+		return nil, badRequest(ReasonAudienceRequired, errInvalidRequest, "the client has several APIs: name one with the audience parameter")
 	}
-	for _, name := range oc.audiences {
-		api, admitted := s.registry.api(name, oc.namespace)
+	for _, name := range c.audiences {
+		api := s.state.API(name)
 		if api == nil || (want != "" && api.audience != want) {
 			continue
 		}
-		// Admission reads only what administrators write: the OAuthAPI and the
-		// Namespace's labels.
-		if !admitted {
-			return nil, badRequest(errInvalidTarget, "the requested audience does not admit this client")
+		if !s.state.Admits(api, c.namespace) {
+			return nil, badRequest(ReasonNamespaceNotAdmitted, errInvalidTarget, "the requested audience does not admit this client")
 		}
 		return api, nil
 	}
-	return nil, badRequest(errInvalidTarget, "the requested audience is not one this client may obtain tokens for")
+	return nil, badRequest(ReasonAudienceNotGranted, errInvalidTarget, "the requested audience is not one this client may obtain tokens for")
 }
 
 // grantScopes checks the requested scopes against the client and the API; with none
 // requested, the client gets every scope both allow.
-func grantScopes(oc *clientEntry, api *apiEntry, requested string) ([]string, *oauthError) {
+func grantScopes(c *Client, api *API, requested string) ([]string, *oauthError) {
 	if requested == "" {
 		var all []string
-		for _, sc := range oc.scopeList {
+		for _, sc := range c.scopeList {
 			if api.scopes[sc] {
 				all = append(all, sc)
 			}
@@ -154,8 +155,8 @@ func grantScopes(oc *clientEntry, api *apiEntry, requested string) ([]string, *o
 	}
 	scopes := strings.Fields(requested)
 	for _, sc := range scopes {
-		if !oc.scopes[sc] || !api.scopes[sc] {
-			return nil, badRequest(errInvalidScope, "a requested scope is not allowed for this client and audience")
+		if !c.scopes[sc] || !api.scopes[sc] {
+			return nil, badRequest(ReasonScopeNotAllowed, errInvalidScope, "a requested scope is not allowed for this client and audience")
 		}
 	}
 	return dedupe(scopes), nil
@@ -175,13 +176,13 @@ func dedupe(s []string) []string {
 
 // lifetime is the server default, overridden by the API, shortened by the client,
 // capped by the server maximum; whole seconds.
-func (s *Server) lifetime(oc *clientEntry, api *apiEntry) time.Duration {
+func (s *Server) lifetime(c *Client, api *API) time.Duration {
 	ttl := s.cfg.Tokens.DefaultTTL.Duration
 	if api.ttl > 0 {
 		ttl = api.ttl
 	}
-	if oc.ttl > 0 && oc.ttl < ttl {
-		ttl = oc.ttl
+	if c.ttl > 0 && c.ttl < ttl {
+		ttl = c.ttl
 	}
 	ttl = min(ttl, s.cfg.Tokens.MaxTTL.Duration)
 	return max(ttl.Truncate(time.Second), time.Second)
@@ -191,13 +192,11 @@ func (s *Server) lifetime(oc *clientEntry, api *apiEntry) time.Duration {
 func (s *Server) issue(g *grant, requestedScope string, x *exchange) (*tokenResponse, *oauthError) {
 	d := s.published()
 	if d == nil {
-		return nil, &oauthError{http.StatusServiceUnavailable, errTemporarilyUnavail, "signing keys not loaded yet", 0}
+		return nil, &oauthError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavail,
+			description: "signing keys not loaded yet", reason: ReasonSigningKeyUnavailable}
 	}
-	jti, err := randomID()
-	if err != nil {
-		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token", 0}
-	}
-	now := s.now().Unix()
+	jti := randomID()
+	now := s.clock.Now().Unix()
 	ttl := int64(g.ttl / time.Second)
 	scope := strings.Join(g.scopes, " ")
 	c := claims{
@@ -208,7 +207,8 @@ func (s *Server) issue(g *grant, requestedScope string, x *exchange) (*tokenResp
 	token, err := d.keys.Signer.Sign(appendClaims(make([]byte, 0, 384), &c))
 	if err != nil {
 		s.log.Error(err, "sign access token", "kid", d.keys.Signer.KeyID())
-		return nil, &oauthError{http.StatusInternalServerError, errServerError, "could not issue a token", 0}
+		return nil, &oauthError{status: http.StatusInternalServerError, code: errServerError,
+			description: "could not issue a token", reason: ReasonSigningFailed}
 	}
 	x.jti, x.exp, x.scope = jti, c.ExpiresAt, scope
 	resp := &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: ttl}
@@ -218,11 +218,9 @@ func (s *Server) issue(g *grant, requestedScope string, x *exchange) (*tokenResp
 	return resp, nil
 }
 
-// randomID returns 128 random bits, base64url: the jti.
-func randomID() (string, error) {
+// randomID returns 128 random bits, base64url: the jti. (crypto/rand.Read never fails.)
+func randomID() string {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

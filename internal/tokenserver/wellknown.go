@@ -40,7 +40,7 @@ func (s *Server) buildMetadata(algs []string, oidc bool) []byte {
 	iss := s.cfg.Issuer
 	doc := map[string]any{
 		"issuer":                                iss,
-		"token_endpoint":                        iss + TokenPath,
+		"token_endpoint":                        s.cfg.TokenURL(),
 		"jwks_uri":                              iss + JWKSPath,
 		"grant_types_supported":                 []string{"client_credentials"},
 		"response_types_supported":              []string{},

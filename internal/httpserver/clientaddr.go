@@ -1,4 +1,4 @@
-package tokenserver
+package httpserver
 
 import (
 	"net"
@@ -7,19 +7,25 @@ import (
 	"strings"
 )
 
-// clientAddr is the address a request comes from, as the failed-authentication limit
-// counts it, in canonical form (IPv4-mapped IPv6 addresses as IPv4, no zone), so that
-// the same client always has the same key.
+// ClientAddresses tells the address a request comes from, behind the proxies it
+// trusts (tokenServer.trustedProxies).
+type ClientAddresses struct {
+	// TrustedProxies are the peers whose forwarding headers name the client.
+	TrustedProxies []netip.Prefix
+}
+
+// Of is the address r comes from, in canonical form (IPv4-mapped IPv6 addresses as
+// IPv4, no zone), so that the same client always has the same key.
 //
-// It is the peer's address, unless the peer is one of tokenServer.trustedProxies: then
-// it is the rightmost address of X-Forwarded-For (or, without that header, of the
-// Forwarded header's for= parameters) that is not itself a trusted proxy; when there is
-// none (or a hop before it is not an address), the peer. Forwarding headers from any other
-// peer are ignored: anyone can set them.
-func (s *Server) clientAddr(r *http.Request) string {
-	peer := peerAddr(r)
-	if len(s.trustedProxies) == 0 || !s.trusted(peer) {
-		return peer.String()
+// It is the peer's address, unless the peer is one of the trusted proxies: then it is
+// the rightmost address of X-Forwarded-For (or, without that header, of the Forwarded
+// header's for= parameters) that is not itself a trusted proxy; when there is none (or
+// a hop before it is not an address), the peer. Forwarding headers from any other peer
+// are ignored: anyone can set them.
+func (s ClientAddresses) Of(r *http.Request) netip.Addr {
+	peer := PeerAddr(r)
+	if len(s.TrustedProxies) == 0 || !s.trusted(peer) {
+		return peer
 	}
 	hops := forwardedFor(r.Header)
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -29,20 +35,20 @@ func (s *Server) clientAddr(r *http.Request) string {
 			break
 		}
 		if !s.trusted(a) {
-			return a.String()
+			return a
 		}
 	}
 	// No untrusted address: a header naming only trusted addresses (or none) decides
 	// nothing; the peer is the client as far as we know.
-	return peer.String()
+	return peer
 }
 
 // trusted reports whether a is one of the trusted proxies.
-func (s *Server) trusted(a netip.Addr) bool {
+func (s ClientAddresses) trusted(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
-	for _, p := range s.trustedProxies {
+	for _, p := range s.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -50,9 +56,9 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
-// peerAddr is the IP address of the connection's other end; the zero Addr when
-// RemoteAddr holds none (a Unix socket, a test).
-func peerAddr(r *http.Request) netip.Addr {
+// PeerAddr is the IP address of the connection's other end, canonical; the zero Addr
+// when RemoteAddr holds none (a Unix socket, a test).
+func PeerAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

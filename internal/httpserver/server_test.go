@@ -1,4 +1,4 @@
-package tokenserver
+package httpserver
 
 import (
 	"bufio"
@@ -11,14 +11,16 @@ import (
 	"testing"
 	"time"
 
-	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+	"github.com/go-logr/logr"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 )
 
 // TestSlowHeadersAreCut: a client that sends part of its headers and then nothing (slow
 // loris) is disconnected after tokenServer.readHeaderTimeout. Loopback only.
 func TestSlowHeadersAreCut(t *testing.T) {
-	srv := startServer(t, "tokenServer: {address: '127.0.0.1:0', readHeaderTimeout: 1s}")
+	t.Parallel()
+	srv := startServer(t, "tokenServer: {address: '127.0.0.1:0', readHeaderTimeout: 1s}", nil)
 
 	conn, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
@@ -43,14 +45,15 @@ func TestSlowHeadersAreCut(t *testing.T) {
 // TestConnectionCap: with tokenServer.maxConnections 1, a second client waits until the
 // first connection closes, then is served. Loopback only.
 func TestConnectionCap(t *testing.T) {
-	srv := startServer(t, "tokenServer: {address: '127.0.0.1:0', maxConnections: 1}")
+	t.Parallel()
+	srv := startServer(t, "tokenServer: {address: '127.0.0.1:0', maxConnections: 1}", nil)
 	first, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	get := func(timeout time.Duration) (*http.Response, error) {
 		c := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
-		return c.Get("http://" + srv.Addr().String() + JWKSPath)
+		return c.Get("http://" + srv.Addr().String() + "/.well-known/jwks.json")
 	}
 	if resp, err := get(500 * time.Millisecond); err == nil {
 		_ = resp.Body.Close()
@@ -67,11 +70,21 @@ func TestConnectionCap(t *testing.T) {
 	}
 }
 
-// startServer runs a token server on loopback until the test ends.
-func startServer(t *testing.T, cfg string) *Server {
+// startServer serves handler on loopback, as tokenServer in cfg says, until the test
+// ends; nil handler: one that answers 200 to every request.
+func startServer(t *testing.T, cfg string, handler http.Handler) *Server {
 	t.Helper()
-	w := newWorld(t)
-	srv, _ := w.server(cfg, signing.ES256, nil)
+	c, err := config.Parse([]byte("issuer: https://issuer.test\n" + cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if handler == nil {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			_, _ = io.WriteString(w, "ok")
+		})
+	}
+	srv := New(c.TokenServer, handler, logr.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(ctx) }()
@@ -82,7 +95,7 @@ func startServer(t *testing.T, cfg string) *Server {
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for srv.Addr() == nil {
+	for !srv.Listening() {
 		if time.Now().After(deadline) {
 			t.Fatal("server did not listen")
 		}
@@ -96,27 +109,10 @@ func startServer(t *testing.T, cfg string) *Server {
 // client must still get a token, long before the idle timeout (2 minutes here), as
 // the idle connection that waited longest is closed to make room. Loopback only.
 func TestIdleConnectionsDoNotKeepClientsOut(t *testing.T) {
-	w := newWorld(t)
-	ns := w.namespace("idle", nil)
-	api := w.api("idle", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
-	id := w.client(ns, "c", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
-	srv, _ := w.server("tokenServer: {address: '127.0.0.1:0', maxConnections: 8, idleTimeout: 120s}", signing.ES256, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); srv.Addr() == nil; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("server did not listen")
-		}
-	}
-	body := jsonBody(map[string]string{"grant_type": "client_credentials", "client_id": id, "client_secret": w.secrets[id]})
-	request := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", TokenPath, len(body), body)
+	t.Parallel()
+	srv := startServer(t, "tokenServer: {address: '127.0.0.1:0', maxConnections: 8, idleTimeout: 120s}", nil)
+	const path, body = "/oauth2-token", `{"grant_type":"client_credentials"}`
+	request := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
 
 	// Fill every slot with a keep-alive connection that sent one request and idles.
 	var idle []net.Conn
@@ -144,7 +140,7 @@ func TestIdleConnectionsDoNotKeepClientsOut(t *testing.T) {
 
 	start := time.Now()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Post("http://"+srv.Addr().String()+TokenPath, "application/json", strings.NewReader(body))
+	resp, err := client.Post("http://"+srv.Addr().String()+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("a new client with every slot held by idle connections: %v (after %s)", err, time.Since(start))
 	}

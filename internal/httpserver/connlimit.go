@@ -1,4 +1,4 @@
-package tokenserver
+package httpserver
 
 import (
 	"net"

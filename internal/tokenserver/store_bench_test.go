@@ -13,18 +13,18 @@ import (
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
 
-// BenchmarkRegistryCredentials measures the token server's lookup of a client and its
-// Secret, credentials(namespace, name), with 100, 10,000 and 100,000 clients indexed,
+// BenchmarkStoreClient measures the token server's lookup of a client and its
+// Secret, Store.Client(namespace, name), with 100, 10,000 and 100,000 clients indexed,
 // for random existing clients. The lookup is two map reads under a read lock, so ns/op
 // should stay flat as the number of clients grows, apart from CPU-cache misses once the
-// maps outgrow the caches (BenchmarkRegistryCredentialsHot shows the lookup without
+// maps outgrow the caches (BenchmarkStoreClientHot shows the lookup without
 // them):
 //
-//	go test -run '^$' -bench BenchmarkRegistryCredentials -benchmem ./internal/tokenserver/
-func BenchmarkRegistryCredentials(b *testing.B) {
+//	go test -run '^$' -bench BenchmarkStoreClient -benchmem ./internal/tokenserver/
+func BenchmarkStoreClient(b *testing.B) {
 	for _, n := range []int{100, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-			r, keys := filledRegistry(b, n)
+			r, keys := filledStore(b, n)
 			// Random order, fixed seed; drawn before the timer so that the loop
 			// measures the lookup and not the random number generator.
 			rng := rand.New(rand.NewPCG(1, uint64(n)))
@@ -38,7 +38,7 @@ func BenchmarkRegistryCredentials(b *testing.B) {
 			for b.Loop() {
 				k := order[i&(len(order)-1)]
 				i++
-				c, s := r.credentials(k.Namespace, k.Name)
+				c, s := r.Client(k.Namespace, k.Name)
 				if c == nil || s == nil {
 					b.Fatalf("no credentials for %s", k)
 				}
@@ -47,14 +47,14 @@ func BenchmarkRegistryCredentials(b *testing.B) {
 	}
 }
 
-// BenchmarkRegistryCredentialsHot is BenchmarkRegistryCredentials with the lookups
+// BenchmarkStoreClientHot is BenchmarkStoreClient with the lookups
 // confined to 256 random clients, whose entries stay in the CPU caches. It separates
 // the lookup's algorithmic cost (flat here) from the cache misses that random lookups
 // over large maps pay (the difference between the two benchmarks at 100,000 clients).
-func BenchmarkRegistryCredentialsHot(b *testing.B) {
+func BenchmarkStoreClientHot(b *testing.B) {
 	for _, n := range []int{100, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-			r, keys := filledRegistry(b, n)
+			r, keys := filledStore(b, n)
 			rng := rand.New(rand.NewPCG(2, uint64(n)))
 			hot := make([]types.NamespacedName, 256)
 			for i := range hot {
@@ -70,7 +70,7 @@ func BenchmarkRegistryCredentialsHot(b *testing.B) {
 			for b.Loop() {
 				k := order[i&(len(order)-1)]
 				i++
-				if c, s := r.credentials(k.Namespace, k.Name); c == nil || s == nil {
+				if c, s := r.Client(k.Namespace, k.Name); c == nil || s == nil {
 					b.Fatalf("no credentials for %s", k)
 				}
 			}
@@ -78,11 +78,11 @@ func BenchmarkRegistryCredentialsHot(b *testing.B) {
 	}
 }
 
-// filledRegistry indexes n clients, spread over 20 namespaces, each with the Secret it
-// controls, through the same set* methods the informers call.
-func filledRegistry(tb testing.TB, n int) (*registry, []types.NamespacedName) {
+// filledStore indexes n clients, spread over 20 namespaces, each with the Secret it
+// controls, through the same Set the informers call.
+func filledStore(tb testing.TB, n int) (*Store, []types.NamespacedName) {
 	tb.Helper()
-	r := newRegistry()
+	r := NewStore()
 	keys := make([]types.NamespacedName, 0, n)
 	for i := range n {
 		ns, name := fmt.Sprintf("tenant-%02d", i%20), fmt.Sprintf("client-%06d", i)
@@ -94,8 +94,8 @@ func filledRegistry(tb testing.TB, n int) (*registry, []types.NamespacedName) {
 				Scopes:    []oauthv1alpha1.Scope{"users:read"},
 			},
 		}
-		r.setClient(oc)
-		r.setSecret(&corev1.Secret{
+		r.Set(oc)
+		r.Set(&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: ns, Name: oc.EffectiveSecretName(), ResourceVersion: "1",
 				Labels: map[string]string{
@@ -106,15 +106,15 @@ func filledRegistry(tb testing.TB, n int) (*registry, []types.NamespacedName) {
 					Name: name, UID: uid, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 				}},
 			},
-			Data: map[string][]byte{oauthv1alpha1.SecretKeyClientSecret: fmt.Appendf(nil, "secret-%06d", i)},
+			Data: map[string][]byte{oauthv1alpha1.SecretKeyClientSecret: fmt.Appendf(nil, "secret-%06d-%036d", i, i)},
 		})
 		keys = append(keys, types.NamespacedName{Namespace: ns, Name: name})
 	}
-	if got := r.clientCount(); got != n {
-		tb.Fatalf("registry holds %d clients, want %d", got, n)
+	if got := r.Clients(); got != n {
+		tb.Fatalf("store holds %d clients, want %d", got, n)
 	}
 	// Every Secret must be recognised as controlled by its client, as in production.
-	c, s := r.credentials(keys[0].Namespace, keys[0].Name)
+	c, s := r.Client(keys[0].Namespace, keys[0].Name)
 	if c == nil || s == nil || s.owner != c.uid || !s.ok {
 		tb.Fatalf("credentials of %s not indexed as controlled: client %v secret %v", keys[0], c, s)
 	}

@@ -1,0 +1,99 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/httpserver"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver/clusterstate"
+)
+
+// TokenService is the token server as it runs in every replica (a manager runnable that
+// needs no leadership): the protocol (tokenserver.Server) over a State the informers
+// keep up to date (clusterstate), served by the HTTP plumbing (httpserver).
+type TokenService struct {
+	// Protocol answers the endpoints.
+	Protocol *tokenserver.Server
+	// HTTP serves Protocol's handler.
+	HTTP *httpserver.Server
+	// Store is the State the informers feed.
+	Store *tokenserver.Store
+
+	feed      clusterstate.Feed
+	informers cache.Informers
+	keys      *signing.Keyring
+}
+
+// tokenServiceOptions are what the token service is built of.
+type tokenServiceOptions struct {
+	config    *config.Config
+	informers cache.Informers
+	keys      *signing.Keyring
+	clock     clock.PassiveClock
+	metrics   prometheus.Registerer
+	saIssuer  tokenserver.ServiceAccountIssuer
+	audit     io.Writer
+	log       logr.Logger
+}
+
+func newTokenService(o tokenServiceOptions) (*TokenService, error) {
+	store := tokenserver.NewStore()
+	protocol, err := tokenserver.New(tokenserver.Options{
+		Config:               o.config,
+		State:                store,
+		Keys:                 o.keys,
+		Log:                  o.log,
+		Clock:                o.clock,
+		Metrics:              o.metrics,
+		ServiceAccountIssuer: o.saIssuer,
+		Audit:                o.audit,
+		Replica:              replicaName(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &TokenService{
+		Protocol: protocol, Store: store,
+		HTTP:      httpserver.New(o.config.TokenServer, protocol.Handler(), o.log),
+		informers: o.informers, keys: o.keys,
+	}, nil
+}
+
+// NeedLeaderElection is false: every replica serves tokens.
+func (t *TokenService) NeedLeaderElection() bool { return false }
+
+// Start feeds the State from the informers and serves until ctx ends.
+func (t *TokenService) Start(ctx context.Context) error {
+	if err := t.feed.Start(ctx, t.informers, t.Store); err != nil {
+		return err
+	}
+	return t.HTTP.Start(ctx)
+}
+
+// Addr is the address the token server listens on, once it does.
+func (t *TokenService) Addr() net.Addr { return t.HTTP.Addr() }
+
+// Ready reports an error until the server listens, knows every client and has a
+// signing key; it is the manager's readiness check.
+func (t *TokenService) Ready(*http.Request) error {
+	switch {
+	case t.keys.Load() == nil:
+		return errors.New("no signing key loaded yet")
+	case !t.feed.Synced():
+		return errors.New("clients not indexed yet")
+	case !t.HTTP.Listening():
+		return errors.New("token server not listening yet")
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package tokenserver
+
+import (
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+)
+
+// Store is the State of the token endpoint, in memory: Set and Remove record the
+// cluster's objects as they change (the informers call them in the operator; tests call
+// them directly), and the State methods read it. It is safe for concurrent use.
+type Store struct {
+	clients    index[*Client]
+	secrets    index[*Credentials]
+	apis       index[*API]
+	namespaces index[labels.Set]
+	// serviceAccounts maps each ServiceAccount to its UID: a ServiceAccount token
+	// names the UID it was issued for, and one of a deleted (or deleted and recreated)
+	// ServiceAccount authenticates no one.
+	serviceAccounts index[types.UID]
+}
+
+var _ State = (*Store)(nil)
+
+// NewStore returns an empty Store.
+func NewStore() *Store {
+	return &Store{
+		clients: newIndex[*Client](), secrets: newIndex[*Credentials](), apis: newIndex[*API](),
+		namespaces: newIndex[labels.Set](), serviceAccounts: newIndex[types.UID](),
+	}
+}
+
+// Set records obj as it is now: an OAuthClient, a Secret, an OAuthAPI, a Namespace or
+// a ServiceAccount (the object or its metadata). It reports false, recording nothing,
+// for any other kind.
+func (s *Store) Set(obj metav1.Object) bool {
+	key := keyOf(obj)
+	switch o := obj.(type) {
+	case *oauthv1alpha1.OAuthClient:
+		s.clients.set(key, newClient(o))
+	case *corev1.Secret:
+		s.secrets.set(key, newCredentials(o))
+	case *oauthv1alpha1.OAuthAPI:
+		s.apis.set(key, newAPI(o))
+	case *corev1.Namespace:
+		s.namespaces.set(key, labels.Set(o.Labels))
+	case *corev1.ServiceAccount:
+		s.serviceAccounts.set(key, o.UID)
+	case *metav1.PartialObjectMetadata:
+		if o.Kind != "ServiceAccount" {
+			return false
+		}
+		s.serviceAccounts.set(key, o.UID)
+	default:
+		return false
+	}
+	return true
+}
+
+// Remove forgets obj, of any kind Set records.
+func (s *Store) Remove(obj metav1.Object) {
+	key := keyOf(obj)
+	switch o := obj.(type) {
+	case *oauthv1alpha1.OAuthClient:
+		s.clients.remove(key)
+	case *corev1.Secret:
+		s.secrets.remove(key)
+	case *oauthv1alpha1.OAuthAPI:
+		s.apis.remove(key)
+	case *corev1.Namespace:
+		s.namespaces.remove(key)
+	case *corev1.ServiceAccount:
+		s.serviceAccounts.remove(key)
+	case *metav1.PartialObjectMetadata:
+		if o.Kind == "ServiceAccount" {
+			s.serviceAccounts.remove(key)
+		}
+	}
+}
+
+func keyOf(obj metav1.Object) types.NamespacedName {
+	return types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+}
+
+// Client implements State.
+func (s *Store) Client(namespace, name string) (*Client, *Credentials) {
+	c, _ := s.clients.get(types.NamespacedName{Namespace: namespace, Name: name})
+	if c == nil {
+		return nil, nil
+	}
+	cred, _ := s.secrets.get(types.NamespacedName{Namespace: namespace, Name: c.secretName})
+	return c, cred
+}
+
+// API implements State.
+func (s *Store) API(name string) *API {
+	a, _ := s.apis.get(types.NamespacedName{Name: name})
+	return a
+}
+
+// Admits implements State. Admission reads only what administrators write: the
+// OAuthAPI and the Namespace's labels.
+func (s *Store) Admits(api *API, namespace string) bool {
+	nsLabels, ok := s.namespaces.get(types.NamespacedName{Name: namespace})
+	return ok && api.selector.Matches(nsLabels)
+}
+
+// ServiceAccountUID implements State.
+func (s *Store) ServiceAccountUID(namespace, name string) (types.UID, bool) {
+	return s.serviceAccounts.get(types.NamespacedName{Namespace: namespace, Name: name})
+}
+
+// Clients implements State.
+func (s *Store) Clients() int { return s.clients.len() }
+
+// index is one kind of object, by namespace and name (cluster-scoped objects have no
+// namespace).
+type index[V any] struct {
+	mu sync.RWMutex
+	m  map[types.NamespacedName]V
+}
+
+func newIndex[V any]() index[V] { return index[V]{m: map[types.NamespacedName]V{}} }
+
+func (i *index[V]) set(k types.NamespacedName, v V) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.m[k] = v
+}
+
+func (i *index[V]) remove(k types.NamespacedName) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	delete(i.m, k)
+}
+
+func (i *index[V]) get(k types.NamespacedName) (V, bool) {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	v, ok := i.m[k]
+	return v, ok
+}
+
+func (i *index[V]) len() int {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return len(i.m)
+}
