@@ -296,7 +296,7 @@ func (a *privateKeyJWTAuthenticator) authenticate(c *Client, stored *Credentials
 		// Made for this server alone: an assertion a client made for another party as
 		// well must not be usable here.
 		return ReasonAssertionAudience
-	case exp.After(now.Add(a.maxLifetime+assertionLeeway)),
+	case exp.After(now.Add(a.maxLifetime + assertionLeeway)),
 		claims.IssuedAt != nil && exp.Sub(claims.IssuedAt.Time) > a.maxLifetime:
 		return ReasonAssertionLifetime
 	case claims.ID == "" || len(claims.ID) > maxJTILength:

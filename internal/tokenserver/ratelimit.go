@@ -106,7 +106,7 @@ func (s *Server) throttled(addr netip.Addr) *oauthError {
 	}
 	return &oauthError{status: http.StatusTooManyRequests, code: errTemporarilyUnavail,
 		description: "too many failed authentication attempts from this address; retry later",
-		retryAfter: max(d, time.Second), reason: ReasonAddressThrottled}
+		retryAfter:  max(d, time.Second), reason: ReasonAddressThrottled}
 }
 
 // failed counts a failed client authentication against the address it came from.
