@@ -46,6 +46,10 @@ type Server struct {
 	log            logr.Logger
 	clock          clock.PassiveClock
 
+	// sign signs an access token's claims: (*signing.Signer).Sign, which tests replace
+	// to see a signing failure.
+	sign func(*signing.Signer, []byte) (string, error)
+
 	handler http.Handler
 	docs    atomic.Pointer[documents]
 }
@@ -77,7 +81,7 @@ type Options struct {
 
 // New builds a Server.
 func New(o Options) (*Server, error) {
-	s := &Server{cfg: o.Config, state: o.State, keys: o.Keys, log: o.Log, clock: o.Clock}
+	s := &Server{cfg: o.Config, state: o.State, keys: o.Keys, log: o.Log, clock: o.Clock, sign: (*signing.Signer).Sign}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}

@@ -204,7 +204,7 @@ func (s *Server) issue(g *grant, requestedScope string, x *exchange) (*tokenResp
 		IssuedAt: now, NotBefore: now, ExpiresAt: now + ttl,
 		ID: jti, ClientID: g.clientID, Scope: scope,
 	}
-	token, err := d.keys.Signer.Sign(appendClaims(make([]byte, 0, 384), &c))
+	token, err := s.sign(d.keys.Signer, appendClaims(make([]byte, 0, 384), &c))
 	if err != nil {
 		s.log.Error(err, "sign access token", "kid", d.keys.Signer.KeyID())
 		return nil, &oauthError{status: http.StatusInternalServerError, code: errServerError,
