@@ -1,7 +1,7 @@
 // Package httpserver is the HTTP plumbing of the token server, apart from the OAuth
 // protocol (internal/tokenserver): the listener and its connection cap, timeouts and
-// size limits, TLS with certificates reloaded when their files change, graceful
-// shutdown, and the client address of a request behind trusted proxies.
+// size limits, TLS with certificates reloaded when their files change, and graceful
+// shutdown. (Package clientaddr tells a request's client address.)
 package httpserver
 
 import (

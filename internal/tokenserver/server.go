@@ -11,8 +11,8 @@ import (
 	"k8s.io/utils/clock"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/clientaddr"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/httpserver"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
@@ -85,7 +85,7 @@ func New(o Options) (*Server, error) {
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
-	s.clientAddr = httpserver.ClientAddresses{TrustedProxies: o.Config.TokenServer.TrustedProxyPrefixes()}.Of
+	s.clientAddr = clientaddr.Resolver{TrustedProxies: o.Config.TokenServer.TrustedProxyPrefixes()}.Of
 	s.audit = newAuditor(o.Config.Audit, o.Audit, o.Replica)
 	audiences := []string{o.Config.Issuer, o.Config.TokenURL()}
 	s.authenticators = map[oauthv1alpha1.AuthenticationMethod]authenticator{

@@ -151,7 +151,7 @@ func TestGrafanaDashboardConfigMap(t *testing.T) {
 		}
 	}
 	g.Expect(titles).To(ContainElements(
-		"Tokens issued by audience", "Refused requests by error", "Token request latency",
+		"Tokens issued by audience", "Refused requests by error and reason", "Token request latency",
 		"Signing-key age", "OAuthClients", "Reconcile errors", "Leader",
 	))
 

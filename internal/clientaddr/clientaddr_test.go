@@ -1,4 +1,4 @@
-package httpserver
+package clientaddr
 
 import (
 	"net/http"
@@ -14,7 +14,7 @@ func TestClientAddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Parallel()
-	s := ClientAddresses{TrustedProxies: cfg.TokenServer.TrustedProxyPrefixes()}
+	s := Resolver{TrustedProxies: cfg.TokenServer.TrustedProxyPrefixes()}
 	for _, c := range []struct {
 		name, peer string
 		header     map[string][]string

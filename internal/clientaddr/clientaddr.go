@@ -1,4 +1,7 @@
-package httpserver
+// Package clientaddr tells the address an HTTP request comes from: the peer, or behind
+// trusted proxies the address they forward. The failed-authentication limit counts it
+// and audit records name it.
+package clientaddr
 
 import (
 	"net"
@@ -7,9 +10,9 @@ import (
 	"strings"
 )
 
-// ClientAddresses tells the address a request comes from, behind the proxies it
-// trusts (tokenServer.trustedProxies).
-type ClientAddresses struct {
+// Resolver tells the address a request comes from, behind the proxies it trusts
+// (tokenServer.trustedProxies).
+type Resolver struct {
 	// TrustedProxies are the peers whose forwarding headers name the client.
 	TrustedProxies []netip.Prefix
 }
@@ -22,7 +25,7 @@ type ClientAddresses struct {
 // header's for= parameters) that is not itself a trusted proxy; when there is none (or
 // a hop before it is not an address), the peer. Forwarding headers from any other peer
 // are ignored: anyone can set them.
-func (s ClientAddresses) Of(r *http.Request) netip.Addr {
+func (s Resolver) Of(r *http.Request) netip.Addr {
 	peer := PeerAddr(r)
 	if len(s.TrustedProxies) == 0 || !s.trusted(peer) {
 		return peer
@@ -44,7 +47,7 @@ func (s ClientAddresses) Of(r *http.Request) netip.Addr {
 }
 
 // trusted reports whether a is one of the trusted proxies.
-func (s ClientAddresses) trusted(a netip.Addr) bool {
+func (s Resolver) trusted(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}

@@ -1,0 +1,26 @@
+// Package tokenserver is the OAuth 2.0 protocol core of the token server: the
+// client-credentials grant at POST /oauth2-token, the JWKS and the authorization-server
+// metadata. A token request goes parse → authenticate → authorize → issue, reading the
+// cluster only through State (clients, their Secrets' credential material, APIs,
+// namespace admission, ServiceAccounts), so the whole protocol tests without an API
+// server. It imports no informer: package clusterstate feeds a Store from the
+// manager's informers, and package httpserver serves Handler (listener, connection cap,
+// TLS and its reload, client address behind proxies). internal/operator assembles the
+// three.
+//
+// Where a change goes:
+//
+//   - A parameter or request shape: request.go (parsing knows no client and no method;
+//     it extracts the credential presented).
+//   - A client authentication method: an authenticator in auth.go (or its own file),
+//     registered in New, with the material it needs prepared in state.go (newClient,
+//     newCredentials) from the OAuthClient and its Secret.
+//   - A grant type or a token binding: token.go (token, authorize, issue), with the
+//     parameters in request.go and its name in the metadata (wellknown.go).
+//   - A refusal: one Reason in reason.go; every refusal carries one, which goes to the
+//     audit record and the refusal counter, never to the client.
+//   - What is read of the cluster: State and Store (state.go, store.go), and the kinds
+//     clusterstate.Objects watches.
+//   - Abuse controls: ratelimit.go (failed authentication per address, clients' own
+//     limits), replay.go (assertion ids); audit.go writes one record per exchange.
+package tokenserver
