@@ -16,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -73,15 +75,9 @@ type Options struct {
 // Scheme returns a scheme with the Kubernetes types and the operator's API.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	utilruntimeMust(clientgoscheme.AddToScheme(s))
-	utilruntimeMust(oauthv1alpha1.AddToScheme(s))
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(oauthv1alpha1.AddToScheme(s))
 	return s
-}
-
-func utilruntimeMust(err error) {
-	if err != nil {
-		panic(err)
-	}
 }
 
 // ManagedSecrets selects the Secrets the operator manages; the cache holds no other.
@@ -113,31 +109,71 @@ func secretTransform(keySecret types.NamespacedName) toolscache.TransformFunc {
 
 // New builds the manager with every controller and runnable registered.
 func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, error) {
-	if opts.Config == nil {
-		return nil, fmt.Errorf("operator options: no config")
-	}
-	if opts.Namespace == "" {
-		return nil, fmt.Errorf("operator options: no namespace (set POD_NAMESPACE or --namespace)")
-	}
-	if opts.LeaderElectionID == "" {
-		opts.LeaderElectionID = DefaultLeaderElectionID
-	}
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
-	}
-	scheme := Scheme()
-	keySecret := types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName}
-	apiServer, err := newAPIServerProbe(restCfg, opts.Config.TokenServer.APIServerGrace.Duration)
-	if err != nil {
+	if err := opts.complete(); err != nil {
 		return nil, err
 	}
-	// The process's manager runs without leader election: its cache, token server,
-	// probes and metrics serve in every replica whatever happens to the lease.
-	// LeaderWork elects and runs the leader-only controllers in terms.
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
-		HealthProbeBindAddress: opts.ProbeAddr,
+	a := &assembly{
+		opts: opts, restCfg: restCfg, scheme: Scheme(),
+		keySecret:   types.NamespacedName{Namespace: opts.Namespace, Name: opts.Config.Signing.SecretName},
+		keys:        &signing.Keyring{},
+		revocations: &signing.Revocations{},
+	}
+	for _, step := range []func(context.Context) error{
+		a.newManager, a.addLeaderWork, a.addSigningKeys, a.addServiceAccountIssuer, a.addTokenService, a.addProbes,
+	} {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return &a.op, nil
+}
+
+// complete checks opts and fills in the defaults.
+func (o *Options) complete() error {
+	if o.Config == nil {
+		return fmt.Errorf("operator options: no config")
+	}
+	if o.Namespace == "" {
+		return fmt.Errorf("operator options: no namespace (set POD_NAMESPACE or --namespace)")
+	}
+	o.LeaderElectionID = cmp.Or(o.LeaderElectionID, DefaultLeaderElectionID)
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	o.MaxConcurrentReconciles = cmp.Or(o.MaxConcurrentReconciles, 4)
+	if o.Audit == nil {
+		o.Audit = os.Stderr
+	}
+	return nil
+}
+
+// assembly is the operator while New puts it together, one step at a time.
+type assembly struct {
+	opts    Options
+	restCfg *rest.Config
+	scheme  *runtime.Scheme
+	// keySecret is the signing-key Secret.
+	keySecret types.NamespacedName
+	keys      *signing.Keyring
+	// revocations are every revoked signing key this process has seen: the key source
+	// never loads one again, and the leader's rotation revokes one again that comes
+	// back.
+	revocations *signing.Revocations
+	op          Operator
+}
+
+// newManager creates the process's manager. It runs without leader election: its
+// cache, token server, probes and metrics serve in every replica whatever happens to
+// the lease; LeaderWork elects and runs the leader-only controllers in terms.
+func (a *assembly) newManager(ctx context.Context) error {
+	probe, err := newAPIServerProbe(a.restCfg, a.opts.Config.TokenServer.APIServerGrace.Duration)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(a.restCfg, ctrl.Options{
+		Scheme:                 a.scheme,
+		Metrics:                metricsserver.Options{BindAddress: a.opts.MetricsAddr},
+		HealthProbeBindAddress: a.opts.ProbeAddr,
 		LeaderElection:         false,
 		Cache: cache.Options{
 			// Secrets hold every tenant's credentials: cache only the operator's own.
@@ -145,40 +181,61 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 			// is kept without its data: the controller needs only its owner to report
 			// the conflict.
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: ManagedSecrets(), Transform: secretTransform(keySecret)},
+				&corev1.Secret{}: {Label: ManagedSecrets(), Transform: secretTransform(a.keySecret)},
 			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 			// Informers watch again within seconds of an outage, however long it was.
-			NewInformer: apiServer.NewInformer,
+			NewInformer: probe.NewInformer,
 		},
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(opts.SkipControllerNameValidation)},
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(a.opts.SkipControllerNameValidation)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create manager: %w", err)
+		return fmt.Errorf("create manager: %w", err)
 	}
 	if err := controllers.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
-		return nil, err
+		return err
 	}
+	a.op.Manager, a.op.APIServer, a.op.Keys = mgr, probe, a.keys
+	return nil
+}
 
-	recorder := mgr.GetEventRecorder("oauth-client-operator")
-	// Every revoked signing key this process has seen: the key source never loads one
-	// again, and the leader's rotation revokes one again that comes back.
-	revocations := &signing.Revocations{}
-	workers := cmp.Or(opts.MaxConcurrentReconciles, 4)
-	apiReader := mgr.GetAPIReader()
-	// setupLeaderWork registers the leader-only controllers on one term's manager,
-	// which shares the process's cache and client.
-	setupLeaderWork := func(term ctrl.Manager) error {
+// addLeaderWork adds the leader-only work: the controllers, which run in terms of
+// leadership on a term's manager sharing the process's cache and client.
+func (a *assembly) addLeaderWork(context.Context) error {
+	mgr, opts := a.op.Manager, a.opts
+	leader, err := newLeaderWork(mgr, a.restCfg, LeaderElection{
+		Enabled:       opts.LeaderElection,
+		ID:            opts.LeaderElectionID,
+		Namespace:     opts.Namespace,
+		LeaseDuration: opts.LeaseDuration,
+		RenewDeadline: opts.RenewDeadline,
+		RetryPeriod:   opts.RetryPeriod,
+	}, a.setupControllers(mgr.GetEventRecorder("oauth-client-operator"), mgr.GetAPIReader()), ctrl.Log.WithName("leader"))
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(leader); err != nil {
+		return fmt.Errorf("add leader-only work: %w", err)
+	}
+	a.op.Leader = leader
+	return nil
+}
+
+// setupControllers returns what registers the leader-only controllers on one term's
+// manager.
+func (a *assembly) setupControllers(recorder events.EventRecorder, apiReader client.Reader) func(ctrl.Manager) error {
+	cfg := a.opts.Config
+	return func(term ctrl.Manager) error {
 		if err := (&controllers.OAuthClientReconciler{
 			Client:    term.GetClient(),
 			APIReader: apiReader,
-			Scheme:    scheme,
+			Scheme:    a.scheme,
 			Recorder:  recorder,
-			Issuer:    opts.Config.Issuer,
-			Now:       opts.Clock.Now,
-			Workers:   workers,
+			Issuer:    cfg.Issuer,
+			Now:       a.opts.Clock.Now,
+			Workers:   a.opts.MaxConcurrentReconciles,
 			// Generated client key pairs are of the signing algorithm's family.
-			KeyAlgorithm: signing.Algorithm(opts.Config.Signing.Algorithm),
+			KeyAlgorithm: signing.Algorithm(cfg.Signing.Algorithm),
 		}).SetupControllerWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthClient controller: %w", err)
 		}
@@ -188,90 +245,95 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		if err := (&controllers.SigningKeyReconciler{
 			Client:   term.GetClient(),
 			Recorder: recorder,
-			Key:      keySecret,
+			Key:      a.keySecret,
 			Policy: signing.Policy{
-				Algorithm:        signing.Algorithm(opts.Config.Signing.Algorithm),
-				Interval:         opts.Config.Signing.RotationInterval.Duration,
-				PropagationDelay: opts.Config.Signing.PropagationDelay.Duration,
-				RetireAfter:      opts.Config.Tokens.MaxTTL.Duration + config.RetirementLeeway,
+				Algorithm:        signing.Algorithm(cfg.Signing.Algorithm),
+				Interval:         cfg.Signing.RotationInterval.Duration,
+				PropagationDelay: cfg.Signing.PropagationDelay.Duration,
+				RetireAfter:      cfg.Tokens.MaxTTL.Duration + config.RetirementLeeway,
 			},
-			Now:         opts.Clock.Now,
-			Revocations: revocations,
+			Now:         a.opts.Clock.Now,
+			Revocations: a.revocations,
 		}).SetupWithManager(term); err != nil {
 			return fmt.Errorf("set up signing-key rotation: %w", err)
 		}
 		return nil
 	}
-	leader, err := newLeaderWork(mgr, restCfg, LeaderElection{
-		Enabled:       opts.LeaderElection,
-		ID:            opts.LeaderElectionID,
-		Namespace:     opts.Namespace,
-		LeaseDuration: opts.LeaseDuration,
-		RenewDeadline: opts.RenewDeadline,
-		RetryPeriod:   opts.RetryPeriod,
-	}, setupLeaderWork, ctrl.Log.WithName("leader"))
-	if err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(leader); err != nil {
-		return nil, fmt.Errorf("add leader-only work: %w", err)
-	}
+}
 
-	keys := &signing.Keyring{}
+// addSigningKeys adds the source of the signing keys, in every replica.
+func (a *assembly) addSigningKeys(context.Context) error {
+	mgr := a.op.Manager
 	if err := mgr.Add(&signing.SecretSource{
-		Key:         keySecret,
-		Algorithm:   signing.Algorithm(opts.Config.Signing.Algorithm),
+		Key:         a.keySecret,
+		Algorithm:   signing.Algorithm(a.opts.Config.Signing.Algorithm),
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
 		Cache:       mgr.GetCache(),
-		Keyring:     keys,
-		Revocations: revocations,
+		Keyring:     a.keys,
+		Revocations: a.revocations,
 		Log:         ctrl.Log.WithName("signing-keys"),
-		Now:         opts.Clock.Now,
+		Now:         a.opts.Clock.Now,
 	}); err != nil {
-		return nil, fmt.Errorf("add signing-key source: %w", err)
+		return fmt.Errorf("add signing-key source: %w", err)
 	}
-	saIssuer, err := workloadidentity.New(workloadidentity.Options{
+	return nil
+}
+
+// addServiceAccountIssuer adds the cluster's ServiceAccount token issuer.
+func (a *assembly) addServiceAccountIssuer(context.Context) error {
+	mgr := a.op.Manager
+	issuer, err := workloadidentity.New(workloadidentity.Options{
 		Config: mgr.GetConfig(),
-		Issuer: opts.Config.WorkloadIdentity.Issuer,
+		Issuer: a.opts.Config.WorkloadIdentity.Issuer,
 		Log:    ctrl.Log.WithName("serviceaccount-issuer"),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := mgr.Add(saIssuer); err != nil {
-		return nil, fmt.Errorf("add ServiceAccount issuer: %w", err)
+	if err := mgr.Add(issuer); err != nil {
+		return fmt.Errorf("add ServiceAccount issuer: %w", err)
 	}
-	tokens, err := newTokenService(tokenServiceOptions{
-		config:    opts.Config,
+	a.op.ServiceAccountIssuer = issuer
+	return nil
+}
+
+// addTokenService adds the token server, in every replica.
+func (a *assembly) addTokenService(context.Context) error {
+	mgr := a.op.Manager
+	tokens := newTokenService(tokenServiceOptions{
+		config:    a.opts.Config,
 		informers: mgr.GetCache(),
-		keys:      keys,
-		clock:     opts.Clock,
+		keys:      a.keys,
+		clock:     a.opts.Clock,
 		metrics:   metrics.Registry,
-		saIssuer:  saIssuer,
-		audit:     auditWriter(opts.Audit),
+		saIssuer:  a.op.ServiceAccountIssuer,
+		audit:     a.opts.Audit,
 		log:       ctrl.Log.WithName("token-server"),
 	})
-	if err != nil {
-		return nil, err
-	}
 	if err := mgr.Add(tokens); err != nil {
-		return nil, fmt.Errorf("add token server: %w", err)
+		return fmt.Errorf("add token server: %w", err)
 	}
+	a.op.TokenServer = tokens
+	return nil
+}
 
+// addProbes adds the health and readiness checks and the API-server probe.
+func (a *assembly) addProbes(context.Context) error {
+	mgr := a.op.Manager
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("add health check: %w", err)
+		return fmt.Errorf("add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("token-server", tokens.Ready); err != nil {
-		return nil, fmt.Errorf("add readiness check: %w", err)
+	if err := mgr.AddReadyzCheck("token-server", a.op.TokenServer.Ready); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
 	}
-	if err := mgr.Add(apiServer); err != nil {
-		return nil, fmt.Errorf("add API server probe: %w", err)
+	if err := mgr.Add(a.op.APIServer); err != nil {
+		return fmt.Errorf("add API server probe: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("api-server", apiServer.Ready); err != nil {
-		return nil, fmt.Errorf("add readiness check: %w", err)
+	if err := mgr.AddReadyzCheck("api-server", a.op.APIServer.Ready); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
 	}
-	return &Operator{Manager: mgr, TokenServer: tokens, Keys: keys, APIServer: apiServer, ServiceAccountIssuer: saIssuer, Leader: leader}, nil
+	return nil
 }
 
 // Operator is the assembled manager with handles on its parts, for callers that need
@@ -300,11 +362,4 @@ func replicaName() string {
 	}
 	name, _ := os.Hostname()
 	return name
-}
-
-func auditWriter(w io.Writer) io.Writer {
-	if w == nil {
-		return os.Stderr
-	}
-	return w
 }

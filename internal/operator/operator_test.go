@@ -388,7 +388,7 @@ func TestMetricsFollowTokenRequests(t *testing.T) {
 		Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}}})
 	id, secret, tokenURL := credentials(t, ns, "counted")
 	issued := fmt.Sprintf(`oauth_tokens_issued_total{audience=%q}`, api)
-	failed := `oauth_token_requests_failed_total{error="invalid_client"}`
+	failed := `oauth_token_requests_failed_total{error="invalid_client",reason="wrong_secret"}`
 	g.Eventually(func() int {
 		return requestToken(t, tokenURL, "application/json", fmt.Sprintf(`{"grant_type":"client_credentials","client_id":%q,"client_secret":%q}`, id, secret)).status
 	}, 10*time.Second, 50*time.Millisecond).Should(Equal(http.StatusOK))

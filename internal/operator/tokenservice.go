@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -33,6 +34,7 @@ type TokenService struct {
 	feed      clusterstate.Feed
 	informers cache.Informers
 	keys      *signing.Keyring
+	metrics   prometheus.Registerer
 }
 
 // tokenServiceOptions are what the token service is built of.
@@ -47,34 +49,39 @@ type tokenServiceOptions struct {
 	log       logr.Logger
 }
 
-func newTokenService(o tokenServiceOptions) (*TokenService, error) {
+func newTokenService(o tokenServiceOptions) *TokenService {
 	store := tokenserver.NewStore()
-	protocol, err := tokenserver.New(tokenserver.Options{
+	protocol := tokenserver.New(tokenserver.Options{
 		Config:               o.config,
 		State:                store,
 		Keys:                 o.keys,
 		Log:                  o.log,
 		Clock:                o.clock,
-		Metrics:              o.metrics,
 		ServiceAccountIssuer: o.saIssuer,
 		Audit:                o.audit,
 		Replica:              replicaName(),
 	})
-	if err != nil {
-		return nil, err
-	}
 	return &TokenService{
 		Protocol: protocol, Store: store,
 		HTTP:      httpserver.New(o.config.TokenServer, protocol.Handler(), o.log),
-		informers: o.informers, keys: o.keys,
-	}, nil
+		informers: o.informers, keys: o.keys, metrics: o.metrics,
+	}
 }
 
 // NeedLeaderElection is false: every replica serves tokens.
 func (t *TokenService) NeedLeaderElection() bool { return false }
 
-// Start feeds the State from the informers and serves until ctx ends.
+// Start feeds the State from the informers and serves until ctx ends; its metrics are
+// registered meanwhile.
 func (t *TokenService) Start(ctx context.Context) error {
+	if t.metrics != nil {
+		for _, c := range t.Protocol.Collectors() {
+			if err := t.metrics.Register(c); err != nil {
+				return fmt.Errorf("token server metrics: %w", err)
+			}
+			defer t.metrics.Unregister(c)
+		}
+	}
 	if err := t.feed.Start(ctx, t.informers, t.Store); err != nil {
 		return err
 	}

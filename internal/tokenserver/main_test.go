@@ -180,11 +180,7 @@ func (w *world) serverWith(cfgYAML string, alg signing.Algorithm, o Options) (*S
 	if o.ServiceAccountIssuer == nil {
 		o.ServiceAccountIssuer = w.kubeIssuer()
 	}
-	srv, err := New(o)
-	if err != nil {
-		w.tb.Fatal(err)
-	}
-	return srv, keys
+	return New(o), keys
 }
 
 func allNS() oauthv1alpha1.AllowedNamespaces {

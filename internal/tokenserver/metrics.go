@@ -1,8 +1,6 @@
 package tokenserver
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,19 +48,11 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-// register adds the collectors to reg. A process registers one Server's metrics on a
-// registry; a second Server on the same registry is an error.
-func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.tokensIssued, m.requestsFailed, m.requestDuration, m.signingKeyAge, m.clientsKnown} {
-		if err := reg.Register(c); err != nil {
-			var dup prometheus.AlreadyRegisteredError
-			if errors.As(err, &dup) {
-				return fmt.Errorf("token server metrics: another token server registered them on this registry: %w", err)
-			}
-			return fmt.Errorf("token server metrics: %w", err)
-		}
-	}
-	return nil
+// Collectors are the server's metrics, for a registry: one Server's on a registry at
+// a time (the operator registers them while the token server runs).
+func (s *Server) Collectors() []prometheus.Collector {
+	m := s.metrics
+	return []prometheus.Collector{m.tokensIssued, m.requestsFailed, m.requestDuration, m.signingKeyAge, m.clientsKnown}
 }
 
 func (m *metrics) issued(start time.Time, api *API) {

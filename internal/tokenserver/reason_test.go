@@ -203,7 +203,8 @@ func TestEveryRefusalReason(t *testing.T) {
 				alg = ""
 			}
 			reg := prometheus.NewRegistry()
-			target, _ := w.serverWith("rateLimit: {failedAuthPerMinute: 0}\n"+tc.config, alg, Options{Clock: clk, Metrics: reg})
+			target, _ := w.serverWith("rateLimit: {failedAuthPerMinute: 0}\n"+tc.config, alg, Options{Clock: clk})
+			reg.MustRegister(target.Collectors()...)
 			if tc.prepare != nil {
 				tc.prepare(target)
 			}

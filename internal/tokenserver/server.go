@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
@@ -67,8 +66,6 @@ type Options struct {
 	// Clock is the clock of token lifetimes, rotations and limits; the real one when
 	// nil.
 	Clock clock.PassiveClock
-	// Metrics receives the server's metrics; none are registered when nil.
-	Metrics prometheus.Registerer
 	// ServiceAccountIssuer verifies the ServiceAccount tokens of ServiceAccountToken
 	// clients; such clients cannot authenticate when nil.
 	ServiceAccountIssuer ServiceAccountIssuer
@@ -80,7 +77,7 @@ type Options struct {
 }
 
 // New builds a Server.
-func New(o Options) (*Server, error) {
+func New(o Options) *Server {
 	s := &Server{cfg: o.Config, state: o.State, keys: o.Keys, log: o.Log, clock: o.Clock, sign: (*signing.Signer).Sign}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
@@ -107,18 +104,13 @@ func New(o Options) (*Server, error) {
 		s.failures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)
 	}
 	s.metrics = newMetrics(s)
-	if o.Metrics != nil {
-		if err := s.metrics.register(o.Metrics); err != nil {
-			return nil, err
-		}
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(TokenPath, s.serveToken)
 	mux.HandleFunc(JWKSPath, s.serveJWKS)
 	mux.HandleFunc(MetadataPath, s.serveMetadata)
 	mux.HandleFunc(OIDCPath, s.serveMetadata)
 	s.handler = mux
-	return s, nil
+	return s
 }
 
 // Handler returns the HTTP handler of every endpoint.

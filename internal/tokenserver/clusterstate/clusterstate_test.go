@@ -129,11 +129,7 @@ func server(t *testing.T, store *tokenserver.Store, issuer tokenserver.ServiceAc
 	if _, err := keys.Store(&signing.KeySet{CurrentID: key.ID, Keys: []*signing.Key{key}}, "1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := tokenserver.New(tokenserver.Options{Config: cfg, State: store, Keys: keys, Log: logr.Discard(), ServiceAccountIssuer: issuer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv.Handler()
+	return tokenserver.New(tokenserver.Options{Config: cfg, State: store, Keys: keys, Log: logr.Discard(), ServiceAccountIssuer: issuer}).Handler()
 }
 
 func post(h http.Handler, params map[string]string) *httptest.ResponseRecorder {
