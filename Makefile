@@ -23,6 +23,11 @@ PROMTOOL ?= $(LOCALBIN)/promtool
 
 IMG ?= ghcr.io/oauth-client-operator/oauth-client-operator:latest
 GO_TEST_FLAGS ?= -race -count=1
+# Tests that need a control plane (envtest) or built binaries carry this build tag;
+# `make test-unit` runs the others.
+INTEGRATION_TAGS ?= integration
+# make test builds the binaries the suites run once, here (devenv.PrebuiltEnv).
+TEST_BINARIES ?= $(LOCALBIN)/test-binaries
 
 export ENVTEST_K8S_VERSION ENVTEST_ETCD_VERSION LOCALBIN
 
@@ -58,8 +63,8 @@ fmt: ## go fmt.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## go vet.
-	go vet ./...
+vet: ## go vet (every file, integration tests included).
+	go vet -tags $(INTEGRATION_TAGS) ./...
 
 .PHONY: verify
 verify: manifests generate chart ## Fail when gofmt or generated files are out of date.
@@ -71,12 +76,21 @@ envtest: ## Provide the envtest binaries (kube-apiserver, etcd) in bin/k8s; buil
 	@./hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: verify vet envtest helm kustomize promtool chart-lint ## Run every test: unit, envtest suites on a real kube-apiserver + etcd, end-to-end.
-	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" go test $(GO_TEST_FLAGS) ./...
+test: verify vet envtest helm kustomize promtool chart-lint test-binaries ## Run every test: unit, envtest suites on a real kube-apiserver + etcd, end-to-end.
+	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" OAUTH_PREBUILT_BINARIES="$(TEST_BINARIES)" \
+		go test $(GO_TEST_FLAGS) -tags $(INTEGRATION_TAGS) ./...
+
+.PHONY: test-unit
+test-unit: ## Every test that needs no API server and no built binary: the inner loop (under 2 minutes).
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-binaries
+test-binaries: ## Build the binaries the end-to-end suites run, once per make test.
+	go build -o $(TEST_BINARIES)/ ./cmd/manager ./cmd/example-api
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
-	$(GOLANGCI_LINT) run
+	$(GOLANGCI_LINT) run --build-tags $(INTEGRATION_TAGS)
 
 .PHONY: dev
 dev: envtest ## Run it all locally: control plane, operator + token server, example API, samples (DEV_FLAGS="--replicas 2": two managers with leader election). Ctrl-C stops everything.

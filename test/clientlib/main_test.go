@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package clientlib tests pkg/client against the whole operator (controllers, signing
 // keys, token server) on a real kube-apiserver + etcd: the credentials are the ones
 // the operator writes, mounted the way the kubelet mounts them, and the tokens come

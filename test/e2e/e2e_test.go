@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package e2e tests the real binaries: the control plane (etcd, kube-apiserver), the
 // operator process and the example API, started by internal/devenv exactly as
 // `make dev` starts them, and driven over HTTP as the README shows.

@@ -1,3 +1,5 @@
+//go:build integration
+
 package install
 
 import (
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
 )
 
@@ -27,12 +30,11 @@ import (
 func TestManagerBinaryRunsWithChartDeployment(t *testing.T) {
 	g := NewWithT(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "manager")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/manager")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/manager: %v\n%s", err, out)
+	bins, err := devenv.BuildBinaries(context.Background(), root, filepath.Join(dir, "bin"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	bin := bins.Manager
 
 	const ns = "oauth-binary"
 	ensureNamespace(t, ns)

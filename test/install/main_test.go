@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package install tests the ways to install the operator on a cluster: the Helm chart
 // (charts/oauth-client-operator) and the kustomize install (config/default). The chart is
 // rendered by the real helm (bin/helm) and every object it renders is checked by a real

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package resilience runs the operator through failures of its surroundings: the API
 // server going away and coming back, and a crashed leader among two replicas. It
 // starts its own envtest control plane (so it can stop and restart kube-apiserver)
@@ -12,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/operator"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
 )
@@ -62,16 +64,13 @@ func run(m *testing.M) (int, error) {
 	defer func() { _ = os.RemoveAll(workDir) }()
 
 	// Build the manager while the control plane starts.
-	managerBin = filepath.Join(workDir, "manager")
 	built := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", managerBin, "./cmd/manager")
-		cmd.Dir = testenv.Root()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("go build ./cmd/manager: %w\n%s", err, out)
+		bins, err := devenv.BuildBinaries(ctx, testenv.Root(), filepath.Join(workDir, "bin"))
+		if err == nil {
+			managerBin = bins.Manager
 		}
 		built <- err
 	}()
