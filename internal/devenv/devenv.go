@@ -183,7 +183,39 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if opts.Binaries != nil {
 		withAPI = !opts.NoExampleAPI && opts.Binaries.ExampleAPI != ""
 	}
+	if err := e.reservePorts(withAPI); err != nil {
+		return nil, err
+	}
+	bins := opts.Binaries
+	if bins == nil {
+		e.logf("building the binaries into %s", opts.Dir)
+		if bins, err = BuildBinaries(ctx, opts.Root, opts.Dir); err != nil {
+			return nil, err
+		}
+	}
+	e.Issuer = "http://" + hostPort(e.TokenPort)
+	e.TokenURL = e.Issuer + config.TokenPath
+	if err := e.startControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.applySamples(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.startManagers(ctx, bins.Manager); err != nil {
+		return nil, err
+	}
+	if withAPI {
+		if err := e.startExampleAPI(ctx, bins.ExampleAPI); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
 
+// reservePorts picks the ports of every replica (and of the example API), failing with
+// a *PortInUseError when a chosen one is taken.
+func (e *Env) reservePorts(withAPI bool) error {
+	opts := &e.opts
 	ports := []*portRequest{
 		{Role: RoleToken, Port: &opts.TokenPort},
 		{Role: RoleMetrics, Port: &opts.MetricsPort},
@@ -206,42 +238,35 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			&portRequest{Role: RoleProbe + " of " + r.Name, Port: &r.ProbePort})
 	}
 	if err := reservePorts(ports); err != nil {
-		return nil, err
+		return err
 	}
 	e.TokenPort, e.APIPort, e.MetricsPort, e.ProbePort = opts.TokenPort, opts.APIPort, opts.MetricsPort, opts.ProbePort
 	e.Replicas[0].TokenPort, e.Replicas[0].MetricsPort, e.Replicas[0].ProbePort = e.TokenPort, e.MetricsPort, e.ProbePort
+	return nil
+}
 
-	bins := opts.Binaries
-	if bins == nil {
-		e.logf("building the binaries into %s", opts.Dir)
-		if bins, err = BuildBinaries(ctx, opts.Root, opts.Dir); err != nil {
-			return nil, err
-		}
-	}
-	e.Issuer = "http://" + hostPort(e.TokenPort)
-	e.TokenURL = e.Issuer + config.TokenPath
-
-	if err := e.startControlPlane(ctx); err != nil {
-		return nil, err
-	}
-	e.logf("applying %s", filepath.Join(opts.Root, "config", "samples"))
+// applySamples creates the operator's namespace and applies config/samples.
+func (e *Env) applySamples(ctx context.Context) error {
+	e.logf("applying %s", filepath.Join(e.opts.Root, "config", "samples"))
 	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: OperatorNamespace}}); err != nil {
-		return nil, fmt.Errorf("create namespace %s: %w", OperatorNamespace, err)
+		return fmt.Errorf("create namespace %s: %w", OperatorNamespace, err)
 	}
-	if err := ApplyDir(ctx, e.Client, filepath.Join(opts.Root, "config", "samples")); err != nil {
-		return nil, err
-	}
+	return ApplyDir(ctx, e.Client, filepath.Join(e.opts.Root, "config", "samples"))
+}
 
+// startManagers writes each replica's config, starts the replicas and waits until the
+// sample client gets a token from every one.
+func (e *Env) startManagers(ctx context.Context, binary string) error {
 	e.managers = make([]*child, len(e.Replicas))
 	for i := range e.Replicas {
 		r := &e.Replicas[i]
 		r.TokenURL = "http://" + hostPort(r.TokenPort) + config.TokenPath
 		configFile, err := e.writeManagerConfig(r.Name, r.TokenPort)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		r.Log = filepath.Join(opts.Dir, r.Name+".log")
-		r.args = []string{bins.Manager,
+		r.Log = filepath.Join(e.opts.Dir, r.Name+".log")
+		r.args = []string{binary,
 			"--config", configFile,
 			"--kubeconfig", e.Kubeconfig,
 			"--namespace", OperatorNamespace,
@@ -256,21 +281,15 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	for i, r := range e.Replicas {
 		e.logf("starting the %s (log: %s)", r.Name, r.Log)
 		if err := e.startManager(i, false); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for i := range e.Replicas {
 		if err := e.waitForToken(ctx, i); err != nil {
-			return nil, err
+			return err
 		}
 	}
-
-	if withAPI {
-		if err := e.startExampleAPI(ctx, bins.ExampleAPI); err != nil {
-			return nil, err
-		}
-	}
-	return e, nil
+	return nil
 }
 
 func (o *Options) setDefaults() error {

@@ -152,44 +152,8 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 		audience:  params["audience"],
 		resource:  params["resource"],
 	}
-	if len(authorization) > 1 {
-		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "more than one Authorization header")
-	}
-	// Each way of authenticating that the request uses; at most one is allowed (RFC
-	// 6749 §2.3). An empty parameter counts as absent (RFC 6749 §3.1).
-	var methods int
-	if secret := params["client_secret"]; secret != "" {
-		req.cred = credential{kind: credSecret, secret: secret}
-		methods++
-	}
-	assertion, assertionType := params["client_assertion"], params["client_assertion_type"]
-	if assertion != "" || assertionType != "" {
-		if assertionType != JWTBearerAssertionType {
-			return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "client_assertion_type must be "+JWTBearerAssertionType)
-		}
-		if assertion == "" {
-			return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "client_assertion is required with client_assertion_type")
-		}
-		if len(assertion) > maxAssertionBytes {
-			// Real assertions are 1-2 KiB; a large one only costs verification time.
-			return nil, authFailed(ReasonAssertionTooLarge)
-		}
-		req.cred = credential{kind: credAssertion, assertion: assertion}
-		methods++
-	}
-	if len(authorization) == 1 {
-		id, secret, err := parseBasic(authorization[0])
-		if err != nil {
-			return nil, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: err.Error(), reason: ReasonMalformedCredentials}
-		}
-		if req.clientID != "" && req.clientID != id {
-			return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "client_id in the body differs from the Authorization header")
-		}
-		req.clientID, req.cred = id, credential{kind: credSecret, secret: secret}
-		methods++
-	}
-	if methods > 1 {
-		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "the client authenticated in more than one way: send a client secret (body or Basic) or a client assertion, not several")
+	if oerr := req.readCredential(params, authorization); oerr != nil {
+		return nil, oerr
 	}
 	if req.grantType == "" {
 		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "grant_type is required")
@@ -200,15 +164,67 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 	if req.cred.kind == credNone || (req.cred.kind == credSecret && (req.clientID == "" || req.cred.secret == "")) {
 		return nil, authFailed(ReasonNoCredential)
 	}
+	if oerr := req.checkTarget(); oerr != nil {
+		return nil, oerr
+	}
+	return req, nil
+}
+
+// readCredential finds what the request presents to authenticate its client: a secret
+// in the body, Basic credentials, or a client assertion; at most one of them (RFC 6749
+// §2.3). An empty parameter counts as absent (RFC 6749 §3.1).
+func (req *tokenRequest) readCredential(params map[string]string, authorization []string) *oauthError {
+	if len(authorization) > 1 {
+		return badRequest(ReasonMalformedRequest, errInvalidRequest, "more than one Authorization header")
+	}
+	var methods int
+	if secret := params["client_secret"]; secret != "" {
+		req.cred = credential{kind: credSecret, secret: secret}
+		methods++
+	}
+	assertion, assertionType := params["client_assertion"], params["client_assertion_type"]
+	if assertion != "" || assertionType != "" {
+		if assertionType != JWTBearerAssertionType {
+			return badRequest(ReasonMalformedRequest, errInvalidRequest, "client_assertion_type must be "+JWTBearerAssertionType)
+		}
+		if assertion == "" {
+			return badRequest(ReasonMalformedRequest, errInvalidRequest, "client_assertion is required with client_assertion_type")
+		}
+		if len(assertion) > maxAssertionBytes {
+			// Real assertions are 1-2 KiB; a large one only costs verification time.
+			return authFailed(ReasonAssertionTooLarge)
+		}
+		req.cred = credential{kind: credAssertion, assertion: assertion}
+		methods++
+	}
+	if len(authorization) == 1 {
+		id, secret, err := parseBasic(authorization[0])
+		if err != nil {
+			return &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: err.Error(), reason: ReasonMalformedCredentials}
+		}
+		if req.clientID != "" && req.clientID != id {
+			return badRequest(ReasonMalformedRequest, errInvalidRequest, "client_id in the body differs from the Authorization header")
+		}
+		req.clientID, req.cred = id, credential{kind: credSecret, secret: secret}
+		methods++
+	}
+	if methods > 1 {
+		return badRequest(ReasonMalformedRequest, errInvalidRequest, "the client authenticated in more than one way: send a client secret (body or Basic) or a client assertion, not several")
+	}
+	return nil
+}
+
+// checkTarget checks the requested audience or resource (RFC 8707).
+func (req *tokenRequest) checkTarget() *oauthError {
 	if req.audience != "" && req.resource != "" {
-		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "send either audience or resource, not both")
+		return badRequest(ReasonMalformedRequest, errInvalidRequest, "send either audience or resource, not both")
 	}
 	if req.resource != "" {
 		if u, err := url.Parse(req.resource); err != nil || !u.IsAbs() || u.Fragment != "" {
-			return nil, badRequest(ReasonMalformedRequest, errInvalidTarget, "resource must be an absolute URI without a fragment")
+			return badRequest(ReasonMalformedRequest, errInvalidTarget, "resource must be an absolute URI without a fragment")
 		}
 	}
-	return req, nil
+	return nil
 }
 
 // parseBasic decodes client_secret_basic credentials: base64 of the form-urlencoded
