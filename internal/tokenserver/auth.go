@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"net/http"
 	"slices"
 	"time"
 
@@ -63,14 +64,23 @@ func (s *Server) authenticate(req *tokenRequest, x *exchange) (*Client, *oauthEr
 	if a := s.authenticators[c.method]; a != nil {
 		reason = a.authenticate(c, stored, &req.cred, now)
 	}
-	if reason == "" && c.disabled {
-		reason = ReasonDisabled
-	}
-	if reason != "" {
+	switch {
+	case reason == "" && c.disabled:
+		return nil, authFailed(ReasonDisabled)
+	case reason == ReasonReplayCacheFull:
+		// The assertion verified, but this replica has no room to remember it: the
+		// client is not at fault, and the answer costs its address nothing.
+		return nil, &oauthError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavail,
+			description: "too many assertions of this client are in use; retry later", retryAfter: replayFullRetryAfter, reason: reason}
+	case reason != "":
 		return nil, authFailed(reason)
 	}
 	return c, nil
 }
+
+// replayFullRetryAfter is the Retry-After of a refusal for a full replay cache: ids
+// expire within privateKeyJWT.maxAssertionLifetime, most much sooner.
+const replayFullRetryAfter = 5 * time.Second
 
 // maxClientIDLength is the longest client_id that can name an OAuthClient: a namespace
 // (a DNS label, 63 bytes), a dot, a name (a DNS subdomain, 253 bytes).
@@ -303,7 +313,7 @@ func (a *privateKeyJWTAuthenticator) authenticate(c *Client, stored *Credentials
 		return ReasonAssertionMissingClaim
 	}
 	// Last, so that only a verified assertion is remembered.
-	return a.replay.firstUse(c.clientID, claims.ID, exp.Add(assertionLeeway), now)
+	return a.replay.firstUse(c.namespace, c.clientID, claims.ID, exp.Add(assertionLeeway), now)
 }
 
 // keysOf are the keys that verify c's assertions now: those its spec names, or its

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
 
 // metrics are one Server's collectors. Labels are bounded: audiences are OAuthAPIs,
@@ -18,6 +20,9 @@ type metrics struct {
 	okDuration    prometheus.Observer
 	signingKeyAge prometheus.GaugeFunc
 	clientsKnown  prometheus.GaugeFunc
+	// replayEntries and replayCapacity tell how full the private_key_jwt replay cache
+	// is.
+	replayEntries, replayCapacity prometheus.GaugeFunc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -44,6 +49,15 @@ func newMetrics(s *Server) *metrics {
 			Help: "OAuthClients known to the token server.",
 		}, func() float64 { return float64(s.state.Clients()) }),
 	}
+	replay := s.authenticators[oauthv1alpha1.AuthPrivateKeyJWT].(*privateKeyJWTAuthenticator).replay
+	m.replayEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oauth_assertion_replay_cache_entries",
+		Help: "Assertion ids (jti) this replica remembers to refuse replays, in the shared pool and the clients' reserves.",
+	}, func() float64 { return float64(replay.size()) })
+	m.replayCapacity = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oauth_assertion_replay_cache_capacity",
+		Help: "Assertion ids the replay cache's shared pool holds (privateKeyJWT.replayCacheSize); each client has a small reserve beyond it.",
+	}, func() float64 { return float64(replay.maxEntries) })
 	m.okDuration = m.requestDuration.WithLabelValues("ok")
 	return m
 }
@@ -52,7 +66,8 @@ func newMetrics(s *Server) *metrics {
 // a time (the operator registers them while the token server runs).
 func (s *Server) Collectors() []prometheus.Collector {
 	m := s.metrics
-	return []prometheus.Collector{m.tokensIssued, m.requestsFailed, m.requestDuration, m.signingKeyAge, m.clientsKnown}
+	return []prometheus.Collector{m.tokensIssued, m.requestsFailed, m.requestDuration, m.signingKeyAge, m.clientsKnown,
+		m.replayEntries, m.replayCapacity}
 }
 
 func (m *metrics) issued(start time.Time, api *API) {

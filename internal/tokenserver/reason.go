@@ -66,8 +66,9 @@ const (
 	ReasonAssertionLifetime Reason = "assertion_lifetime"
 	// ReasonAssertionReplayed: the assertion's jti was used before on this replica.
 	ReasonAssertionReplayed Reason = "assertion_replayed"
-	// ReasonReplayCacheFull: the replica's replay cache holds no room for the
-	// assertion's jti (see privateKeyJWT.replayCacheSize).
+	// ReasonReplayCacheFull: the assertion verified, but the replica's replay cache
+	// holds no room for its jti (see privateKeyJWT.replayCacheSize); 503, not a failed
+	// authentication.
 	ReasonReplayCacheFull Reason = "replay_cache_full"
 	// ReasonIssuerUnavailable: the cluster's ServiceAccount issuer is not known yet
 	// (the API server has not answered since the start).

@@ -149,8 +149,9 @@ func TestEveryRefusalReason(t *testing.T) {
 			return post(h, "application/json", withAssertion(pk.id, replayed))
 		}},
 		{reason: ReasonReplayCacheFull, config: "privateKeyJWT: {replayCacheSize: 1000}\n", send: func(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
-			// The client's share of the replay cache (an eighth of it) is full.
-			for i := range 1000 / 8 {
+			// The client's share of the replay cache (an eighth of it) and its reserve
+			// are full.
+			for i := range 1000/8 + reservePerClient {
 				if rec := post(h, "application/json", withAssertion(pk.id, assertion(nil))); rec.Code != http.StatusOK {
 					t.Fatalf("assertion %d within the client's share: %d %s", i, rec.Code, rec.Body)
 				}
@@ -242,7 +243,7 @@ func TestEveryRefusalReason(t *testing.T) {
 // like an unknown client.
 func authenticationReason(r Reason) bool {
 	switch r {
-	case ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType, ReasonAddressThrottled,
+	case ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType, ReasonAddressThrottled, ReasonReplayCacheFull,
 		ReasonClientRateLimited, ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted,
 		ReasonScopeNotAllowed, ReasonSigningKeyUnavailable, ReasonSigningFailed:
 		return false

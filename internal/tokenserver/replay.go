@@ -14,36 +14,56 @@ import (
 //
 // Only assertions whose signature verified are recorded, so its size follows the token
 // requests of clients holding their keys, not an attacker's junk. Its memory is bounded
-// in bytes: a fixed-size digest of (client_id, jti) per entry, at most maxEntries.
-// When it is full of unexpired ids, new assertions are refused (never silently
-// accepted) until ids expire. No client may hold more than perClient of its entries, so
-// one tenant sending assertions at speed cannot fill it for the others.
+// in bytes: a fixed-size digest of (client_id, jti) per entry. When it has no room for
+// an id, the assertion is refused (never silently accepted) until ids expire.
+//
+// Room is shared so that no tenant can take it from the others: the shared pool holds
+// maxEntries ids, of which one namespace may hold a quarter and one client an eighth;
+// beyond that (the pool full, or its namespace's or its own share spent), each client
+// still has a reserve of its own, reservePerClient ids. A tenant sending assertions at
+// speed from many clients of one namespace thus fills at most a quarter of the pool,
+// and a client whose neighbours filled everything keeps its reserve: at most
+// maxEntries + reservePerClient × (PrivateKeyJWT clients) ids, about 100 bytes each.
 type replayCache struct {
-	maxEntries, perClient int
+	maxEntries, perNamespace, perClient, reservePerClient int
 
-	mu      sync.Mutex
-	seen    map[[sha256.Size]byte]seenID
-	held    map[string]int // entries per client
-	nextGC  time.Time
-	gcEvery time.Duration
+	mu sync.Mutex
+	// seen maps the digest of (client_id, jti) to when the id may be forgotten.
+	seen map[[sha256.Size]byte]seenID
+	// pooled counts the ids in the shared pool; byNamespace and byClient count them
+	// by namespace and by client, reserved the ids in each client's reserve.
+	pooled      int
+	byNamespace map[string]int
+	byClient    map[string]int
+	reserved    map[string]int
+	nextGC      time.Time
+	gcEvery     time.Duration
 }
 
+// reservePerClient is each client's reserve beyond the shared pool: enough for a client
+// that asks for a token every 40 seconds with assertions of the longest lifetime.
+const reservePerClient = 8
+
 type seenID struct {
-	until  time.Time
-	client string
+	until             time.Time
+	namespace, client string
+	// reserved: the id is in the client's reserve, not the pool.
+	reserved bool
 }
 
 func newReplayCache(maxEntries int) *replayCache {
 	return &replayCache{
-		maxEntries: maxEntries, perClient: max(maxEntries/8, 1),
-		seen: make(map[[sha256.Size]byte]seenID), held: map[string]int{}, gcEvery: 5 * time.Second,
+		maxEntries: maxEntries, perNamespace: max(maxEntries/4, 1), perClient: max(maxEntries/8, 1),
+		reservePerClient: reservePerClient,
+		seen:             make(map[[sha256.Size]byte]seenID), byNamespace: map[string]int{}, byClient: map[string]int{},
+		reserved: map[string]int{}, gcEvery: 5 * time.Second,
 	}
 }
 
-// firstUse records the assertion id of clientID, valid until exp, and returns "" when
-// it had not been seen; else ReasonAssertionReplayed, or ReasonReplayCacheFull when
-// there is no room for it.
-func (c *replayCache) firstUse(clientID, jti string, exp, now time.Time) Reason {
+// firstUse records the assertion id of clientID (of namespace), valid until exp, and
+// returns "" when it had not been seen; else ReasonAssertionReplayed, or
+// ReasonReplayCacheFull when there is no room for it.
+func (c *replayCache) firstUse(namespace, clientID, jti string, exp, now time.Time) Reason {
 	h := sha256.New()
 	h.Write([]byte(clientID))
 	h.Write([]byte{0})
@@ -53,22 +73,30 @@ func (c *replayCache) firstUse(clientID, jti string, exp, now time.Time) Reason 
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if prev, ok := c.seen[key]; ok && now.Before(prev.until) {
-		return ReasonAssertionReplayed
+	if prev, ok := c.seen[key]; ok {
+		if now.Before(prev.until) {
+			return ReasonAssertionReplayed
+		}
+		c.forget(key, prev) // expired, not yet swept
 	}
-	// Expired ids are swept at most every gcEvery: a full cache (or client quota)
-	// refuses until then rather than scanning on every request.
+	// Expired ids are swept at most every gcEvery: a full cache refuses until then
+	// rather than scanning on every request.
 	if now.After(c.nextGC) {
 		c.forgetExpired(now)
 	}
-	if len(c.seen) >= c.maxEntries || c.held[clientID] >= c.perClient {
+	id := seenID{until: exp, namespace: namespace, client: clientID}
+	switch {
+	case c.pooled < c.maxEntries && c.byNamespace[namespace] < c.perNamespace && c.byClient[clientID] < c.perClient:
+		c.pooled++
+		c.byNamespace[namespace]++
+		c.byClient[clientID]++
+	case c.reserved[clientID] < c.reservePerClient:
+		id.reserved = true
+		c.reserved[clientID]++
+	default:
 		return ReasonReplayCacheFull
 	}
-	if prev, ok := c.seen[key]; ok { // expired, not yet forgotten
-		c.held[prev.client]--
-	}
-	c.seen[key] = seenID{until: exp, client: clientID}
-	c.held[clientID]++
+	c.seen[key] = id
 	return ""
 }
 
@@ -77,15 +105,30 @@ func (c *replayCache) firstUse(clientID, jti string, exp, now time.Time) Reason 
 func (c *replayCache) forgetExpired(now time.Time) {
 	for k, id := range c.seen {
 		if !now.Before(id.until) {
-			delete(c.seen, k)
-			if c.held[id.client]--; c.held[id.client] <= 0 {
-				delete(c.held, id.client)
-			}
+			c.forget(k, id)
 		}
 	}
 	c.nextGC = now.Add(c.gcEvery)
 }
 
+func (c *replayCache) forget(k [sha256.Size]byte, id seenID) {
+	delete(c.seen, k)
+	if id.reserved {
+		decrement(c.reserved, id.client)
+		return
+	}
+	c.pooled--
+	decrement(c.byNamespace, id.namespace)
+	decrement(c.byClient, id.client)
+}
+
+func decrement(m map[string]int, k string) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
+	}
+}
+
+// size is the number of ids remembered, pooled and reserved.
 func (c *replayCache) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
