@@ -107,10 +107,15 @@ type TokenServer struct {
 	TLS TLS `json:"tls"`
 	// MaxBodyBytes limits a token request's body. Default 16384.
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
-	// MaxConnections caps open client connections. At the cap, the keep-alive
-	// connection idle longest is closed to make room for a new one; when none is
-	// idle, new connections wait to be accepted. Default 4096.
+	// MaxConnections caps open client connections. At the cap, a new connection makes
+	// room by closing the keep-alive connection idle longest, else a connection that
+	// has not sent its first request within a second, else one of the address holding
+	// the most connections; when none may close, it waits to be accepted. Default 4096.
 	MaxConnections int `json:"maxConnections"`
+	// MaxConnectionsPerAddress caps the connections of one client address (an IPv4
+	// address or an IPv6 /64); one more is closed at once. Trusted proxies
+	// (trustedProxies) are exempt. Default 512.
+	MaxConnectionsPerAddress int `json:"maxConnectionsPerAddress"`
 	// ReadHeaderTimeout bounds reading request headers (slow-loris). Default 5s.
 	ReadHeaderTimeout Duration `json:"readHeaderTimeout"`
 	// ReadTimeout bounds reading a whole request. Default 10s.
@@ -211,17 +216,18 @@ const RetirementLeeway = 5 * time.Minute
 func Default() Config {
 	return Config{
 		TokenServer: TokenServer{
-			Address:           ":8443",
-			MaxBodyBytes:      16 << 10,
-			MaxConnections:    4096,
-			ReadHeaderTimeout: Seconds(5),
-			ReadTimeout:       Seconds(10),
-			WriteTimeout:      Seconds(10),
-			IdleTimeout:       Seconds(60),
-			ShutdownTimeout:   Seconds(10),
-			JWKSMaxAge:        Seconds(300),
-			APIServerGrace:    Seconds(300),
-			TrustedProxies:    []string{},
+			Address:                  ":8443",
+			MaxBodyBytes:             16 << 10,
+			MaxConnections:           4096,
+			MaxConnectionsPerAddress: 512,
+			ReadHeaderTimeout:        Seconds(5),
+			ReadTimeout:              Seconds(10),
+			WriteTimeout:             Seconds(10),
+			IdleTimeout:              Seconds(60),
+			ShutdownTimeout:          Seconds(10),
+			JWKSMaxAge:               Seconds(300),
+			APIServerGrace:           Seconds(300),
+			TrustedProxies:           []string{},
 		},
 		Tokens: Tokens{
 			DefaultTTL: Seconds(3600),
@@ -321,6 +327,9 @@ func (c *Config) Validate() error {
 	}
 	if ts.MaxConnections < 1 {
 		return &FieldError{"tokenServer.maxConnections", "must be at least 1"}
+	}
+	if ts.MaxConnectionsPerAddress < 1 {
+		return &FieldError{"tokenServer.maxConnectionsPerAddress", "must be at least 1"}
 	}
 	if ts.MaxBodyBytes < 1024 || ts.MaxBodyBytes > 1<<20 {
 		return &FieldError{"tokenServer.maxBodyBytes", "must be between 1024 and 1048576"}

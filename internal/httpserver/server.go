@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -85,8 +87,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("token server: listen on %s: %w", ts.Address, err)
 	}
-	// At most MaxConnections connections; idle ones make room for new clients.
-	limited := newConnLimiter(ln, ts.MaxConnections)
+	// At most MaxConnections connections, MaxConnectionsPerAddress of one address;
+	// idle and slow ones make room for new clients.
+	trusted := ts.TrustedProxyPrefixes()
+	limited := newConnLimiter(ln, ts.MaxConnections, ts.MaxConnectionsPerAddress, func(a netip.Addr) bool {
+		return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
+	})
 	srv.ConnState = limited.connState
 	ln = limited
 	s.addr.Store(ln.Addr())

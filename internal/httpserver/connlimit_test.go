@@ -1,0 +1,102 @@
+package httpserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// slowLoris keeps up to n connections from the loopback address from open to addr,
+// each with a half-sent request line, opening a new one whenever one is closed, until
+// ctx ends. It returns how many connections it opened.
+func slowLoris(ctx context.Context, from, addr string, n int, wg *sync.WaitGroup) *atomic.Int64 {
+	opened := &atomic.Int64{}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: time.Second}
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				c, err := d.DialContext(ctx, "tcp", addr)
+				if err != nil {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				opened.Add(1)
+				_, _ = io.WriteString(c, "POST /oauth2-token HT")
+				// Hold it until the server closes it (or the attack ends).
+				go func() { <-ctx.Done(); _ = c.Close() }()
+				_, _ = c.Read(make([]byte, 1))
+				_ = c.Close()
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	return opened
+}
+
+// TestHalfSentHeadersCannotHoldEverySlot is the connection-slot attack of issue 22:
+// connections that send part of a request line and reconnect whenever closed, first
+// from one address, then from four, try to hold every one of tokenServer.maxConnections;
+// a request from another address must still be answered at once, not after the
+// attackers' header timeout (5 s here). Loopback only, bounded in time and count.
+func TestHalfSentHeadersCannotHoldEverySlot(t *testing.T) {
+	srv := startServer(t, "tokenServer: {address: '127.0.0.1:0', maxConnections: 64, maxConnectionsPerAddress: 16, readHeaderTimeout: 5s}", nil)
+	addr := srv.Addr().String()
+	victim := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}}).DialContext,
+	}}
+	for _, attack := range []struct {
+		name  string
+		from  []string
+		conns int
+	}{
+		{"one address", []string{"127.0.0.2"}, 100},
+		{"four addresses", []string{"127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"}, 40},
+	} {
+		t.Run(attack.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			var wg sync.WaitGroup
+			var opened []*atomic.Int64
+			for _, from := range attack.from {
+				opened = append(opened, slowLoris(ctx, from, addr, attack.conns, &wg))
+			}
+			defer func() { cancel(); wg.Wait() }()
+			time.Sleep(1500 * time.Millisecond) // the attack fills the slots
+			var took []time.Duration
+			for range 10 {
+				start := time.Now()
+				resp, err := victim.Get("http://" + addr + "/.well-known/jwks.json")
+				if err != nil {
+					t.Fatalf("victim during the attack: %v after %s", err, time.Since(start))
+				}
+				_ = resp.Body.Close()
+				took = append(took, time.Since(start))
+				time.Sleep(100 * time.Millisecond)
+			}
+			var total int64
+			for _, o := range opened {
+				total += o.Load()
+			}
+			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+			t.Logf("%s: %d attack connections opened; victim requests took %v (median %s)", attack.name, total, took, took[len(took)/2])
+			if total < 64 {
+				t.Fatalf("the attack opened %d connections: not enough to fill the 64 slots, the test tests nothing", total)
+			}
+			// Without room made for it, the victim waits for the attackers' 5 s header
+			// timeout.
+			if took[len(took)/2] > 100*time.Millisecond || took[len(took)-1] > time.Second {
+				t.Errorf("victim requests took %v during the attack, want a median under 100 ms", took)
+			}
+		})
+	}
+	_ = fmt.Sprint()
+}
