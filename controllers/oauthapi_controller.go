@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -36,7 +37,7 @@ func (r *OAuthAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		Audience:           api.EffectiveAudience(),
 		ObservedGeneration: api.Generation,
 	}
-	if api.Status == want {
+	if equality.Semantic.DeepEqual(api.Status, want) {
 		return ctrl.Result{}, nil
 	}
 	before := api.DeepCopy()
