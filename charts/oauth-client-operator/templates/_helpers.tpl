@@ -147,6 +147,8 @@ audit:
   enabled: {{ .Values.config.audit.enabled }}
   successSampleRate: {{ .Values.config.audit.successSampleRate }}
   refusalsPerSecond: {{ int64 .Values.config.audit.refusalsPerSecond }}
+clients:
+  rotateSecretMinInterval: {{ .Values.config.clients.rotateSecretMinInterval | quote }}
 {{- end }}
 
 {{/*
