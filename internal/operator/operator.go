@@ -19,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -171,15 +172,13 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 			APIReader: apiReader,
 			Scheme:    scheme,
 			Recorder:  recorder,
-			Issuer:    opts.Config.Issuer,
-			Now:       opts.Now,
+			Config:    opts.Config,
+			Clock:     passiveClock(opts.Now),
 			Workers:   workers,
-			// Generated client key pairs are of the signing algorithm's family.
-			KeyAlgorithm: signing.Algorithm(opts.Config.Signing.Algorithm),
 		}).SetupControllerWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthClient controller: %w", err)
 		}
-		if err := (&controllers.OAuthAPIReconciler{Client: term.GetClient()}).SetupWithManager(term); err != nil {
+		if err := (&controllers.OAuthAPIReconciler{Client: term.GetClient(), Recorder: recorder}).SetupWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthAPI controller: %w", err)
 		}
 		if err := (&controllers.SigningKeyReconciler{
@@ -192,7 +191,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 				PropagationDelay: opts.Config.Signing.PropagationDelay.Duration,
 				RetireAfter:      opts.Config.Tokens.MaxTTL.Duration + config.RetirementLeeway,
 			},
-			Now:         opts.Now,
+			Clock:       passiveClock(opts.Now),
 			Revocations: revocations,
 		}).SetupWithManager(term); err != nil {
 			return fmt.Errorf("set up signing-key rotation: %w", err)
@@ -268,6 +267,19 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 	}
 	return &Operator{Manager: mgr, TokenServer: tokens, Keys: keys, APIServer: apiServer, ServiceAccountIssuer: saIssuer, Leader: leader}, nil
 }
+
+// passiveClock is Options.Now as the controllers' clock (clock.RealClock when nil).
+func passiveClock(now func() time.Time) clock.PassiveClock {
+	if now == nil {
+		return clock.RealClock{}
+	}
+	return funcClock(now)
+}
+
+type funcClock func() time.Time
+
+func (f funcClock) Now() time.Time                  { return f() }
+func (f funcClock) Since(t time.Time) time.Duration { return f().Sub(t) }
 
 // Operator is the assembled manager with handles on its parts, for callers that need
 // to observe them (tests, the dev runner).
