@@ -220,7 +220,7 @@ func TestRotationRequestsAreRateLimited(t *testing.T) { // moves the clock: not 
 	g.Eventually(func(g Gomega) []string { return reasons(eventsFor(g, ns, name)) }, timeout, interval).
 		Should(ContainElement(controllers.EventSecretRotationDeferred))
 	g.Consistently(deferred, 2*time.Second, 200*time.Millisecond).Should(Succeed())
-	g.Expect(rotations()-before).To(Equal(1.0))
+	g.Expect(rotations() - before).To(Equal(1.0))
 
 	s1 := getSecret(g, ns, name)
 	g.Expect(s1.Data["client_secret"]).NotTo(Equal(s0.Data["client_secret"]))
