@@ -78,18 +78,18 @@ func (r *OAuthAPIReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 }
 
 // apiStatus is the status of api when the OAuthAPIs named others share its audience.
+// It holds only what this controller writes: anything else is dropped.
 func apiStatus(api *oauthv1alpha1.OAuthAPI, others []string) oauthv1alpha1.OAuthAPIStatus {
 	st := oauthv1alpha1.OAuthAPIStatus{
 		Audience:           api.EffectiveAudience(),
 		ObservedGeneration: api.Generation,
-		Conditions:         append([]metav1.Condition(nil), api.Status.Conditions...),
 	}
 	if len(others) == 0 {
-		meta.RemoveStatusCondition(&st.Conditions, oauthv1alpha1.ConditionAudienceConflict)
-		if len(st.Conditions) == 0 {
-			st.Conditions = nil
-		}
 		return st
+	}
+	// The condition as it was keeps its lastTransitionTime while it stays True.
+	if c := meta.FindStatusCondition(api.Status.Conditions, oauthv1alpha1.ConditionAudienceConflict); c != nil {
+		st.Conditions = []metav1.Condition{*c}
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type:               oauthv1alpha1.ConditionAudienceConflict,
