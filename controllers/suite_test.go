@@ -1,3 +1,5 @@
+//go:build integration
+
 package controllers_test
 
 import (
@@ -31,10 +33,10 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
 )
 
-// The envtest tests of this package run the three reconcilers on a manager of their own
-// (no token server, no leader election, nothing else of the operator), against a real
-// kube-apiserver started on first use: `go test -short` runs only the tests that need
-// none.
+// The envtest tests of this package (build tag integration) run the three reconcilers
+// on a manager of their own (no token server, no leader election, nothing else of the
+// operator), against a real kube-apiserver started on first use. The tests without the
+// tag need no API server.
 
 const testIssuer = "https://oauth.test.example"
 
@@ -100,12 +102,8 @@ func TestMain(m *testing.M) {
 }
 
 // requireEnv starts, once, the control plane, the signing-key Secret and the manager.
-// In -short mode the test is skipped: it needs kube-apiserver and etcd.
 func requireEnv(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs an API server (envtest); run without -short")
-	}
 	envOnce.Do(func() { envErr = startEnv() })
 	if envErr != nil {
 		t.Fatal(envErr)
