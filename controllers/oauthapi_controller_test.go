@@ -8,14 +8,19 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 )
 
 // waitAPIStatus waits until the API's status says audience, for its current generation.
@@ -45,6 +50,7 @@ func patchAPISpec(t *testing.T, name string, change func(*oauthv1alpha1.OAuthAPI
 // The status holds the effective audience: the name when spec.audience is unset,
 // spec.audience when set, and follows spec changes either way.
 func TestOAuthAPIStatusAudience(t *testing.T) {
+	t.Parallel()
 	defaulted := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
 	waitAPIStatus(t, defaulted.Name, defaulted.Name)
 
@@ -63,6 +69,7 @@ func TestOAuthAPIStatusAudience(t *testing.T) {
 
 // A status changed by someone else is written back.
 func TestOAuthAPIStatusRestored(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
 	waitAPIStatus(t, api.Name, api.Name)
@@ -78,6 +85,8 @@ func TestOAuthAPIStatusRestored(t *testing.T) {
 // status.audience, and the table the API server serves for an API without spec.audience
 // (what kubectl prints) has its name in that column.
 func TestOAuthAPIAudienceColumn(t *testing.T) {
+	t.Parallel()
+	requireEnv(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 
@@ -116,4 +125,63 @@ func TestOAuthAPIAudienceColumn(t *testing.T) {
 	g.Expect(audience).NotTo(Equal(-1), "the table has an Audience column: %+v", table.ColumnDefinitions)
 	g.Expect(table.Rows).To(HaveLen(1))
 	g.Expect(table.Rows[0].Cells[audience]).To(Equal(api.Name))
+}
+
+// apiConflict returns the API's AudienceConflict condition, nil when it has none.
+func apiConflict(g Gomega, name string) *metav1.Condition {
+	api := &oauthv1alpha1.OAuthAPI{}
+	g.Expect(k8s.Get(context.Background(), types.NamespacedName{Name: name}, api)).To(Succeed())
+	return meta.FindStatusCondition(api.Status.Conditions, oauthv1alpha1.ConditionAudienceConflict)
+}
+
+// Issue 22, finding 7: two OAuthAPIs with the same effective audience both say so, in a
+// condition naming the other and a Warning event; when one changes its audience, the
+// conditions go, with a Normal event.
+func TestOAuthAPIAudienceConflict(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	shared := "https://shared-" + rand.String(6) + ".example/api"
+	first := newAPI(t, oauthv1alpha1.OAuthAPISpec{Audience: shared, AllowedNamespaces: allNamespaces()})
+	waitAPIStatus(t, first.Name, shared)
+	g.Expect(apiConflict(g, first.Name)).To(BeNil(), "alone with its audience")
+
+	// A second API with the same audience.
+	second := newAPI(t, oauthv1alpha1.OAuthAPISpec{Audience: shared, AllowedNamespaces: allNamespaces()})
+	for self, other := range map[string]string{first.Name: second.Name, second.Name: first.Name} {
+		g.Eventually(func(g Gomega) {
+			c := apiConflict(g, self)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(c.Reason).To(Equal(oauthv1alpha1.ReasonSharedAudience))
+			g.Expect(c.Message).To(ContainSubstring(`OAuthAPI %q`, other))
+			g.Expect(c.Message).To(ContainSubstring(shared))
+		}, timeout, interval).Should(Succeed(), "OAuthAPI %s", self)
+		g.Eventually(func(g Gomega) []eventsv1.Event { return eventsFor(g, metav1.NamespaceDefault, self) }, timeout, interval).
+			Should(ContainElement(And(
+				HaveField("Reason", controllers.EventAudienceConflict),
+				HaveField("Type", corev1.EventTypeWarning),
+				HaveField("Note", ContainSubstring(other)))))
+	}
+
+	// The name of one API as another's explicit audience collides too.
+	third := newAPI(t, oauthv1alpha1.OAuthAPISpec{Audience: first.Name + "-x", AllowedNamespaces: allNamespaces()})
+	waitAPIStatus(t, third.Name, first.Name+"-x")
+	byName := &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: first.Name + "-x"}, Spec: oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()}}
+	g.Expect(k8s.Create(context.Background(), byName)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), byName) })
+	g.Eventually(func(g Gomega) *metav1.Condition { return apiConflict(g, third.Name) }, timeout, interval).
+		Should(HaveField("Message", ContainSubstring(`OAuthAPI %q`, byName.Name)))
+
+	// Resolved: the second moves to an audience of its own; both conditions go.
+	patchAPISpec(t, second.Name, func(s *oauthv1alpha1.OAuthAPISpec) { s.Audience = shared + "/v2" })
+	for _, name := range []string{first.Name, second.Name} {
+		g.Eventually(func(g Gomega) *metav1.Condition { return apiConflict(g, name) }, timeout, interval).Should(BeNil(), "OAuthAPI %s", name)
+		g.Eventually(func(g Gomega) []string { return reasons(eventsFor(g, metav1.NamespaceDefault, name)) }, timeout, interval).
+			Should(ContainElement(controllers.EventAudienceConflictResolved))
+	}
+	waitAPIStatus(t, second.Name, shared+"/v2")
+
+	// Deleting one of a colliding pair resolves it for the other.
+	g.Expect(k8s.Delete(context.Background(), byName)).To(Succeed())
+	g.Eventually(func(g Gomega) *metav1.Condition { return apiConflict(g, third.Name) }, timeout, interval).Should(BeNil())
 }

@@ -2,6 +2,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +10,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,7 +47,14 @@ const (
 	EventSecretConflict    = "SecretConflict"
 	EventSecretRotated     = "SecretRotated"
 	EventSecretRemoved     = "SecretRemoved"
+	// EventSecretRotationDeferred: a new rotate-secret value came sooner than
+	// clients.rotateSecretMinInterval after the last one; it is acted on when allowed.
+	EventSecretRotationDeferred = "SecretRotationDeferred"
 )
+
+// conflictRetry is when a reconcile that lost an optimistic-lock race (the Secret
+// changed between the read and the write) runs again, on the newer copy.
+const conflictRetry = time.Second
 
 // OAuthClientReconciler turns each OAuthClient into a Secret of credentials and reports
 // whether the client can obtain tokens.
@@ -55,33 +62,38 @@ type OAuthClientReconciler struct {
 	// Client reads from the manager's cache (Secrets: only the operator's) and writes
 	// to the API server.
 	client.Client
-	// APIReader reads from the API server directly; used only to inspect a Secret of
+	// APIReader reads from the API server directly; used only to look for a Secret of
 	// the wanted name that the cache does not hold.
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
-	// Issuer is the token server's public base URL; token_url is Issuer + "/oauth2-token".
-	Issuer string
-	// Now is the clock; time.Now when nil. Tests drive rotation with it.
-	Now func() time.Time
-	// Workers is how many clients are reconciled at once (0: controller-runtime's default, 1).
+	// Config is the operator's configuration: the issuer and token URL written into
+	// every Secret, the family of generated key pairs (signing.algorithm) and the
+	// minimum interval between requested rotations (clients.rotateSecretMinInterval).
+	// Required.
+	Config *config.Config
+	// Clock is the time of rotations; clock.RealClock when nil.
+	Clock clock.PassiveClock
+	// Workers is how many clients are reconciled at once; 0: config.DefaultReconcileWorkers.
 	Workers int
-	// KeyAlgorithm is the family of the key pairs generated for PrivateKeyJWT clients:
-	// the operator's signing algorithm (ES256 when unset).
-	KeyAlgorithm signing.Algorithm
-}
-
-func (r *OAuthClientReconciler) keyAlgorithm() signing.Algorithm {
-	if r.KeyAlgorithm == "" {
-		return signing.DefaultAlgorithm
-	}
-	return r.KeyAlgorithm
 }
 
 // notReady is why a client is not Ready: a state the user must change, not an error
 // to retry.
 type notReady struct {
 	reason, message string
+}
+
+// observation is what one reconcile found out about a client: what its status reports.
+type observation struct {
+	// secret is the client's Secret as written; nil when it has none it controls.
+	secret *corev1.Secret
+	// problem is why the client is not Ready; nil when it is.
+	problem *notReady
+	// note is added to the message of a Ready client.
+	note string
+	// requeue is when to look again; 0 when nothing is pending.
+	requeue time.Duration
 }
 
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthclients,verbs=get;list;watch
@@ -94,7 +106,8 @@ type notReady struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile makes the client's Secret hold its credentials, then records in status
-// whether every audience admits the client.
+// whether every audience admits the client. A write that lost a race with another
+// writer is retried on the newer copy and changes no status.
 func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	oc := &oauthv1alpha1.OAuthClient{}
 	if err := r.Get(ctx, req.NamespacedName, oc); err != nil {
@@ -103,239 +116,166 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !oc.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the Secret goes with it (owner reference)
 	}
-	before := oc.DeepCopy()
-
-	secret, problem, err := r.ensureSecret(ctx, oc)
-	var requeue time.Duration
-	if err == nil && secret != nil {
-		requeue, err = r.maintainSecret(ctx, oc, secret)
+	obs, err := r.observe(ctx, oc)
+	if lostRace(err) {
+		logf.FromContext(ctx).V(1).Info("the client's Secret changed meanwhile; reconciling again", "reason", apierrors.ReasonForError(err))
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
-	if err == nil && problem == nil {
-		problem = checkPublicKeys(oc)
-	}
-	if err == nil && problem == nil {
-		problem, err = r.checkAudiences(ctx, oc)
-	}
-	if err == nil && problem == nil && oc.Spec.Disabled {
-		problem = &notReady{oauthv1alpha1.ReasonDisabled, "the client is disabled: its credentials are kept, no tokens are issued"}
-	}
-	var note string
-	if err == nil && problem == nil {
-		note, err = r.serviceAccountNote(ctx, oc)
-	}
-	if statusErr := r.writeStatus(ctx, before, oc, secret, problem, note, err); statusErr != nil {
+	if statusErr := r.writeStatus(ctx, oc, r.clientStatus(oc, obs, err)); statusErr != nil {
 		return ctrl.Result{}, errors.Join(err, statusErr)
 	}
-	return ctrl.Result{RequeueAfter: requeue}, err
+	return ctrl.Result{RequeueAfter: obs.requeue}, err
 }
 
-func (r *OAuthClientReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
+// lostRace reports whether err only means that another writer came first: the
+// reconcile runs again on what it wrote, and no one needs to hear about it.
+func lostRace(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+}
+
+// observe syncs the client's Secret, then checks, in order, what keeps the client from
+// getting tokens: its public keys, its audiences, spec.disabled.
+func (r *OAuthClientReconciler) observe(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (observation, error) {
+	var obs observation
+	var err error
+	obs.secret, obs.problem, obs.requeue, err = r.syncSecret(ctx, oc)
+	if err != nil || obs.problem != nil {
+		return obs, err
 	}
-	return time.Now()
+	if obs.problem = checkPublicKeys(oc); obs.problem != nil {
+		return obs, nil
+	}
+	if obs.problem, err = r.checkAudiences(ctx, oc); err != nil || obs.problem != nil {
+		return obs, err
+	}
+	if oc.Spec.Disabled {
+		obs.problem = &notReady{oauthv1alpha1.ReasonDisabled, "the client is disabled: its credentials are kept, no tokens are issued"}
+		return obs, nil
+	}
+	obs.note, err = r.serviceAccountNote(ctx, oc)
+	return obs, err
 }
 
-// ensureSecret returns the client's Secret, creating it when missing. It never
-// touches a Secret this client does not control: that is a SecretConflict.
-func (r *OAuthClientReconciler) ensureSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (*corev1.Secret, *notReady, error) {
+// syncSecret makes the client's Secret hold its credentials: it plans what the Secret
+// needs (planSecret), writes it in one request and reports it. It never touches a
+// Secret this client does not control: that is a SecretConflict. It returns the
+// Secret as written and when to look again.
+func (r *OAuthClientReconciler) syncSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (*corev1.Secret, *notReady, time.Duration, error) {
 	key := types.NamespacedName{Namespace: oc.Namespace, Name: oc.EffectiveSecretName()}
+	current, err := r.currentSecret(ctx, key)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if current != nil && oauthv1alpha1.SecretOwner(current) != oc.UID {
+		return nil, r.secretConflict(oc, key), 0, nil
+	}
+	plan := planSecret(secretState{
+		client:             oc,
+		secret:             current,
+		cred:               credentialFor(oc, r.Config.Signing.Algorithm),
+		managed:            r.managedData(oc),
+		now:                r.clock().Now(),
+		minRequestInterval: r.Config.Clients.RotateSecretMinInterval.Duration,
+	})
+	written, err := r.writeSecret(ctx, oc, key, current, &plan)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	r.report(ctx, oc, written, &plan)
+	return written, nil, plan.requeue, nil
+}
+
+// currentSecret returns the Secret of that name; nil when none exists. The cache holds
+// only Secrets with the managed-by label; one without it (anyone's, or ours with the
+// label removed by hand) is looked for on the API server.
+func (r *OAuthClientReconciler) currentSecret(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, key, secret)
 	if apierrors.IsNotFound(err) {
-		created, err := r.createSecret(ctx, oc, key)
-		if err == nil {
-			r.recordCreated(oc, created)
-			return created, nil, nil
+		err = r.APIReader.Get(ctx, key, secret)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
 		}
-		if !apierrors.IsAlreadyExists(err) {
-			return nil, nil, err
-		}
-		// It exists, but not in the cache: it lacks the managed-by label. Look at it
-		// directly; it may still be ours, with its label removed by hand.
-		if err := r.APIReader.Get(ctx, key, secret); err != nil {
-			return nil, nil, fmt.Errorf("get Secret %s: %w", key, err)
-		}
-	} else if err != nil {
-		return nil, nil, fmt.Errorf("get Secret %s: %w", key, err)
 	}
-
-	if oauthv1alpha1.SecretOwner(secret) != oc.UID {
-		msg := fmt.Sprintf("Secret %q exists and is not controlled by this OAuthClient; it was left untouched (delete it, or set spec.secretName on a new client)", key.Name)
-		if !hasReason(oc, oauthv1alpha1.ReasonSecretConflict) {
-			r.Recorder.Eventf(oc, nil, corev1.EventTypeWarning, EventSecretConflict, "Reconcile", msg)
-		}
-		return nil, &notReady{oauthv1alpha1.ReasonSecretConflict, msg}, nil
+	if err != nil {
+		return nil, fmt.Errorf("get Secret %s: %w", key, err)
 	}
-	return secret, nil, nil
+	return secret, nil
 }
 
-// createSecret creates the Secret with fresh credentials.
-func (r *OAuthClientReconciler) createSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, key types.NamespacedName) (*corev1.Secret, error) {
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: key.Namespace, Name: key.Name, Labels: secretLabels(oc),
-		},
-		Type: corev1.SecretTypeOpaque,
-		Data: r.managedData(oc),
+// secretConflict reports a Secret of the wanted name that the client does not control,
+// with an event the first time.
+func (r *OAuthClientReconciler) secretConflict(oc *oauthv1alpha1.OAuthClient, key types.NamespacedName) *notReady {
+	msg := fmt.Sprintf("Secret %q exists and is not controlled by this OAuthClient; it was left untouched (delete it, or set spec.secretName on a new client)", key.Name)
+	if !hasReason(oc, oauthv1alpha1.ReasonSecretConflict) {
+		r.Recorder.Eventf(oc, nil, corev1.EventTypeWarning, EventSecretConflict, "Reconcile", msg)
 	}
-	if cred := r.credentialFor(oc); cred != nil {
-		generated, err := cred.generate()
-		if err != nil {
+	return &notReady{oauthv1alpha1.ReasonSecretConflict, msg}
+}
+
+// writeSecret applies the plan to a copy of current (a new Secret when the plan
+// creates one) and writes it: a create, or one patch with an optimistic lock, or
+// nothing when the plan changes nothing.
+func (r *OAuthClientReconciler) writeSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, key types.NamespacedName, current *corev1.Secret, plan *secretPlan) (*corev1.Secret, error) {
+	if plan.empty() {
+		return current, nil
+	}
+	cred := credentialFor(oc, r.Config.Signing.Algorithm)
+	if !plan.create {
+		secret := current.DeepCopy()
+		if err := plan.applyTo(secret, cred); err != nil {
 			return nil, err
 		}
-		install(secret.Data, generated)
-		secret.Annotations = map[string]string{oauthv1alpha1.SecretRotatedAtAnnotation: formatTime(r.now())}
-		// A rotation requested before the Secret existed is served by its creation.
-		if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
-			secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation] = trigger
+		if err := r.Patch(ctx, secret, client.MergeFromWithOptions(current, client.MergeFromWithOptimisticLock{})); err != nil {
+			return nil, fmt.Errorf("update Secret %s: %w", key, err)
 		}
+		return secret, nil
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: corev1.SecretTypeOpaque}
+	if err := plan.applyTo(secret, cred); err != nil {
+		return nil, err
 	}
 	if err := controllerutil.SetControllerReference(oc, secret, r.Scheme); err != nil {
 		return nil, fmt.Errorf("set owner of Secret %s: %w", key, err)
 	}
 	if err := r.Create(ctx, secret); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return nil, err
-		}
 		return nil, fmt.Errorf("create Secret %s: %w", key, err)
 	}
-	logf.FromContext(ctx).Info("created credential Secret", "secret", key.Name)
 	return secret, nil
 }
 
-func (r *OAuthClientReconciler) recordCreated(oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) {
-	if oc.Status.SecretName == secret.Name {
-		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRecreated, "Reconcile",
-			"Secret %q was deleted; created it again with a new client secret: workloads must use the new one", secret.Name)
-		return
+// report tells what a written plan changed: its events, a log line per change, the
+// rotation metric.
+func (r *OAuthClientReconciler) report(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, plan *secretPlan) {
+	for _, e := range plan.events {
+		r.Recorder.Eventf(oc, secret, e.eventType, e.reason, e.action, "%s", e.note)
 	}
-	r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretCreated, "Reconcile", "created Secret %q with the client's credentials", secret.Name)
-}
-
-// maintainSecret keeps a Secret this client controls right: it restores labels and
-// managed keys changed by hand, removes credentials of another method, regenerates a
-// missing or unusable credential (client secret or key pair), rotates it when its
-// interval has passed or the rotate-secret annotation has a new value, and drops the
-// previous one when its grace period ends. All changes go out in one patch. It returns
-// when to look again.
-func (r *OAuthClientReconciler) maintainSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) (time.Duration, error) {
-	orig := secret.DeepCopy()
-	now := r.now()
-	fixed := r.repair(oc, secret)
-	cred := r.credentialFor(oc)
-	dropped := dropOtherCredentials(secret, cred)
-	if cred == nil {
-		if err := r.patchSecret(ctx, orig, secret); err != nil {
-			return 0, err
-		}
-		r.reportRepairs(ctx, oc, secret, fixed)
-		if dropped {
-			logf.FromContext(ctx).Info("removed the stored credentials: the client's method needs none in its Secret", "secret", secret.Name, "method", oc.AuthMethod())
-			r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRemoved, "Reconcile",
-				"removed the stored credentials from Secret %q: the client authenticates by %s", secret.Name, oc.AuthMethod())
-		}
-		return 0, nil
-	}
-
-	regenerated := !cred.valid(secret.Data)
-	// Generated for a client that had none of this kind: it has just switched methods.
-	switched := regenerated && (dropped || orig.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation] == "")
-	rotation := ""
-	if !regenerated {
-		rotation = rotationDue(oc, secret, now)
-	}
-	if regenerated || rotation != "" {
-		generated, err := cred.generate()
-		if err != nil {
-			return 0, err
-		}
-		if rotation != "" {
-			if err := keepPrevious(secret, cred, gracePeriod(oc), now); err != nil {
-				return 0, fmt.Errorf("rotate the %s of Secret %s/%s: %w", cred.name, secret.Namespace, secret.Name, err)
-			}
-		}
-		install(secret.Data, generated)
-		setAnnotation(secret, oauthv1alpha1.SecretRotatedAtAnnotation, formatTime(now))
-	}
-	if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
-		setAnnotation(secret, oauthv1alpha1.RotationTriggerAnnotation, trigger)
-	}
-	if _, ok := secret.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation]; !ok {
-		setAnnotation(secret, oauthv1alpha1.SecretRotatedAtAnnotation, formatTime(now))
-	}
-	expired := expirePrevious(secret, cred, now)
-
-	if err := r.patchSecret(ctx, orig, secret); err != nil {
-		return 0, err
-	}
-	log := logf.FromContext(ctx)
-	r.reportRepairs(ctx, oc, secret, fixed)
+	log := logf.FromContext(ctx).WithValues("secret", secret.Name)
+	cred := credentialFor(oc, r.Config.Signing.Algorithm)
 	switch {
-	case switched:
-		log.Info("generated a credential for the client's method", "secret", secret.Name, "credential", cred.name, "method", oc.AuthMethod())
-		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretCreated, "Reconcile",
-			"generated a %s in Secret %q: the client authenticates by %s", cred.name, secret.Name, oc.AuthMethod())
-	case regenerated:
-		log.Info("generated a new credential: the stored one was missing or unusable", "secret", secret.Name, "credential", cred.name)
-		r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRegenerated, "Reconcile",
-			"the %s of Secret %q was missing or unusable (a client secret needs %d characters); generated a new one", cred.name, secret.Name, minClientSecretLen)
+	case plan.create:
+		log.Info("created credential Secret")
+	case len(plan.repaired) > 0:
+		log.Info("restored credential Secret", "fields", plan.repaired)
 	}
-	if rotation != "" {
-		grace := gracePeriod(oc)
-		SecretRotations.WithLabelValues(rotation).Inc()
-		log.Info("rotated client credential", "secret", secret.Name, "credential", cred.name, "trigger", rotation, "gracePeriod", grace.String())
-		r.Recorder.Eventf(oc, secret, corev1.EventTypeNormal, EventSecretRotated, "Rotate",
-			"rotated the %s in Secret %q (trigger: %s); the previous one works for %s more", cred.name, secret.Name, rotation, grace)
+	if plan.removed {
+		log.Info("removed the stored credentials: the client's method needs none in its Secret", "method", oc.AuthMethod())
 	}
-	if expired {
-		log.Info("previous client credential expired", "secret", secret.Name, "credential", cred.name)
+	switch plan.generate {
+	case genSwitch:
+		log.Info("generated a credential for the client's method", "credential", cred.name, "method", oc.AuthMethod())
+	case genRegenerate:
+		log.Info("generated a new credential: the stored one was missing or unusable", "credential", cred.name)
+	case genRotate:
+		SecretRotations.WithLabelValues(plan.rotation).Inc()
+		log.Info("rotated client credential", "credential", cred.name, "trigger", plan.rotation, "gracePeriod", oc.SecretGracePeriod().String())
 	}
-	return nextCheck(oc, secret, now), nil
-}
-
-// patchSecret writes secret's changes against orig, if any, in one patch.
-func (r *OAuthClientReconciler) patchSecret(ctx context.Context, orig, secret *corev1.Secret) error {
-	if equality.Semantic.DeepEqual(orig.Data, secret.Data) && equality.Semantic.DeepEqual(orig.ObjectMeta, secret.ObjectMeta) {
-		return nil
+	if plan.expired {
+		log.Info("previous client credential expired", "credential", cred.name)
 	}
-	if err := r.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("update Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	if !plan.deferredUntil.IsZero() {
+		log.Info("deferred a requested rotation", "credential", cred.name, "until", plan.deferredUntil)
 	}
-	return nil
-}
-
-func (r *OAuthClientReconciler) reportRepairs(ctx context.Context, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, fixed []string) {
-	if len(fixed) == 0 {
-		return
-	}
-	logf.FromContext(ctx).Info("restored credential Secret", "secret", secret.Name, "fields", fixed)
-	r.Recorder.Eventf(oc, secret, corev1.EventTypeWarning, EventSecretRepaired, "Reconcile",
-		"restored %v of Secret %q, which were changed by hand", fixed, secret.Name)
-}
-
-// repair restores labels and managed keys; it returns what it changed.
-func (r *OAuthClientReconciler) repair(oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret) []string {
-	var fixed []string
-	for k, v := range secretLabels(oc) {
-		if secret.Labels[k] != v {
-			if secret.Labels == nil {
-				secret.Labels = map[string]string{}
-			}
-			secret.Labels[k] = v
-			fixed = append(fixed, "label "+k)
-		}
-	}
-	if secret.Data == nil {
-		secret.Data = map[string][]byte{}
-	}
-	for k, v := range r.managedData(oc) {
-		if string(secret.Data[k]) != string(v) {
-			secret.Data[k] = v
-			fixed = append(fixed, k)
-		}
-	}
-	return fixed
 }
 
 // checkAudiences verifies that every audience names an OAuthAPI that admits the
@@ -406,64 +346,19 @@ func (r *OAuthClientReconciler) serviceAccountNote(ctx context.Context, oc *oaut
 	return "", nil
 }
 
-// writeStatus writes the status once, and only when it changed. note is added to the
-// message of a Ready client.
-func (r *OAuthClientReconciler) writeStatus(ctx context.Context, before, oc *oauthv1alpha1.OAuthClient, secret *corev1.Secret, problem *notReady, note string, reconcileErr error) error {
-	st := &oc.Status
-	if secret != nil {
-		st.LastSecretRotationTime = annotationTime(secret, oauthv1alpha1.SecretRotatedAtAnnotation)
-		st.PreviousSecretExpiryTime = annotationTime(secret, oauthv1alpha1.PreviousSecretExpiresAnnotation)
-		st.NextSecretRotationTime = nil
-		if last := st.LastSecretRotationTime; last != nil && rotationInterval(oc) > 0 {
-			st.NextSecretRotationTime = &metav1.Time{Time: last.Add(rotationInterval(oc))}
-		}
-	}
-	st.ClientID = oc.ClientID()
-	st.TokenURL = r.Issuer + config.TokenPath
-	st.ObservedGeneration = oc.Generation
-	cond := metav1.Condition{
-		Type:               oauthv1alpha1.ConditionReady,
-		Status:             metav1.ConditionTrue,
-		Reason:             oauthv1alpha1.ReasonReady,
-		Message:            readyMessage(oc) + note,
-		ObservedGeneration: oc.Generation,
-	}
-	switch {
-	case reconcileErr != nil:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, oauthv1alpha1.ReasonReconcileError, reconcileErr.Error()
-	case problem != nil:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, problem.reason, problem.message
-	}
-	if reconcileErr == nil && (problem == nil || problem.reason != oauthv1alpha1.ReasonSecretConflict) {
-		st.SecretName = oc.EffectiveSecretName()
-	}
-	meta.SetStatusCondition(&st.Conditions, cond)
-	if equality.Semantic.DeepEqual(before.Status, oc.Status) {
-		return nil
-	}
-	// A client deleted meanwhile needs no status.
-	if err := client.IgnoreNotFound(r.Status().Patch(ctx, oc, client.MergeFrom(before))); err != nil {
-		return fmt.Errorf("update status of OAuthClient %s/%s: %w", oc.Namespace, oc.Name, err)
-	}
-	return nil
-}
-
-func readyMessage(oc *oauthv1alpha1.OAuthClient) string {
-	switch {
-	case oc.AuthMethod() == oauthv1alpha1.AuthServiceAccountToken:
-		return fmt.Sprintf("Secret %s holds where to ask; the client authenticates with tokens of ServiceAccount %s", oc.EffectiveSecretName(), oc.Spec.Authentication.ServiceAccountName)
-	case oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT && !oc.GeneratesKey():
-		return fmt.Sprintf("Secret %s holds where to ask; the client signs assertions with the private halves of its %d public key(s)", oc.EffectiveSecretName(), len(oc.Spec.Authentication.PublicKeys))
-	}
-	return "credentials are in Secret " + oc.EffectiveSecretName()
-}
-
 func (r *OAuthClientReconciler) managedData(oc *oauthv1alpha1.OAuthClient) map[string][]byte {
 	return map[string][]byte{
 		oauthv1alpha1.SecretKeyClientID: []byte(oc.ClientID()),
-		oauthv1alpha1.SecretKeyTokenURL: []byte(r.Issuer + config.TokenPath),
-		oauthv1alpha1.SecretKeyIssuer:   []byte(r.Issuer),
+		oauthv1alpha1.SecretKeyTokenURL: []byte(r.Config.TokenURL()),
+		oauthv1alpha1.SecretKeyIssuer:   []byte(r.Config.Issuer),
 	}
+}
+
+func (r *OAuthClientReconciler) clock() clock.PassiveClock {
+	if r.Clock == nil {
+		return clock.RealClock{}
+	}
+	return r.Clock
 }
 
 func secretLabels(oc *oauthv1alpha1.OAuthClient) map[string]string {
@@ -471,11 +366,6 @@ func secretLabels(oc *oauthv1alpha1.OAuthClient) map[string]string {
 		oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue,
 		oauthv1alpha1.ClientLabel:    oc.Name,
 	}
-}
-
-func hasReason(oc *oauthv1alpha1.OAuthClient, reason string) bool {
-	c := meta.FindStatusCondition(oc.Status.Conditions, oauthv1alpha1.ConditionReady)
-	return c != nil && c.Reason == reason
 }
 
 // SetupWithManager adds the indexes the controller lists by (IndexFields) and registers
@@ -513,17 +403,21 @@ func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
 // Secrets it owns, the OAuthAPIs it names, the labels of its Namespace and its
 // ServiceAccount. The manager's cache must have the indexes of IndexFields.
 func (r *OAuthClientReconciler) SetupControllerWithManager(mgr ctrl.Manager) error {
+	if r.Config == nil {
+		return errors.New("set up OAuthClient controller: no config")
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&oauthv1alpha1.OAuthClient{}).
 		Owns(&corev1.Secret{}).
 		Watches(&oauthv1alpha1.OAuthAPI{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfAPI)).
+		// Nothing about a Namespace matters to a client but its labels.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.clientsInNamespace),
-			builder.WithPredicates(labelsChanged())).
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		// Metadata only: a ServiceAccount's existence is all a client's status says.
 		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfServiceAccount),
 			builder.OnlyMetadata, builder.WithPredicates(createdOrDeleted())).
 		Named("oauthclient").
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.Workers, config.DefaultReconcileWorkers)}).
 		Complete(r)
 }
 
@@ -568,17 +462,4 @@ func requestsFor(list *oauthv1alpha1.OAuthClientList) []reconcile.Request {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
-}
-
-// labelsChanged passes namespace creations and label changes; nothing else about a
-// Namespace matters to a client.
-func labelsChanged() predicate.Predicate {
-	return predicate.Funcs{
-		CreateFunc:  func(event.CreateEvent) bool { return true },
-		DeleteFunc:  func(event.DeleteEvent) bool { return false },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !equality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
-		},
-	}
 }

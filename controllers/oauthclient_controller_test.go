@@ -23,6 +23,7 @@ import (
 
 func newAPI(t *testing.T, spec oauthv1alpha1.OAuthAPISpec) *oauthv1alpha1.OAuthAPI {
 	t.Helper()
+	requireEnv(t)
 	api := &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: "api-" + rand.String(6)}, Spec: spec}
 	if err := k8s.Create(context.Background(), api); err != nil {
 		t.Fatalf("create OAuthAPI: %v", err)
@@ -68,6 +69,7 @@ func waitReady(t *testing.T, ns, name string, status metav1.ConditionStatus, rea
 }
 
 func TestSecretCreatedWithCredentialsAndOwner(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
@@ -102,7 +104,7 @@ func TestSecretCreatedWithCredentialsAndOwner(t *testing.T) {
 		Should(ContainElement("SecretCreated"))
 }
 
-func TestSecretStableAcrossSpecChangeAndRestart(t *testing.T) {
+func TestSecretStableAcrossSpecChangeAndRestart(t *testing.T) { // restarts the manager: not parallel
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces(), Scopes: []oauthv1alpha1.Scope{"a", "b"}})
@@ -128,6 +130,7 @@ func TestSecretStableAcrossSpecChangeAndRestart(t *testing.T) {
 }
 
 func TestDeletedSecretIsRecreated(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
@@ -147,6 +150,7 @@ func TestDeletedSecretIsRecreated(t *testing.T) {
 }
 
 func TestTamperedSecretIsRestored(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
@@ -196,6 +200,7 @@ func TestTamperedSecretIsRestored(t *testing.T) {
 }
 
 func TestForeignSecretIsLeftAlone(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
@@ -227,6 +232,7 @@ func TestForeignSecretIsLeftAlone(t *testing.T) {
 }
 
 func TestAudienceAdmission(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	label := "oauth.operator.dev/test-" + rand.String(5)
 	ns := newNamespace(t, nil)
@@ -276,6 +282,7 @@ func TestAudienceAdmission(t *testing.T) {
 }
 
 func TestDisabledClientKeepsCredentials(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
@@ -291,6 +298,7 @@ func TestDisabledClientKeepsCredentials(t *testing.T) {
 }
 
 func TestSecretValueNeverLoggedOrPublished(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
@@ -332,6 +340,7 @@ func TestSecretValueNeverLoggedOrPublished(t *testing.T) {
 }
 
 func TestAPIServerRejectsInvalidObjects(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t, nil)
 	ttl := func(s string) *metav1.Duration {
 		d, err := time.ParseDuration(s)

@@ -35,7 +35,7 @@ func publicPEM(t *testing.T, pub any) string {
 // TestPrivateKeyJWTGeneratedKey: the operator generates the key pair (the signing
 // algorithm's family), writes it with its thumbprint and no client_secret, and rotates
 // it like a secret, keeping the previous public key for the grace period.
-func TestPrivateKeyJWTGeneratedKey(t *testing.T) {
+func TestPrivateKeyJWTGeneratedKey(t *testing.T) { // moves the clock: not parallel
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
@@ -86,6 +86,7 @@ func TestPrivateKeyJWTGeneratedKey(t *testing.T) {
 // TestPrivateKeyJWTPublicKeys: a client naming its own public keys gets no key material
 // in its Secret; a key that cannot verify assertions makes it not Ready, naming the entry.
 func TestPrivateKeyJWTPublicKeys(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})

@@ -5,6 +5,7 @@ package controllers_test
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,14 +20,13 @@ import (
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
 
-var pokes int
+var pokes atomic.Int64
 
 // poke changes an unrelated annotation, so the controller looks at the client now
 // rather than when its (real-time) requeue fires.
 func poke(t *testing.T, ns, name string) {
 	t.Helper()
-	setClientAnnotation(t, ns, name, "test.oauth.operator.dev/poke", strconv.Itoa(pokes))
-	pokes++
+	setClientAnnotation(t, ns, name, "test.oauth.operator.dev/poke", strconv.FormatInt(pokes.Add(1), 10))
 }
 
 func setClientAnnotation(t *testing.T, ns, name, k, v string) {
@@ -87,7 +87,7 @@ func clientStatus(g Gomega, ns, name string) oauthv1alpha1.OAuthClientStatus {
 	return oc.Status
 }
 
-func TestSecretRotationByInterval(t *testing.T) {
+func TestSecretRotationByInterval(t *testing.T) { // moves the clock, restarts the manager: not parallel
 	g := NewWithT(t)
 	ns, name := rotatingClient(t, "1h", "10m")
 	s0 := getSecret(g, ns, name).Data["client_secret"]
@@ -141,7 +141,7 @@ func TestSecretRotationByInterval(t *testing.T) {
 	g.Expect(again["previous_client_secret"]).To(Equal(s1))
 }
 
-func TestNoRotationOnRestart(t *testing.T) {
+func TestNoRotationOnRestart(t *testing.T) { // restarts the manager: not parallel
 	g := NewWithT(t)
 	ns, name := rotatingClient(t, "2h", "")
 	before := getSecret(g, ns, name)
@@ -153,7 +153,7 @@ func TestNoRotationOnRestart(t *testing.T) {
 	g.Expect(after).NotTo(HaveKey("previous_client_secret"))
 }
 
-func TestSecretRotationByAnnotation(t *testing.T) {
+func TestSecretRotationByAnnotation(t *testing.T) { // moves the clock: not parallel
 	g := NewWithT(t)
 	ns, name := rotatingClient(t, "", "0s")
 	s0 := getSecret(g, ns, name).Data["client_secret"]
@@ -168,7 +168,9 @@ func TestSecretRotationByAnnotation(t *testing.T) {
 	poke(t, ns, name)
 	g.Expect(settled(t, ns, name)["client_secret"]).To(Equal(s1["client_secret"]))
 
-	// A new value rotates once more.
+	// A new value rotates once more, once clients.rotateSecretMinInterval (1m) has
+	// passed since the last requested rotation.
+	clock.Advance(time.Minute)
 	setClientAnnotation(t, ns, name, oauthv1alpha1.RotateSecretAnnotation, "2026-11-28-b")
 	g.Eventually(func(g Gomega) []byte { return getSecret(g, ns, name).Data["client_secret"] }, timeout, interval).ShouldNot(Equal(s1["client_secret"]))
 	g.Expect(clientStatus(g, ns, name).NextSecretRotationTime).To(BeNil(), "no interval, no next rotation")
@@ -176,6 +178,7 @@ func TestSecretRotationByAnnotation(t *testing.T) {
 }
 
 func TestRotationRequestedAtCreation(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ns := newNamespace(t, nil)
 	api := newAPI(t, oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNamespaces()})
@@ -186,4 +189,54 @@ func TestRotationRequestedAtCreation(t *testing.T) {
 	g.Expect(k8s.Create(context.Background(), oc)).To(Succeed())
 	waitReady(t, ns, "fresh", metav1.ConditionTrue, oauthv1alpha1.ReasonReady)
 	g.Expect(settled(t, ns, "fresh")).NotTo(HaveKey("previous_client_secret"), "a new Secret needs no rotation")
+}
+
+// TestRotationRequestsAreRateLimited reproduces issue 22's finding 6: 50 writes of the
+// rotate-secret annotation in a few seconds. Each new value used to be a key generation
+// on the leader; now the first rotates at once, every later one within
+// clients.rotateSecretMinInterval (1m) is deferred with an event, and the latest value
+// is acted on once the interval has passed: 2 generations in all.
+func TestRotationRequestsAreRateLimited(t *testing.T) { // moves the clock: not parallel
+	g := NewWithT(t)
+	ns, name := rotatingClient(t, "", "")
+	rotations := func() float64 { return testutil.ToFloat64(controllers.SecretRotations.WithLabelValues("annotation")) }
+	before := rotations()
+	s0 := getSecret(g, ns, name)
+
+	start := time.Now()
+	for i := range 50 {
+		setClientAnnotation(t, ns, name, oauthv1alpha1.RotateSecretAnnotation, "flood-"+strconv.Itoa(i))
+	}
+	t.Logf("50 annotation writes in %s", time.Since(start).Round(time.Millisecond))
+	poke(t, ns, name)
+	settled(t, ns, name)
+	g.Expect(rotations()-before).To(Equal(1.0), "key generations for 50 requests within the interval")
+
+	// The controller has seen the last value and defers it, with an event.
+	deferred := func(g Gomega) {
+		oc := &oauthv1alpha1.OAuthClient{}
+		g.Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, oc)).To(Succeed())
+		g.Expect(oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]).To(Equal("flood-49"))
+		g.Expect(getSecret(g, ns, name).Annotations[oauthv1alpha1.RotationTriggerAnnotation]).NotTo(Equal("flood-49"))
+	}
+	g.Eventually(func(g Gomega) []string { return reasons(eventsFor(g, ns, name)) }, timeout, interval).
+		Should(ContainElement(controllers.EventSecretRotationDeferred))
+	g.Consistently(deferred, 2*time.Second, 200*time.Millisecond).Should(Succeed())
+	g.Expect(rotations() - before).To(Equal(1.0))
+
+	s1 := getSecret(g, ns, name)
+	g.Expect(s1.Data["client_secret"]).NotTo(Equal(s0.Data["client_secret"]))
+	g.Expect(s1.Annotations[oauthv1alpha1.RotationTriggerAnnotation]).To(HavePrefix("flood-"))
+	g.Expect(s1.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation]).To(Equal(s1.Annotations[oauthv1alpha1.RotationTriggerHandledAtAnnotation]))
+
+	// Once the interval has passed, the latest value is acted on: one more generation.
+	clock.Advance(time.Minute)
+	poke(t, ns, name)
+	g.Eventually(func(g Gomega) string {
+		return getSecret(g, ns, name).Annotations[oauthv1alpha1.RotationTriggerAnnotation]
+	}, timeout, interval).Should(Equal("flood-49"))
+	settled(t, ns, name)
+	g.Expect(rotations()-before).To(Equal(2.0), "50 requests: two key generations")
+	g.Expect(getSecret(g, ns, name).Annotations[oauthv1alpha1.SecretRotatedAtAnnotation]).
+		NotTo(Equal(s1.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation]))
 }

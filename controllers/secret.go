@@ -4,9 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
@@ -98,14 +95,15 @@ func keyPairCredential(alg signing.Algorithm) *credential {
 	}
 }
 
-// credentialFor is the credential the operator generates for the client; nil when its
-// method needs none in the Secret (ServiceAccountToken, PrivateKeyJWT with publicKeys).
-func (r *OAuthClientReconciler) credentialFor(oc *oauthv1alpha1.OAuthClient) *credential {
+// credentialFor is the credential the operator generates for the client, a key pair of
+// keyAlg's family for PrivateKeyJWT; nil when its method needs none in the Secret
+// (ServiceAccountToken, PrivateKeyJWT with publicKeys).
+func credentialFor(oc *oauthv1alpha1.OAuthClient, keyAlg signing.Algorithm) *credential {
 	switch {
 	case oc.AuthMethod() == oauthv1alpha1.AuthClientSecret:
 		return clientSecretCredential
 	case oc.GeneratesKey():
-		return keyPairCredential(r.keyAlgorithm())
+		return keyPairCredential(keyAlg)
 	}
 	return nil
 }
@@ -114,73 +112,4 @@ func (r *OAuthClientReconciler) credentialFor(oc *oauthv1alpha1.OAuthClient) *cr
 var credentialKeys = []string{
 	oauthv1alpha1.SecretKeyClientSecret, oauthv1alpha1.SecretKeyPreviousClientSecret,
 	oauthv1alpha1.SecretKeyPrivateKey, oauthv1alpha1.SecretKeyKeyID, oauthv1alpha1.SecretKeyPreviousPublicKey,
-}
-
-// dropOtherCredentials removes from a Secret every credential that is not of kind c
-// (all of them when c is nil), with the rotation state when nothing is left to rotate.
-// It reports whether it removed any.
-func dropOtherCredentials(secret *corev1.Secret, c *credential) bool {
-	keep := map[string]bool{}
-	if c != nil {
-		for _, k := range c.current {
-			keep[k] = true
-		}
-		keep[c.previous] = true
-	}
-	dropped := false
-	for _, k := range credentialKeys {
-		if _, ok := secret.Data[k]; ok && !keep[k] {
-			delete(secret.Data, k)
-			dropped = true
-		}
-	}
-	if c == nil {
-		for _, a := range []string{
-			oauthv1alpha1.SecretRotatedAtAnnotation,
-			oauthv1alpha1.PreviousSecretExpiresAnnotation,
-			oauthv1alpha1.RotationTriggerAnnotation,
-		} {
-			delete(secret.Annotations, a)
-		}
-	}
-	return dropped
-}
-
-// install writes a newly generated credential into data.
-func install(data, generated map[string][]byte) {
-	for k, v := range generated {
-		data[k] = v
-	}
-}
-
-// keepPrevious keeps what verifies the current credential as the previous one for the
-// grace period; with no grace period the previous one is dropped at once.
-func keepPrevious(secret *corev1.Secret, c *credential, grace time.Duration, now time.Time) error {
-	if grace <= 0 {
-		delete(secret.Data, c.previous)
-		delete(secret.Annotations, oauthv1alpha1.PreviousSecretExpiresAnnotation)
-		return nil
-	}
-	v, err := c.verifier(secret.Data)
-	if err != nil {
-		return err
-	}
-	secret.Data[c.previous] = v
-	setAnnotation(secret, oauthv1alpha1.PreviousSecretExpiresAnnotation, formatTime(now.Add(grace)))
-	return nil
-}
-
-// expirePrevious drops the previous credential once its grace period is over (or when
-// its expiry is unreadable). It reports whether it did.
-func expirePrevious(secret *corev1.Secret, c *credential, now time.Time) bool {
-	if _, ok := secret.Data[c.previous]; !ok {
-		delete(secret.Annotations, oauthv1alpha1.PreviousSecretExpiresAnnotation)
-		return false
-	}
-	if until := annotationTime(secret, oauthv1alpha1.PreviousSecretExpiresAnnotation); until != nil && now.Before(until.Time) {
-		return false
-	}
-	delete(secret.Data, c.previous)
-	delete(secret.Annotations, oauthv1alpha1.PreviousSecretExpiresAnnotation)
-	return true
 }

@@ -18,6 +18,7 @@ import (
 // to ask and holds no credential; its status says whether the ServiceAccount exists;
 // switching methods adds or removes the client secret at once.
 func TestServiceAccountTokenClientSecret(t *testing.T) {
+	t.Parallel()
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t, nil)

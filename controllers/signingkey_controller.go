@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,8 +49,8 @@ type SigningKeyReconciler struct {
 	Key types.NamespacedName
 	// Policy says when to rotate.
 	Policy signing.Policy
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock is the time of rotations; clock.RealClock when nil.
+	Clock clock.PassiveClock
 	// Revocations remembers the revoked keys this process has seen (shared with the
 	// signing-key source); nil remembers only what the Secret lists.
 	Revocations *signing.Revocations
@@ -70,8 +72,8 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 	now := time.Now()
-	if r.Now != nil {
-		now = r.Now()
+	if r.Clock != nil {
+		now = r.Clock.Now()
 	}
 	log := logf.FromContext(ctx)
 	trigger := secret.Annotations[RotateKeyAnnotation]
@@ -173,9 +175,7 @@ func (r *SigningKeyReconciler) write(ctx context.Context, secret *corev1.Secret,
 		if secret.Annotations == nil {
 			secret.Annotations = map[string]string{}
 		}
-		for k, v := range handled {
-			secret.Annotations[k] = v
-		}
+		maps.Copy(secret.Annotations, handled)
 	}
 	// Optimistic lock: a concurrent writer makes this fail and the step is retried on
 	// the newer Secret.

@@ -11,15 +11,12 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
-
-var keySecret = types.NamespacedName{Namespace: "default", Name: "oauth-client-operator-signing-keys"}
 
 func keySet(g Gomega) *signing.KeySet {
 	s := &corev1.Secret{}
@@ -45,7 +42,8 @@ func annotateKeySecret(t *testing.T, k, v string) {
 // TestSigningKeyRotationPhases drives a rotation with the operator's clock: published,
 // then signing after the propagation delay (10m), the old key retired and kept for the
 // longest token lifetime plus leeway (24h + 5m), then removed.
-func TestSigningKeyRotationPhases(t *testing.T) {
+func TestSigningKeyRotationPhases(t *testing.T) { // moves the clock: not parallel
+	requireEnv(t)
 	g := NewWithT(t)
 	var first *signing.KeySet
 	g.Eventually(func(g Gomega) { first = keySet(g) }, timeout, interval).Should(Succeed())

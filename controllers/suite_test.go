@@ -14,30 +14,60 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/operator"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
 )
+
+// The envtest tests of this package (build tag integration) run the three reconcilers
+// on a manager of their own (no token server, no leader election, nothing else of the
+// operator), against a real kube-apiserver started on first use. The tests without the
+// tag need no API server.
 
 const testIssuer = "https://oauth.test.example"
 
 var (
-	env *testenv.Environment
-	// k8s talks to the API server directly, never through the operator's cache.
+	envOnce sync.Once
+	envErr  error
+	env     *testenv.Environment
+	// k8s talks to the API server directly, never through the manager's cache.
 	k8s client.Client
-	// logs captures everything the operator logs, to scan it for secrets.
+	// logs captures everything the controllers log, to scan it for secrets.
 	logs = &testenv.LogBuffer{}
+
+	scheme = newScheme()
 
 	mgrMu   sync.Mutex
 	mgrStop func()
 
-	// clock is the operator's clock; rotation tests move it forward.
+	// clock is the controllers' clock; rotation tests move it forward. Tests that move
+	// it, or restart the manager, do not run in parallel (t.Parallel) with others.
 	clock = &testClock{}
 )
+
+// keySecret is the signing-key Secret the signing-key controller rotates.
+var keySecret = client.ObjectKey{Namespace: "default", Name: "oauth-client-operator-signing-keys"}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(oauthv1alpha1.AddToScheme(s))
+	return s
+}
 
 // testClock is the wall clock plus an offset that tests advance.
 type testClock struct {
@@ -61,42 +91,98 @@ func (c *testClock) Advance(d time.Duration) {
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.UseDevMode(false)))
-	var err error
-	env, err = testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	k8s, err = client.New(env.Config, client.Options{Scheme: operator.Scheme()})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := startManager(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := m.Run()
 	stopManager()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stop envtest:", err)
+	if env != nil {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+		}
 	}
 	os.Exit(code)
 }
 
-// startManager runs the operator's real manager (cache, controllers) in-process.
+// requireEnv starts, once, the control plane, the signing-key Secret and the manager.
+func requireEnv(t *testing.T) {
+	t.Helper()
+	envOnce.Do(func() { envErr = startEnv() })
+	if envErr != nil {
+		t.Fatal(envErr)
+	}
+}
+
+func startEnv() error {
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		return err
+	}
+	if k8s, err = client.New(env.Config, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	if err := createKeySecret(); err != nil {
+		return err
+	}
+	return startManager()
+}
+
+// createKeySecret writes the signing-key Secret with one ES256 key, as the operator's
+// signing-key source does at its first start.
+func createKeySecret() error {
+	key, err := signing.GenerateKey(signing.ES256, clock.Now())
+	if err != nil {
+		return err
+	}
+	data, err := (&signing.KeySet{CurrentID: key.ID, Keys: []*signing.Key{key}}).Encode()
+	if err != nil {
+		return err
+	}
+	return k8s.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: keySecret.Namespace, Name: keySecret.Name, Labels: map[string]string{
+			oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue, signing.KeysLabel: "true"}},
+		Data: data,
+	})
+}
+
+// startManager runs the three reconcilers on a new manager whose cache holds only the
+// Secrets with the managed-by label, as the operator's does.
 func startManager() error {
 	mgrMu.Lock()
 	defer mgrMu.Unlock()
-	cfg, err := config.Parse([]byte("issuer: " + testIssuer + "\ntokenServer: {address: '127.0.0.1:0'}"))
+	cfg, err := config.Parse([]byte("issuer: " + testIssuer))
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})},
+		}},
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.New(ctx, env.Config, operator.Options{
-		Config: cfg, Namespace: "default", MetricsAddr: "0", ProbeAddr: "0",
-		SkipControllerNameValidation: true, Clock: clock,
-	})
+	recorder := mgr.GetEventRecorder("oauth-client-operator")
+	err = (&controllers.OAuthClientReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme, Recorder: recorder,
+		Config: cfg, Clock: clock,
+	}).SetupWithManager(ctx, mgr)
+	if err == nil {
+		err = (&controllers.OAuthAPIReconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr)
+	}
+	if err == nil {
+		err = (&controllers.SigningKeyReconciler{
+			Client: mgr.GetClient(), Recorder: recorder, Key: keySecret, Clock: clock,
+			Policy: signing.Policy{
+				Algorithm:        cfg.Signing.Algorithm,
+				Interval:         cfg.Signing.RotationInterval.Duration,
+				PropagationDelay: cfg.Signing.PropagationDelay.Duration,
+				RetireAfter:      cfg.Tokens.MaxTTL.Duration + config.RetirementLeeway,
+			},
+		}).SetupWithManager(mgr)
+	}
 	if err != nil {
 		cancel()
 		return err
@@ -124,6 +210,7 @@ func stopManager() {
 // newNamespace creates a namespace for one test, with the given labels.
 func newNamespace(t *testing.T, labels map[string]string) string {
 	t.Helper()
+	requireEnv(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-", Labels: labels}}
 	if err := k8s.Create(context.Background(), ns); err != nil {
 		t.Fatalf("create namespace: %v", err)

@@ -14,6 +14,13 @@ import (
 // +kubebuilder:validation:Pattern=`^[!#-\[\]-~]+$`
 type Scope string
 
+// DNSSubdomain is the name of a Kubernetes object in the DNS-subdomain form (RFC 1123):
+// at most 253 lowercase letters, digits, '-' and '.', starting and ending with a
+// letter or digit.
+// +kubebuilder:validation:MaxLength=253
+// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+type DNSSubdomain = string // the one place of the pattern; an alias, so values need no conversion
+
 // Labels and annotations the operator sets and reads.
 const (
 	// ManagedByLabel marks every Secret the operator manages; the operator caches only
@@ -55,7 +62,57 @@ const (
 	PreviousSecretExpiresAnnotation = "oauth.operator.dev/previous-secret-expires-at"
 	// RotationTriggerAnnotation on the Secret: the last rotate-secret value acted on.
 	RotationTriggerAnnotation = "oauth.operator.dev/rotate-secret-handled"
+	// RotationTriggerHandledAtAnnotation on the Secret: when the last rotate-secret
+	// value was acted on (RFC 3339). The next value is acted on no sooner than the
+	// operator's minimum interval between requested rotations after it.
+	RotationTriggerHandledAtAnnotation = "oauth.operator.dev/rotate-secret-handled-at"
 )
+
+// CredentialSecretAnnotations are every annotation the operator writes on a
+// credential Secret and reads back; a cache that drops a Secret's other annotations
+// must keep these.
+var CredentialSecretAnnotations = []string{
+	SecretRotatedAtAnnotation,
+	PreviousSecretExpiresAnnotation,
+	RotationTriggerAnnotation,
+	RotationTriggerHandledAtAnnotation,
+}
+
+// RotationTimes are the times a credential Secret's rotation annotations record. A
+// time whose annotation is absent or unreadable is zero.
+// +kubebuilder:object:generate=false
+type RotationTimes struct {
+	// RotatedAt is when the current credential was generated (SecretRotatedAtAnnotation).
+	RotatedAt time.Time
+	// PreviousExpiresAt is when the previous credential stops working
+	// (PreviousSecretExpiresAnnotation).
+	PreviousExpiresAt time.Time
+	// TriggerHandledAt is when the last rotate-secret value was acted on
+	// (RotationTriggerHandledAtAnnotation).
+	TriggerHandledAt time.Time
+}
+
+// ReadRotationTimes is the one reader of a credential Secret's rotation annotations.
+func ReadRotationTimes(secret metav1.Object) RotationTimes {
+	a := secret.GetAnnotations()
+	return RotationTimes{
+		RotatedAt:         parseRotationTime(a[SecretRotatedAtAnnotation]),
+		PreviousExpiresAt: parseRotationTime(a[PreviousSecretExpiresAnnotation]),
+		TriggerHandledAt:  parseRotationTime(a[RotationTriggerHandledAtAnnotation]),
+	}
+}
+
+// FormatRotationTime is how the rotation annotations write a time: RFC 3339, UTC,
+// whole seconds.
+func FormatRotationTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func parseRotationTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
 
 // MinClientSecretLength is the length of a generated client secret: 256 bits in
 // URL-safe base64 without padding. A stored client secret (current or previous) that is

@@ -1,7 +1,9 @@
 package v1alpha1
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,7 +78,26 @@ type OAuthAPIStatus struct {
 	// ObservedGeneration is the generation of the spec this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions describe problems of the API. AudienceConflict is True while another
+	// OAuthAPI has the same effective audience; it is absent otherwise.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
+
+// Conditions of an OAuthAPI.
+const (
+	// ConditionAudienceConflict is True while another OAuthAPI has the same effective
+	// audience (reason ReasonSharedAudience; the message names the others). The token
+	// server issues no tokens for an audience two APIs claim: a namespace admitted by
+	// one would get tokens the other's resource servers accept. The condition is
+	// removed when the collision is resolved.
+	ConditionAudienceConflict = "AudienceConflict"
+	// ReasonSharedAudience is the reason of ConditionAudienceConflict.
+	ReasonSharedAudience = "SharedAudience"
+)
 
 // OAuthAPI is an API that accepts access tokens issued by the operator's token server.
 // +kubebuilder:object:root=true
@@ -114,6 +135,30 @@ func (a *OAuthAPI) EffectiveAudience() string {
 		return a.Spec.Audience
 	}
 	return a.Name
+}
+
+// AudienceConflicts is the one rule of audience collisions: OAuthAPIs collide when
+// their effective audiences are equal. It returns, for each API of apis that collides,
+// the sorted names of the others with its audience; an API that collides with none is
+// absent. The controller reports collisions with it, and the token server refuses
+// tokens for a colliding audience with it.
+func AudienceConflicts(apis []OAuthAPI) map[string][]string {
+	byAudience := make(map[string][]string, len(apis))
+	for i := range apis {
+		aud := apis[i].EffectiveAudience()
+		byAudience[aud] = append(byAudience[aud], apis[i].Name)
+	}
+	conflicts := map[string][]string{}
+	for _, names := range byAudience {
+		if len(names) < 2 {
+			continue
+		}
+		slices.SortFunc(names, cmp.Compare[string])
+		for _, n := range names {
+			conflicts[n] = slices.DeleteFunc(slices.Clone(names), func(o string) bool { return o == n })
+		}
+	}
+	return conflicts
 }
 
 // HasScope reports whether the API defines scope s.

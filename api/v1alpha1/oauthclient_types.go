@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -31,9 +32,7 @@ type OAuthClientSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:items:MaxLength=253
-	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	Audiences []string `json:"audiences"`
+	Audiences []DNSSubdomain `json:"audiences"`
 
 	// Scopes the client may request. Each must also be defined by the API a token is
 	// issued for. Empty: the client gets tokens without scopes.
@@ -53,9 +52,7 @@ type OAuthClientSpec struct {
 	// SecretName is the name of the Secret that receives the credentials, in the
 	// client's namespace. Defaults to the client's name. Immutable.
 	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	SecretName string `json:"secretName,omitempty"`
+	SecretName DNSSubdomain `json:"secretName,omitempty"`
 
 	// Disabled stops the token server from issuing new tokens to this client. The
 	// credentials are kept, so re-enabling needs no redistribution.
@@ -115,9 +112,7 @@ type ClientAuthentication struct {
 	// otherwise. The ServiceAccount may be created after the client.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	ServiceAccountName DNSSubdomain `json:"serviceAccountName,omitempty"`
 
 	// PublicKeys are the PEM public keys ("-----BEGIN PUBLIC KEY-----": EC P-256, RSA of
 	// at least 2048 bits, or Ed25519) whose private halves the client holds, for
@@ -267,6 +262,26 @@ func (c *OAuthClient) AuthMethod() AuthenticationMethod {
 		return a.Method
 	}
 	return AuthClientSecret
+}
+
+// SecretGracePeriod is how long the previous credential (client secret or public key)
+// keeps working after a rotation: spec.secretRotation.gracePeriod, or
+// DefaultSecretGracePeriod when unset.
+func (c *OAuthClient) SecretGracePeriod() time.Duration {
+	if r := c.Spec.SecretRotation; r != nil && r.GracePeriod != nil {
+		return r.GracePeriod.Duration
+	}
+	return DefaultSecretGracePeriod
+}
+
+// SecretRotationInterval is how long after the last rotation the credential rotates
+// again on its own: spec.secretRotation.interval; 0 when unset (only the rotate-secret
+// annotation rotates it).
+func (c *OAuthClient) SecretRotationInterval() time.Duration {
+	if r := c.Spec.SecretRotation; r != nil && r.Interval != nil {
+		return r.Interval.Duration
+	}
+	return 0
 }
 
 // GeneratesKey reports whether the operator generates the client's key pair: method

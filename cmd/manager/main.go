@@ -37,7 +37,7 @@ func run() error {
 	flag.DurationVar(&opts.LeaseDuration, "leader-elect-lease-duration", operator.DefaultLeaseDuration, "how long a leader's Lease holds without renewal before another replica may take it")
 	flag.DurationVar(&opts.RenewDeadline, "leader-elect-renew-deadline", operator.DefaultRenewDeadline, "how long the leader tries to renew its Lease before it stops the leader-only work (shorter than the lease duration)")
 	flag.DurationVar(&opts.RetryPeriod, "leader-elect-retry-period", operator.DefaultRetryPeriod, "how often replicas try to acquire or renew the Lease")
-	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "OAuthClients reconciled at once")
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", config.DefaultReconcileWorkers, "OAuthClients reconciled at once")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

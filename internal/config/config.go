@@ -1,6 +1,6 @@
 // Package config loads, defaults and validates the operator's configuration file
 // (--config). Every setting has a documented default; an invalid file fails the start
-// with an error that names the offending field.
+// with every problem at once, each naming its field.
 package config
 
 import (
@@ -15,12 +15,21 @@ import (
 	"strings"
 	"time"
 
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
 // TokenPath is the path of the token endpoint below the issuer URL.
 const TokenPath = "/oauth2-token"
+
+// DefaultReconcileWorkers is how many OAuthClients the controller reconciles at once
+// unless the manager's --max-concurrent-reconciles says otherwise: the work waits on
+// the API server, so several workers fill the time.
+const DefaultReconcileWorkers = 4
 
 // Config is the operator's configuration file.
 type Config struct {
@@ -43,6 +52,18 @@ type Config struct {
 	PrivateKeyJWT PrivateKeyJWT `json:"privateKeyJWT"`
 	// Audit configures the audit records of the token server.
 	Audit Audit `json:"audit"`
+	// Clients configures how the controller manages OAuthClients' credentials.
+	Clients Clients `json:"clients"`
+}
+
+// Clients configures how the controller manages OAuthClients' credentials.
+type Clients struct {
+	// RotateSecretMinInterval is the shortest time between two rotations of one
+	// client's credential that its oauth.operator.dev/rotate-secret annotation
+	// requests. A new value sooner is acted on once the interval has passed (an event
+	// says when), so writing the annotation in a loop costs one key generation per
+	// interval, not one per write. Default 1m.
+	RotateSecretMinInterval Duration `json:"rotateSecretMinInterval"`
 }
 
 // Audit configures the audit trail: one structured log record (logger "audit") per
@@ -195,7 +216,7 @@ type Tokens struct {
 // Signing configures the token-signing keys.
 type Signing struct {
 	// Algorithm is ES256 (default), RS256 or EdDSA.
-	Algorithm string `json:"algorithm"`
+	Algorithm signing.Algorithm `json:"algorithm"`
 	// SecretName is the Secret, in the operator's namespace, that holds the signing
 	// keys. Default "oauth-client-operator-signing-keys".
 	SecretName string `json:"secretName"`
@@ -234,7 +255,7 @@ func Default() Config {
 			MaxTTL:     Seconds(24 * 3600),
 		},
 		Signing: Signing{
-			Algorithm:        "ES256",
+			Algorithm:        signing.DefaultAlgorithm,
 			SecretName:       "oauth-client-operator-signing-keys",
 			RotationInterval: Seconds(30 * 24 * 3600),
 			PropagationDelay: Seconds(600),
@@ -243,11 +264,13 @@ func Default() Config {
 		WorkloadIdentity: WorkloadIdentity{MaxTokenLifetime: Seconds(24 * 3600)},
 		PrivateKeyJWT:    PrivateKeyJWT{MaxAssertionLifetime: Seconds(300), ReplayCacheSize: 100000},
 		Audit:            Audit{Enabled: true, SuccessSampleRate: 1, RefusalsPerSecond: 50},
+		Clients:          Clients{RotateSecretMinInterval: Seconds(60)},
 	}
 }
 
 // Load reads the YAML (or JSON) file at path over the defaults and validates it.
-// Unknown fields are errors, so a misspelt setting never goes unnoticed.
+// Unknown fields are errors, so a misspelt setting never goes unnoticed; every problem
+// of the file is reported at once.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -260,24 +283,30 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// Parse decodes YAML or JSON over the defaults and validates the result.
+// Parse decodes YAML or JSON over the defaults and validates the result. The error
+// lists every problem: unknown fields and each field Validate refuses (a
+// k8s.io/apimachinery utilerrors.Aggregate, whose field errors are *field.Error).
 func Parse(data []byte) (*Config, error) {
 	cfg := Default()
 	jsonData, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("invalid YAML: %w", err)
 	}
+	var errs []error
 	if len(bytes.TrimSpace(jsonData)) > 0 && !bytes.Equal(bytes.TrimSpace(jsonData), []byte("null")) {
 		// Case-sensitive, and strict: an unknown or misspelt field is an error.
 		strict, err := kjson.UnmarshalStrict(jsonData, &cfg)
 		if err != nil {
 			return nil, describeDecodeError(err)
 		}
-		if len(strict) > 0 {
-			return nil, describeDecodeError(strict[0])
+		for _, e := range strict {
+			errs = append(errs, describeDecodeError(e))
 		}
 	}
-	if err := cfg.Validate(); err != nil {
+	for _, e := range cfg.Validate() {
+		errs = append(errs, e)
+	}
+	if err := utilerrors.NewAggregate(errs); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -289,118 +318,172 @@ func describeDecodeError(err error) error {
 		return fmt.Errorf("%s: must be a %s", typeErr.Field, typeErr.Type)
 	}
 	// encoding/json says `json: unknown field "x"`; keep its words, they name the field.
-	return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "json: "))
+	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
 }
 
-// FieldError is a validation error of one field of the file.
-type FieldError struct {
-	Field  string
-	Reason string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
-
-// Validate normalises the issuer and checks every field; the first problem is returned.
-func (c *Config) Validate() error {
+// Validate normalises the issuer and checks every field. It returns every problem,
+// each naming its field path; none means the config is usable. A rule between two
+// fields is checked only when both are valid on their own.
+func (c *Config) Validate() field.ErrorList {
 	c.Issuer = strings.TrimRight(c.Issuer, "/")
-	if c.Issuer == "" {
-		return &FieldError{"issuer", "is required (the token server's public base URL, e.g. https://oauth.example.com)"}
-	}
-	u, err := url.Parse(c.Issuer)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return &FieldError{"issuer", fmt.Sprintf("%q is not an absolute http(s) URL", c.Issuer)}
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return &FieldError{"issuer", "must not have a query, fragment or user info (RFC 8414)"}
-	}
-	ts := &c.TokenServer
-	if _, _, err := net.SplitHostPort(ts.Address); err != nil {
-		return &FieldError{"tokenServer.address", fmt.Sprintf("%q is not host:port", ts.Address)}
-	}
-	if ts.TLS.Enabled() && (ts.TLS.CertFile == "" || ts.TLS.KeyFile == "") {
-		return &FieldError{"tokenServer.tls", "certFile and keyFile must be set together"}
-	}
-	for i, s := range ts.TrustedProxies {
-		if _, err := parsePrefix(s); err != nil {
-			return &FieldError{fmt.Sprintf("tokenServer.trustedProxies[%d]", i), fmt.Sprintf("%q is not an IP address or CIDR", s)}
-		}
-	}
-	if ts.MaxConnections < 1 {
-		return &FieldError{"tokenServer.maxConnections", "must be at least 1"}
-	}
-	if ts.MaxConnectionsPerAddress < 1 {
-		return &FieldError{"tokenServer.maxConnectionsPerAddress", "must be at least 1"}
-	}
-	if ts.MaxBodyBytes < 1024 || ts.MaxBodyBytes > 1<<20 {
-		return &FieldError{"tokenServer.maxBodyBytes", "must be between 1024 and 1048576"}
-	}
-	for _, d := range []struct {
-		field string
-		v     Duration
-	}{
-		{"tokenServer.readHeaderTimeout", ts.ReadHeaderTimeout},
-		{"tokenServer.readTimeout", ts.ReadTimeout},
-		{"tokenServer.writeTimeout", ts.WriteTimeout},
-		{"tokenServer.idleTimeout", ts.IdleTimeout},
-		{"tokenServer.shutdownTimeout", ts.ShutdownTimeout},
-		{"tokenServer.jwksMaxAge", ts.JWKSMaxAge},
-		{"tokenServer.apiServerGrace", ts.APIServerGrace},
-		{"tokens.defaultTTL", c.Tokens.DefaultTTL},
-		{"tokens.maxTTL", c.Tokens.MaxTTL},
-		{"signing.rotationInterval", c.Signing.RotationInterval},
-		{"signing.propagationDelay", c.Signing.PropagationDelay},
-		{"workloadIdentity.maxTokenLifetime", c.WorkloadIdentity.MaxTokenLifetime},
-		{"privateKeyJWT.maxAssertionLifetime", c.PrivateKeyJWT.MaxAssertionLifetime},
-	} {
-		if d.v.invalid != "" {
-			return &FieldError{d.field, fmt.Sprintf("%q is not a duration (use e.g. 90s, 10m, 1h, or a number of seconds)", d.v.invalid)}
-		}
-		if d.v.Duration <= 0 {
-			return &FieldError{d.field, "must be a positive duration"}
-		}
-	}
-	if c.Tokens.DefaultTTL.Duration%time.Second != 0 || c.Tokens.MaxTTL.Duration%time.Second != 0 {
-		return &FieldError{"tokens", "lifetimes must be whole seconds"}
-	}
-	if c.Tokens.DefaultTTL.Duration > c.Tokens.MaxTTL.Duration {
-		return &FieldError{"tokens.defaultTTL", fmt.Sprintf("%s exceeds tokens.maxTTL %s", c.Tokens.DefaultTTL, c.Tokens.MaxTTL)}
-	}
-	switch c.Signing.Algorithm {
-	case "ES256", "RS256", "EdDSA":
-	default:
-		return &FieldError{"signing.algorithm", fmt.Sprintf("%q is not one of ES256, RS256, EdDSA", c.Signing.Algorithm)}
-	}
-	if c.Signing.SecretName == "" {
-		return &FieldError{"signing.secretName", "is required"}
-	}
-	if c.Signing.PropagationDelay.Duration < ts.JWKSMaxAge.Duration {
-		return &FieldError{"signing.propagationDelay", fmt.Sprintf("%s is shorter than tokenServer.jwksMaxAge %s: verifiers could meet the new key before their cached JWKS has it", c.Signing.PropagationDelay, ts.JWKSMaxAge)}
-	}
-	if rl := c.RateLimit; rl.FailedAuthPerMinute < 0 {
-		return &FieldError{"rateLimit.failedAuthPerMinute", "must not be negative (0 disables the limit)"}
-	} else if rl.FailedAuthPerMinute > 0 && rl.FailedAuthBurst < 1 {
-		return &FieldError{"rateLimit.failedAuthBurst", "must be at least 1"}
-	} else if rl.FailedAuthPerMinute > 0 && rl.MaxTrackedKeys < 100 {
-		return &FieldError{"rateLimit.maxTrackedKeys", "must be at least 100"}
-	}
-	if r := c.Audit.SuccessSampleRate; r < 0 || r > 1 {
-		return &FieldError{"audit.successSampleRate", "must be between 0 and 1"}
-	}
-	if c.Audit.RefusalsPerSecond < 1 {
-		return &FieldError{"audit.refusalsPerSecond", "must be at least 1"}
-	}
+	var errs field.ErrorList
+	errs = append(errs, validateIssuer(c.Issuer)...)
+	errs = append(errs, c.TokenServer.validate(field.NewPath("tokenServer"))...)
+	errs = append(errs, c.validateDurations()...)
+	errs = append(errs, c.Tokens.validate(field.NewPath("tokens"))...)
+	errs = append(errs, c.validateSigning(field.NewPath("signing"))...)
+	errs = append(errs, c.RateLimit.validate(field.NewPath("rateLimit"))...)
+	errs = append(errs, c.Audit.validate(field.NewPath("audit"))...)
 	if c.PrivateKeyJWT.ReplayCacheSize < 1000 {
-		return &FieldError{"privateKeyJWT.replayCacheSize", "must be at least 1000"}
+		errs = append(errs, field.Invalid(field.NewPath("privateKeyJWT", "replayCacheSize"), c.PrivateKeyJWT.ReplayCacheSize, "must be at least 1000"))
 	}
 	if iss := c.WorkloadIdentity.Issuer; iss != "" {
 		if u, err := url.Parse(iss); err != nil || u.Scheme == "" || u.Host == "" {
-			return &FieldError{"workloadIdentity.issuer", fmt.Sprintf("%q is not an absolute URL", iss)}
+			errs = append(errs, field.Invalid(field.NewPath("workloadIdentity", "issuer"), iss, "is not an absolute URL"))
 		}
 	}
-	if c.Signing.RotationInterval.Duration <= c.Signing.PropagationDelay.Duration {
-		return &FieldError{"signing.rotationInterval", "must be longer than signing.propagationDelay"}
+	return errs
+}
+
+func validateIssuer(issuer string) field.ErrorList {
+	path := field.NewPath("issuer")
+	if issuer == "" {
+		return field.ErrorList{field.Required(path, "the token server's public base URL, e.g. https://oauth.example.com")}
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return field.ErrorList{field.Invalid(path, issuer, "is not an absolute http(s) URL")}
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return field.ErrorList{field.Invalid(path, issuer, "must not have a query, fragment or user info (RFC 8414)")}
 	}
 	return nil
+}
+
+func (ts *TokenServer) validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if _, _, err := net.SplitHostPort(ts.Address); err != nil {
+		errs = append(errs, field.Invalid(path.Child("address"), ts.Address, "is not host:port"))
+	}
+	switch tls := path.Child("tls"); {
+	case ts.TLS.CertFile != "" && ts.TLS.KeyFile == "":
+		errs = append(errs, field.Required(tls.Child("keyFile"), "certFile and keyFile must be set together"))
+	case ts.TLS.KeyFile != "" && ts.TLS.CertFile == "":
+		errs = append(errs, field.Required(tls.Child("certFile"), "certFile and keyFile must be set together"))
+	}
+	for i, s := range ts.TrustedProxies {
+		if _, err := parsePrefix(s); err != nil {
+			errs = append(errs, field.Invalid(path.Child("trustedProxies").Index(i), s, "is not an IP address or CIDR"))
+		}
+	}
+	if ts.MaxConnections < 1 {
+		errs = append(errs, field.Invalid(path.Child("maxConnections"), ts.MaxConnections, "must be at least 1"))
+	}
+	if ts.MaxConnectionsPerAddress < 1 {
+		errs = append(errs, field.Invalid(path.Child("maxConnectionsPerAddress"), ts.MaxConnectionsPerAddress, "must be at least 1"))
+	}
+	if ts.MaxBodyBytes < 1024 || ts.MaxBodyBytes > 1<<20 {
+		errs = append(errs, field.Invalid(path.Child("maxBodyBytes"), ts.MaxBodyBytes, "must be between 1024 and 1048576"))
+	}
+	return errs
+}
+
+// validateDurations checks that every duration of the file is one, and positive.
+func (c *Config) validateDurations() field.ErrorList {
+	ts := &c.TokenServer
+	var errs field.ErrorList
+	for _, d := range []struct {
+		path *field.Path
+		v    Duration
+	}{
+		{field.NewPath("tokenServer", "readHeaderTimeout"), ts.ReadHeaderTimeout},
+		{field.NewPath("tokenServer", "readTimeout"), ts.ReadTimeout},
+		{field.NewPath("tokenServer", "writeTimeout"), ts.WriteTimeout},
+		{field.NewPath("tokenServer", "idleTimeout"), ts.IdleTimeout},
+		{field.NewPath("tokenServer", "shutdownTimeout"), ts.ShutdownTimeout},
+		{field.NewPath("tokenServer", "jwksMaxAge"), ts.JWKSMaxAge},
+		{field.NewPath("tokenServer", "apiServerGrace"), ts.APIServerGrace},
+		{field.NewPath("tokens", "defaultTTL"), c.Tokens.DefaultTTL},
+		{field.NewPath("tokens", "maxTTL"), c.Tokens.MaxTTL},
+		{field.NewPath("signing", "rotationInterval"), c.Signing.RotationInterval},
+		{field.NewPath("signing", "propagationDelay"), c.Signing.PropagationDelay},
+		{field.NewPath("workloadIdentity", "maxTokenLifetime"), c.WorkloadIdentity.MaxTokenLifetime},
+		{field.NewPath("privateKeyJWT", "maxAssertionLifetime"), c.PrivateKeyJWT.MaxAssertionLifetime},
+		{field.NewPath("clients", "rotateSecretMinInterval"), c.Clients.RotateSecretMinInterval},
+	} {
+		if d.v.invalid != "" {
+			errs = append(errs, field.Invalid(d.path, d.v.invalid, "is not a duration (use e.g. 90s, 10m, 1h, or a number of seconds)"))
+		} else if d.v.Duration <= 0 {
+			errs = append(errs, field.Invalid(d.path, d.v.String(), "must be a positive duration"))
+		}
+	}
+	return errs
+}
+
+func (t *Tokens) validate(path *field.Path) field.ErrorList {
+	if !t.DefaultTTL.valid() || !t.MaxTTL.valid() {
+		return nil // validateDurations says why
+	}
+	var errs field.ErrorList
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"defaultTTL", t.DefaultTTL}, {"maxTTL", t.MaxTTL}} {
+		if d.v.Duration%time.Second != 0 {
+			errs = append(errs, field.Invalid(path.Child(d.name), d.v.String(), "lifetimes must be whole seconds"))
+		}
+	}
+	if t.DefaultTTL.Duration > t.MaxTTL.Duration {
+		errs = append(errs, field.Invalid(path.Child("defaultTTL"), t.DefaultTTL.String(), fmt.Sprintf("exceeds tokens.maxTTL %s", t.MaxTTL)))
+	}
+	return errs
+}
+
+func (c *Config) validateSigning(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	sg := &c.Signing
+	if !sg.Algorithm.Valid() {
+		errs = append(errs, field.Invalid(path.Child("algorithm"), string(sg.Algorithm), signing.ErrUnsupportedAlgorithm.Error()))
+	}
+	if sg.SecretName == "" {
+		errs = append(errs, field.Required(path.Child("secretName"), ""))
+	}
+	if sg.PropagationDelay.valid() && c.TokenServer.JWKSMaxAge.valid() && sg.PropagationDelay.Duration < c.TokenServer.JWKSMaxAge.Duration {
+		errs = append(errs, field.Invalid(path.Child("propagationDelay"), sg.PropagationDelay.String(),
+			fmt.Sprintf("is shorter than tokenServer.jwksMaxAge %s: verifiers could meet the new key before their cached JWKS has it", c.TokenServer.JWKSMaxAge)))
+	}
+	if sg.RotationInterval.valid() && sg.PropagationDelay.valid() && sg.RotationInterval.Duration <= sg.PropagationDelay.Duration {
+		errs = append(errs, field.Invalid(path.Child("rotationInterval"), sg.RotationInterval.String(), "must be longer than signing.propagationDelay"))
+	}
+	return errs
+}
+
+func (rl *RateLimit) validate(path *field.Path) field.ErrorList {
+	switch {
+	case rl.FailedAuthPerMinute < 0:
+		return field.ErrorList{field.Invalid(path.Child("failedAuthPerMinute"), rl.FailedAuthPerMinute, "must not be negative (0 disables the limit)")}
+	case rl.FailedAuthPerMinute == 0:
+		return nil // disabled: the other fields are unused
+	}
+	var errs field.ErrorList
+	if rl.FailedAuthBurst < 1 {
+		errs = append(errs, field.Invalid(path.Child("failedAuthBurst"), rl.FailedAuthBurst, "must be at least 1"))
+	}
+	if rl.MaxTrackedKeys < 100 {
+		errs = append(errs, field.Invalid(path.Child("maxTrackedKeys"), rl.MaxTrackedKeys, "must be at least 100"))
+	}
+	return errs
+}
+
+func (a *Audit) validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if a.SuccessSampleRate < 0 || a.SuccessSampleRate > 1 {
+		errs = append(errs, field.Invalid(path.Child("successSampleRate"), a.SuccessSampleRate, "must be between 0 and 1"))
+	}
+	if a.RefusalsPerSecond < 1 {
+		errs = append(errs, field.Invalid(path.Child("refusalsPerSecond"), a.RefusalsPerSecond, "must be at least 1"))
+	}
+	return errs
 }
 
 // TokenURL is the token endpoint's URL.
@@ -413,6 +496,9 @@ type Duration struct {
 	time.Duration
 	invalid string
 }
+
+// valid reports whether d was read as a positive duration.
+func (d Duration) valid() bool { return d.invalid == "" && d.Duration > 0 }
 
 // Seconds returns a Duration of n seconds.
 func Seconds(n int64) Duration { return Duration{Duration: time.Duration(n) * time.Second} }

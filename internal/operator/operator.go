@@ -65,7 +65,8 @@ type Options struct {
 	// (tests inject one).
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles is how many OAuthClients are reconciled at once; the work
-	// waits on the API server, so several workers fill the time. Default 4.
+	// waits on the API server, so several workers fill the time. Default
+	// config.DefaultReconcileWorkers.
 	MaxConcurrentReconciles int
 	// Audit receives the token server's audit records, JSON lines never sampled;
 	// default: standard error, beside the manager's log.
@@ -140,7 +141,6 @@ func (o *Options) complete() error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	o.MaxConcurrentReconciles = cmp.Or(o.MaxConcurrentReconciles, 4)
 	if o.Audit == nil {
 		o.Audit = os.Stderr
 	}
@@ -231,15 +231,13 @@ func (a *assembly) setupControllers(recorder events.EventRecorder, apiReader cli
 			APIReader: apiReader,
 			Scheme:    a.scheme,
 			Recorder:  recorder,
-			Issuer:    cfg.Issuer,
-			Now:       a.opts.Clock.Now,
+			Config:    cfg,
+			Clock:     a.opts.Clock,
 			Workers:   a.opts.MaxConcurrentReconciles,
-			// Generated client key pairs are of the signing algorithm's family.
-			KeyAlgorithm: signing.Algorithm(cfg.Signing.Algorithm),
 		}).SetupControllerWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthClient controller: %w", err)
 		}
-		if err := (&controllers.OAuthAPIReconciler{Client: term.GetClient()}).SetupWithManager(term); err != nil {
+		if err := (&controllers.OAuthAPIReconciler{Client: term.GetClient(), Recorder: recorder}).SetupWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthAPI controller: %w", err)
 		}
 		if err := (&controllers.SigningKeyReconciler{
@@ -247,12 +245,12 @@ func (a *assembly) setupControllers(recorder events.EventRecorder, apiReader cli
 			Recorder: recorder,
 			Key:      a.keySecret,
 			Policy: signing.Policy{
-				Algorithm:        signing.Algorithm(cfg.Signing.Algorithm),
+				Algorithm:        cfg.Signing.Algorithm,
 				Interval:         cfg.Signing.RotationInterval.Duration,
 				PropagationDelay: cfg.Signing.PropagationDelay.Duration,
 				RetireAfter:      cfg.Tokens.MaxTTL.Duration + config.RetirementLeeway,
 			},
-			Now:         a.opts.Clock.Now,
+			Clock:       a.opts.Clock,
 			Revocations: a.revocations,
 		}).SetupWithManager(term); err != nil {
 			return fmt.Errorf("set up signing-key rotation: %w", err)
@@ -266,7 +264,7 @@ func (a *assembly) addSigningKeys(context.Context) error {
 	mgr := a.op.Manager
 	if err := mgr.Add(&signing.SecretSource{
 		Key:         a.keySecret,
-		Algorithm:   signing.Algorithm(a.opts.Config.Signing.Algorithm),
+		Algorithm:   a.opts.Config.Signing.Algorithm,
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
 		Cache:       mgr.GetCache(),
@@ -335,6 +333,11 @@ func (a *assembly) addProbes(context.Context) error {
 	}
 	return nil
 }
+
+type funcClock func() time.Time
+
+func (f funcClock) Now() time.Time                  { return f() }
+func (f funcClock) Since(t time.Time) time.Duration { return f().Sub(t) }
 
 // Operator is the assembled manager with handles on its parts, for callers that need
 // to observe them (tests, the dev runner).

@@ -101,6 +101,9 @@ const (
 	// ReasonNamespaceNotAdmitted: the API's allowedNamespaces does not admit the
 	// client's namespace now.
 	ReasonNamespaceNotAdmitted Reason = "namespace_not_admitted"
+	// ReasonAudienceConflict: another OAuthAPI has the same audience (its status
+	// condition AudienceConflict says which): no tokens for either until resolved.
+	ReasonAudienceConflict Reason = "audience_conflict"
 	// ReasonScopeNotAllowed: a requested scope is not in the client's scopes or not
 	// defined by the API.
 	ReasonScopeNotAllowed Reason = "scope_not_allowed"
@@ -120,6 +123,6 @@ var Reasons = []Reason{
 	ReasonAssertionReplayed, ReasonReplayCacheFull, ReasonIssuerUnavailable, ReasonServiceAccountUIDMismatch,
 	ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType,
 	ReasonAddressThrottled, ReasonClientRateLimited,
-	ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonScopeNotAllowed,
+	ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonAudienceConflict, ReasonScopeNotAllowed,
 	ReasonSigningKeyUnavailable, ReasonSigningFailed,
 }

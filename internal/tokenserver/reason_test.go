@@ -47,6 +47,11 @@ func TestEveryRefusalReason(t *testing.T) {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{label: "yes"}}},
 	})
 	second := w.api("reasons-second", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
+	// Two OAuthAPIs claim one audience.
+	shared := "https://shared-" + w.suffix + ".example"
+	claimed := w.api("reasons-claimed", oauthv1alpha1.OAuthAPISpec{Audience: shared, AllowedNamespaces: allNS()})
+	w.api("reasons-claimed-too", oauthv1alpha1.OAuthAPISpec{Audience: shared, AllowedNamespaces: allNS()})
+	colliding := w.client(ns, "colliding", oauthv1alpha1.OAuthClientSpec{Audiences: []string{claimed}})
 	secret := w.client(ns, "secret", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}, Scopes: []oauthv1alpha1.Scope{"read"}})
 	multi := w.client(ns, "multi", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api, second}})
 	tenant := w.client(otherNS, "tenant", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}})
@@ -186,6 +191,7 @@ func TestEveryRefusalReason(t *testing.T) {
 		{reason: ReasonAudienceRequired, send: postBody(withSecret(multi, w.secrets[multi]))},
 		{reason: ReasonAudienceNotGranted, send: postBody(params("client_id", secret, "client_secret", w.secrets[secret], "audience", second))},
 		{reason: ReasonNamespaceNotAdmitted, send: postBody(withSecret(tenant, w.secrets[tenant]))},
+		{reason: ReasonAudienceConflict, send: postBody(withSecret(colliding, w.secrets[colliding]))},
 		{reason: ReasonScopeNotAllowed, send: postBody(params("client_id", secret, "client_secret", w.secrets[secret], "scope", "write"))},
 		{reason: ReasonSigningKeyUnavailable, noKeys: true, send: postBody(withSecret(secret, w.secrets[secret]))},
 		{reason: ReasonSigningFailed, prepare: func(s *Server) {
@@ -244,7 +250,7 @@ func TestEveryRefusalReason(t *testing.T) {
 func authenticationReason(r Reason) bool {
 	switch r {
 	case ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType, ReasonAddressThrottled, ReasonReplayCacheFull,
-		ReasonClientRateLimited, ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted,
+		ReasonClientRateLimited, ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonAudienceConflict,
 		ReasonScopeNotAllowed, ReasonSigningKeyUnavailable, ReasonSigningFailed:
 		return false
 	}

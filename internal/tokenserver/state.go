@@ -89,6 +89,10 @@ type Credentials struct {
 type API struct {
 	name     string
 	audience string
+	// conflicts names the other OAuthAPIs with the same audience
+	// (oauthv1alpha1.AudienceConflicts): while there are any, no token is issued for
+	// it, as a resource server could not tell the APIs' tokens apart.
+	conflicts []string
 	scopes   map[string]bool
 	ttl      time.Duration
 	// selector selects the namespaces the API admits (see
@@ -157,10 +161,7 @@ func newClient(oc *oauthv1alpha1.OAuthClient) *Client {
 			}
 		}
 	}
-	e.gracePeriod = oauthv1alpha1.DefaultSecretGracePeriod
-	if r := oc.Spec.SecretRotation; r != nil && r.GracePeriod != nil {
-		e.gracePeriod = r.GracePeriod.Duration
-	}
+	e.gracePeriod = oc.SecretGracePeriod()
 	if rl := oc.Spec.RateLimit; rl != nil && rl.RequestsPerMinute > 0 {
 		e.perMinute, e.burst = int(rl.RequestsPerMinute), int(rl.Burst)
 		if e.burst <= 0 {
@@ -180,12 +181,11 @@ func newCredentials(s *corev1.Secret) *Credentials {
 	if v := s.Data[oauthv1alpha1.SecretKeyClientSecret]; len(v) >= oauthv1alpha1.MinClientSecretLength {
 		e.digest, e.ok = sha256.Sum256(v), true
 	}
-	until, untilErr := time.Parse(time.RFC3339, s.Annotations[oauthv1alpha1.PreviousSecretExpiresAnnotation])
-	rotated, rotatedErr := time.Parse(time.RFC3339, s.Annotations[oauthv1alpha1.SecretRotatedAtAnnotation])
+	times := oauthv1alpha1.ReadRotationTimes(s)
 	// Without both times no previous credential is accepted.
-	rotation := untilErr == nil && rotatedErr == nil
+	rotation := !times.RotatedAt.IsZero() && !times.PreviousExpiresAt.IsZero()
 	if rotation {
-		e.previousUntil, e.rotatedAt = until, rotated
+		e.previousUntil, e.rotatedAt = times.PreviousExpiresAt, times.RotatedAt
 	}
 	if v := s.Data[oauthv1alpha1.SecretKeyPreviousClientSecret]; len(v) >= oauthv1alpha1.MinClientSecretLength && rotation {
 		e.previous, e.hasPrevious = sha256.Sum256(v), true
@@ -203,9 +203,10 @@ func newCredentials(s *corev1.Secret) *Credentials {
 	return e
 }
 
-// newAPI prepares the entry of an OAuthAPI.
-func newAPI(a *oauthv1alpha1.OAuthAPI) *API {
-	e := &API{name: a.Name, audience: a.EffectiveAudience(), scopes: make(map[string]bool, len(a.Spec.Scopes))}
+// newAPI prepares the entry of an OAuthAPI, which shares its audience with the
+// OAuthAPIs conflicts names.
+func newAPI(a *oauthv1alpha1.OAuthAPI, conflicts []string) *API {
+	e := &API{name: a.Name, audience: a.EffectiveAudience(), conflicts: conflicts, scopes: make(map[string]bool, len(a.Spec.Scopes))}
 	for _, s := range a.Spec.Scopes {
 		e.scopes[string(s)] = true
 	}

@@ -23,6 +23,11 @@ type Store struct {
 	// names the UID it was issued for, and one of a deleted (or deleted and recreated)
 	// ServiceAccount authenticates no one.
 	serviceAccounts index[types.UID]
+
+	// apiObjects are the OAuthAPIs as last seen, by name: whether one collides with
+	// another depends on them all, so every API change rebuilds the API entries.
+	apiMu      sync.Mutex
+	apiObjects map[string]*oauthv1alpha1.OAuthAPI
 }
 
 var _ State = (*Store)(nil)
@@ -32,6 +37,7 @@ func NewStore() *Store {
 	return &Store{
 		clients: newIndex[*Client](), secrets: newIndex[*Credentials](), apis: newIndex[*API](),
 		namespaces: newIndex[labels.Set](), serviceAccounts: newIndex[types.UID](),
+		apiObjects: map[string]*oauthv1alpha1.OAuthAPI{},
 	}
 }
 
@@ -46,7 +52,7 @@ func (s *Store) Set(obj metav1.Object) bool {
 	case *corev1.Secret:
 		s.secrets.set(key, newCredentials(o))
 	case *oauthv1alpha1.OAuthAPI:
-		s.apis.set(key, newAPI(o))
+		s.setAPI(o.Name, o)
 	case *corev1.Namespace:
 		s.namespaces.set(key, labels.Set(o.Labels))
 	case *corev1.ServiceAccount:
@@ -71,7 +77,7 @@ func (s *Store) Remove(obj metav1.Object) {
 	case *corev1.Secret:
 		s.secrets.remove(key)
 	case *oauthv1alpha1.OAuthAPI:
-		s.apis.remove(key)
+		s.setAPI(o.Name, nil)
 	case *corev1.Namespace:
 		s.namespaces.remove(key)
 	case *corev1.ServiceAccount:
@@ -80,6 +86,27 @@ func (s *Store) Remove(obj metav1.Object) {
 		if o.Kind == "ServiceAccount" {
 			s.serviceAccounts.remove(key)
 		}
+	}
+}
+
+// setAPI records the OAuthAPI name as a (nil: deleted) and rebuilds the entries of
+// every API, with the audience collisions among them all.
+func (s *Store) setAPI(name string, a *oauthv1alpha1.OAuthAPI) {
+	s.apiMu.Lock()
+	defer s.apiMu.Unlock()
+	if a == nil {
+		delete(s.apiObjects, name)
+		s.apis.remove(types.NamespacedName{Name: name})
+	} else {
+		s.apiObjects[name] = a
+	}
+	all := make([]oauthv1alpha1.OAuthAPI, 0, len(s.apiObjects))
+	for _, o := range s.apiObjects {
+		all = append(all, *o)
+	}
+	conflicts := oauthv1alpha1.AudienceConflicts(all)
+	for n, o := range s.apiObjects {
+		s.apis.set(types.NamespacedName{Name: n}, newAPI(o, conflicts[n]))
 	}
 }
 

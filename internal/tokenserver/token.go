@@ -136,6 +136,10 @@ func (s *Server) resolveAPI(c *Client, req *tokenRequest) (*API, *oauthError) {
 		if !s.state.Admits(api, c.namespace) {
 			return nil, badRequest(ReasonNamespaceNotAdmitted, errInvalidTarget, "the requested audience does not admit this client")
 		}
+		if len(api.conflicts) > 0 {
+			return nil, badRequest(ReasonAudienceConflict, errInvalidTarget,
+				"the requested audience is claimed by more than one OAuthAPI; no tokens are issued for it until a cluster administrator resolves that")
+		}
 		return api, nil
 	}
 	return nil, badRequest(ReasonAudienceNotGranted, errInvalidTarget, "the requested audience is not one this client may obtain tokens for")

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
 func TestHelmLintStrict(t *testing.T) {
@@ -231,7 +232,7 @@ func TestAllFeatures(t *testing.T) {
 		CertFile: "/etc/oauth-client-operator/tls/tls.crt", KeyFile: "/etc/oauth-client-operator/tls/tls.key"}))
 	g.Expect(cfg.Tokens.DefaultTTL.Duration).To(Equal(30 * time.Minute))
 	g.Expect(cfg.Tokens.MaxTTL.Duration).To(Equal(12 * time.Hour))
-	g.Expect(cfg.Signing.Algorithm).To(Equal("RS256"))
+	g.Expect(cfg.Signing.Algorithm).To(Equal(signing.RS256))
 	g.Expect(cfg.Signing.RotationInterval.Duration).To(Equal(168 * time.Hour))
 	g.Expect(cfg.Signing.PropagationDelay.Duration).To(Equal(15 * time.Minute))
 	g.Expect(cfg.RateLimit).To(Equal(config.RateLimit{FailedAuthPerMinute: 5, FailedAuthBurst: 10, MaxTrackedKeys: 5000}))

@@ -124,6 +124,7 @@ tokenServer:
   jwksMaxAge: {{ .Values.tokenServer.jwksMaxAge | quote }}
   apiServerGrace: {{ .Values.tokenServer.apiServerGrace | quote }}
   maxConnections: {{ .Values.tokenServer.maxConnections }}
+  maxConnectionsPerAddress: {{ .Values.tokenServer.maxConnectionsPerAddress }}
   trustedProxies: {{ .Values.tokenServer.trustedProxies | default list | toJson }}
 tokens:
   defaultTTL: {{ .Values.config.tokens.defaultTTL | quote }}
@@ -147,6 +148,8 @@ audit:
   enabled: {{ .Values.config.audit.enabled }}
   successSampleRate: {{ .Values.config.audit.successSampleRate }}
   refusalsPerSecond: {{ int64 .Values.config.audit.refusalsPerSecond }}
+clients:
+  rotateSecretMinInterval: {{ .Values.config.clients.rotateSecretMinInterval | quote }}
 {{- end }}
 
 {{/*
