@@ -93,8 +93,8 @@ type API struct {
 	// (oauthv1alpha1.AudienceConflicts): while there are any, no token is issued for
 	// it, as a resource server could not tell the APIs' tokens apart.
 	conflicts []string
-	scopes   map[string]bool
-	ttl      time.Duration
+	scopes    map[string]bool
+	ttl       time.Duration
 	// selector selects the namespaces the API admits (see
 	// AllowedNamespaces.NamespaceSelector).
 	selector labels.Selector
