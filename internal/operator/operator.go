@@ -19,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -224,7 +225,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		Keyring:     keys,
 		Revocations: revocations,
 		Log:         ctrl.Log.WithName("signing-keys"),
-		Now:         opts.Now,
+		Clock:       passiveClock(opts.Now),
 	}); err != nil {
 		return nil, fmt.Errorf("add signing-key source: %w", err)
 	}
@@ -303,3 +304,16 @@ func auditWriter(w io.Writer) io.Writer {
 	}
 	return w
 }
+
+// passiveClock is now as a clock.PassiveClock (signing's type); nil is the real clock.
+func passiveClock(now func() time.Time) clock.PassiveClock {
+	if now == nil {
+		return clock.RealClock{}
+	}
+	return nowFunc(now)
+}
+
+type nowFunc func() time.Time
+
+func (f nowFunc) Now() time.Time                  { return f() }
+func (f nowFunc) Since(t time.Time) time.Duration { return f().Sub(t) }
