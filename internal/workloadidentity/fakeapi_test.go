@@ -136,6 +136,13 @@ func TestIssuerWithoutControlPlane(t *testing.T) {
 	if s := iss.Keys(); s.Keys != 1 || s.FetchedAt.IsZero() || !s.StaleSince.IsZero() {
 		t.Fatalf("keys status %+v", s)
 	}
+	// With the default intervals, the API server's max-age of an hour is capped: the
+	// keys are read again every 5 minutes, as the README says.
+	defaults := startIssuer(t, newFakeAPIServer(t, nil), workloadidentity.Options{})
+	waitReady(t, defaults)
+	if s := defaults.Keys(); s.FreshUntil.Sub(s.FetchedAt) != workloadidentity.DefaultRefreshInterval {
+		t.Errorf("keys fresh for %s, want %s", s.FreshUntil.Sub(s.FetchedAt), workloadidentity.DefaultRefreshInterval)
+	}
 	if api.credential.Load() != 2 {
 		t.Errorf("%d requests carried the operator's credential, want 2 (discovery, JWKS)", api.credential.Load())
 	}
