@@ -20,8 +20,9 @@
 // redirects followed only within the origin asked for.
 //
 // The key cache is a KeySet, usable on its own for any issuer's JWKS (a
-// JWKS URL, or OpenID Connect or RFC 8414 discovery; an *http.Client of
-// the caller's, for credentials or a certificate authority), with
+// JWKS URL, OpenID Connect or RFC 8414 discovery, or a JWKS document the
+// caller holds; an *http.Client of the caller's, for credentials or a
+// certificate authority), with
 // golang-jwt (KeySet.Keyfunc) or without (KeySet.Key); KeySet.Run keeps it
 // fresh ahead of use and KeySet.Status says since when it is stale.
 //

@@ -39,7 +39,7 @@ const (
 )
 
 // KeySetOptions say where a KeySet's keys come from and how they are fetched.
-// Exactly one of JWKSURL and DiscoveryURL is set.
+// Exactly one of JWKSURL, DiscoveryURL and JWKS is set.
 type KeySetOptions struct {
 	// JWKSURL is the URL of the JSON Web Key Set.
 	JWKSURL string
@@ -55,6 +55,11 @@ type KeySetOptions struct {
 	// Issuer is the "issuer" the discovery document must name. Required
 	// with DiscoveryURL.
 	Issuer string
+
+	// JWKS is a JSON Web Key Set document held by the caller (for an issuer
+	// whose JWKS nobody can fetch): its keys are used as they are, never
+	// fetched, refreshed or dropped. It must hold at least one usable key.
+	JWKS []byte
 
 	// HTTPClient fetches the documents: its Transport (credentials, a
 	// certificate authority of its own) and Timeout apply. Default: a client
@@ -99,7 +104,8 @@ type KeySetOptions struct {
 // KeySet is a cache of one issuer's JSON Web Key Set, for verifying the
 // tokens it signs. It is safe for concurrent use; create it with NewKeySet.
 //
-// Keys are fetched on first use, and kept fresh per the JWKS Cache-Control
+// Keys are fetched on first use (or given once: KeySetOptions.JWKS), and
+// kept fresh per the JWKS Cache-Control
 // max-age (see KeySetOptions.MaxAge): a stale set is still used while it is
 // fetched again in the background, or ahead of use by Run. A token that
 // names a key id the set lacks causes a refetch, at most once per
@@ -135,9 +141,16 @@ type KeySet struct {
 // does not touch the network: keys are fetched on first use (or by Refresh
 // or Run).
 func NewKeySet(opts KeySetOptions) (*KeySet, error) {
+	sources := 0
+	for _, set := range []bool{opts.JWKSURL != "", opts.DiscoveryURL != "", opts.JWKS != nil} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case (opts.JWKSURL == "") == (opts.DiscoveryURL == ""):
-		return nil, errors.New("verifier: KeySetOptions: set exactly one of JWKSURL and DiscoveryURL")
+	case sources != 1:
+		return nil, errors.New("verifier: KeySetOptions: set exactly one of JWKSURL, DiscoveryURL and JWKS")
+	case opts.JWKS != nil:
 	case opts.JWKSURL != "":
 		if err := checkHTTPURL(opts.JWKSURL); err != nil {
 			return nil, fmt.Errorf("verifier: KeySetOptions.JWKSURL: %w", err)
@@ -169,8 +182,22 @@ func NewKeySet(opts KeySetOptions) (*KeySet, error) {
 	if opts.Clock == nil {
 		opts.Clock = systemClock{}
 	}
-	return &KeySet{opts: opts, httpClient: sameOriginRedirects(opts.HTTPClient), jwksURL: opts.JWKSURL}, nil
+	ks := &KeySet{opts: opts, httpClient: sameOriginRedirects(opts.HTTPClient), jwksURL: opts.JWKSURL}
+	if opts.JWKS != nil {
+		keys, err := parseJWKS(opts.JWKS)
+		if err == nil && len(keys) == 0 {
+			err = errors.New("JWKS has no usable key")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("verifier: KeySetOptions.JWKS: %w", err)
+		}
+		ks.keys, ks.fetchedAt = keys, opts.Clock.Now()
+	}
+	return ks, nil
 }
+
+// static reports whether the keys are the caller's (KeySetOptions.JWKS).
+func (ks *KeySet) static() bool { return ks.opts.JWKS != nil }
 
 type systemClock struct{}
 
@@ -281,7 +308,7 @@ func (ks *KeySet) key(ctx context.Context, kid string) (*publicKey, error) {
 
 // mayFetchLocked reports whether a fetch may be started or joined now.
 func (ks *KeySet) mayFetchLocked(now time.Time) bool {
-	return ks.inflight != nil || !now.Before(ks.nextAllowedLocked())
+	return !ks.static() && (ks.inflight != nil || !now.Before(ks.nextAllowedLocked()))
 }
 
 // nextAllowedLocked is the earliest time a fetch may start, zero if at once.
@@ -352,10 +379,14 @@ func (ks *KeySet) startFetchLocked(now time.Time) <-chan struct{} {
 // replaces the cached one: keys the issuer no longer publishes are refused
 // from then on. A fetch running at the call may have read the JWKS before
 // the issuer changed it, so Refresh waits for it and then starts (or joins)
-// the next one. On failure the cached keys stay in use and the error wraps
+// the next one. Static keys (KeySetOptions.JWKS) are not fetched: Refresh
+// returns nil. On failure the cached keys stay in use and the error wraps
 // ErrKeysUnavailable (and ctx's error when ctx ended first; the fetch
 // itself then continues for other callers).
 func (ks *KeySet) Refresh(ctx context.Context) error {
+	if ks.static() {
+		return nil
+	}
 	ks.mu.Lock()
 	before := ks.fetches
 	for {
@@ -387,9 +418,13 @@ func (ks *KeySet) Refresh(ctx context.Context) error {
 // fetch, again once RefreshInterval (5s while no key is held) has passed.
 // So keys an issuer removed are dropped even when no token is verified for
 // a while. Without Run, a stale set is refreshed when a token uses it. It
-// returns nil when ctx ends. Waits are measured by the Clock but slept on
-// the system's timers.
+// returns nil when ctx ends; for static keys it only waits for that. Waits
+// are measured by the Clock but slept on the system's timers.
 func (ks *KeySet) Run(ctx context.Context) error {
+	if ks.static() {
+		<-ctx.Done()
+		return nil
+	}
 	for {
 		ks.mu.Lock()
 		now := ks.opts.Clock.Now()
@@ -429,7 +464,7 @@ type KeySetStatus struct {
 	// FetchedAt is when the cached keys were fetched; zero before the first
 	// successful fetch.
 	FetchedAt time.Time
-	// FreshUntil is when the cached keys go stale.
+	// FreshUntil is when the cached keys go stale; zero for static keys.
 	FreshUntil time.Time
 	// LastError is the error of the last fetch; nil when it succeeded or
 	// none was made.

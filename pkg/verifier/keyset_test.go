@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -40,7 +41,11 @@ func TestNewKeySetValidates(t *testing.T) {
 	}{
 		{"JWKS URL", KeySetOptions{JWKSURL: "https://keys.example.com/jwks"}, ""},
 		{"discovery", KeySetOptions{DiscoveryURL: "https://id.example.com/.well-known/openid-configuration", Issuer: "https://id.example.com"}, ""},
-		{"neither", KeySetOptions{}, "exactly one of JWKSURL and DiscoveryURL"},
+		{"static JWKS", KeySetOptions{JWKS: []byte(`{"keys":[` + string(newKey("es-1", "ES256").jwk()) + `]}`)}, ""},
+		{"neither", KeySetOptions{}, "exactly one of JWKSURL, DiscoveryURL and JWKS"},
+		{"URL and static JWKS", KeySetOptions{JWKSURL: "https://a/jwks", JWKS: []byte(`{"keys":[]}`)}, "exactly one"},
+		{"static JWKS not a JWK Set", KeySetOptions{JWKS: []byte(`[]`)}, "JWKS is not a JSON object"},
+		{"static JWKS without usable key", KeySetOptions{JWKS: []byte(`{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`)}, "no usable key"},
 		{"both", KeySetOptions{JWKSURL: "https://a/jwks", DiscoveryURL: "https://a/.well-known/openid-configuration", Issuer: "https://a"}, "exactly one"},
 		{"JWKS URL not http(s)", KeySetOptions{JWKSURL: "ftp://keys.example.com/jwks"}, "JWKSURL"},
 		{"discovery without issuer", KeySetOptions{DiscoveryURL: "https://id.example.com/.well-known/openid-configuration"}, "Issuer is required"},
@@ -116,6 +121,39 @@ func TestKeySetKeyfunc(t *testing.T) {
 	}
 	if n := is.jwksHits.Load(); n != 1 {
 		t.Errorf("JWKS fetched %d times, want 1 (the unknown kid within RefreshInterval of the first fetch)", n)
+	}
+}
+
+// TestKeySetStatic: keys given as a document verify by kid, never cause a
+// request (there is no URL), and an unknown kid is refused at once.
+func TestKeySetStatic(t *testing.T) {
+	es, ed := newKey("es-1", "ES256"), newKey("ed-1", "EdDSA")
+	clock := newClock()
+	doc := must(json.Marshal(map[string]any{"keys": []json.RawMessage{es.jwk(), ed.jwk()}}))
+	ks, err := NewKeySet(KeySetOptions{JWKS: doc, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := ks.Key(verifyCtx(t), "ed-1", "EdDSA"); err != nil || k == nil {
+		t.Fatalf("Key(ed-1) = %v, %v", k, err)
+	}
+	clock.Advance(1000 * time.Hour)
+	if _, err := ks.Key(verifyCtx(t), "es-1", "ES256"); err != nil {
+		t.Fatalf("static keys never go stale: %v", err)
+	}
+	if _, err := ks.Key(verifyCtx(t), "nope", "ES256"); !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), "unknown key id") {
+		t.Fatalf("unknown kid: %v", err)
+	}
+	if err := ks.Refresh(verifyCtx(t)); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if s := ks.Status(); s.Keys != 2 || s.LastError != nil || !s.StaleSince.IsZero() {
+		t.Fatalf("status %+v", s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := ks.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
 
