@@ -271,7 +271,7 @@ func (a *assembly) addSigningKeys(context.Context) error {
 		Keyring:     a.keys,
 		Revocations: a.revocations,
 		Log:         ctrl.Log.WithName("signing-keys"),
-		Now:         a.opts.Clock.Now,
+		Clock:       a.opts.Clock,
 	}); err != nil {
 		return fmt.Errorf("add signing-key source: %w", err)
 	}

@@ -1,9 +1,11 @@
 // Package signing holds the key material used by the token server to sign
 // RFC 9068 JWT access tokens: key generation, RFC 7638 key ids, the encoding
 // of a key set into (and out of) the data of a Kubernetes Secret, the public
-// JWKS document, and a low-allocation token signer.
+// JWKS document, and a low-allocation token signer. JWKs and their RFC 7638
+// thumbprints are rendered by github.com/go-jose/go-jose/v4.
 //
-// The package is pure key logic; it knows nothing about Kubernetes clients.
+// The key logic is pure; only SecretSource (secret.go) talks to the API
+// server, to keep a Keyring in step with the signing-key Secret.
 package signing
 
 import (

@@ -7,11 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"math/big"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Key is one signing key and its lifecycle.
@@ -107,78 +107,25 @@ func normTime(t time.Time) time.Time {
 
 // Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url without
 // padding) of pub, which must be *ecdsa.PublicKey (P-256, P-384 or P-521),
-// *rsa.PublicKey or ed25519.PublicKey.
+// *rsa.PublicKey or ed25519.PublicKey. go-jose computes it.
 func Thumbprint(pub crypto.PublicKey) (string, error) {
 	j, err := publicJWK(pub)
 	if err != nil {
 		return "", fmt.Errorf("thumbprint: %w", err)
 	}
-	// RFC 7638 §3.2: required members only, lexicographic order, no
-	// whitespace. Values are base64url strings or fixed names, so they need
-	// no JSON escaping.
-	var canon string
-	switch j.Kty {
-	case "EC":
-		canon = `{"crv":"` + j.Crv + `","kty":"EC","x":"` + j.X + `","y":"` + j.Y + `"}`
-	case "RSA":
-		canon = `{"e":"` + j.E + `","kty":"RSA","n":"` + j.N + `"}`
-	case "OKP":
-		canon = `{"crv":"` + j.Crv + `","kty":"OKP","x":"` + j.X + `"}`
+	sum, err := j.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("thumbprint: %w", err)
 	}
-	sum := sha256.Sum256([]byte(canon))
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+	return base64.RawURLEncoding.EncodeToString(sum), nil
 }
 
-// jwk is the public part of a JSON Web Key (RFC 7517/7518/8037). Field order
-// is the order members appear in the JWKS.
-type jwk struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid,omitempty"`
-	Use string `json:"use,omitempty"`
-	Alg string `json:"alg,omitempty"`
-	Crv string `json:"crv,omitempty"`
-	X   string `json:"x,omitempty"`
-	Y   string `json:"y,omitempty"`
-	N   string `json:"n,omitempty"`
-	E   string `json:"e,omitempty"`
-}
-
-// publicJWK renders the public members of pub.
-func publicJWK(pub crypto.PublicKey) (jwk, error) {
-	b64 := base64.RawURLEncoding.EncodeToString
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		var crv string
-		switch k.Curve {
-		case elliptic.P256():
-			crv = "P-256"
-		case elliptic.P384():
-			crv = "P-384"
-		case elliptic.P521():
-			crv = "P-521"
-		default:
-			return jwk{}, fmt.Errorf("unsupported elliptic curve %s", k.Curve.Params().Name)
-		}
-		// Uncompressed point 0x04 || X || Y, coordinates left-padded to the
-		// field size as RFC 7518 §6.2.1.2 requires.
-		pt, err := k.Bytes()
-		if err != nil {
-			return jwk{}, fmt.Errorf("encode EC public key: %w", err)
-		}
-		size := (len(pt) - 1) / 2
-		return jwk{Kty: "EC", Crv: crv, X: b64(pt[1 : 1+size]), Y: b64(pt[1+size:])}, nil
-	case *rsa.PublicKey:
-		if k.N == nil || k.E <= 0 {
-			return jwk{}, fmt.Errorf("invalid RSA public key")
-		}
-		// Minimal big-endian encodings (RFC 7518 §6.3.1).
-		return jwk{Kty: "RSA", N: b64(k.N.Bytes()), E: b64(big.NewInt(int64(k.E)).Bytes())}, nil
-	case ed25519.PublicKey:
-		if len(k) != ed25519.PublicKeySize {
-			return jwk{}, fmt.Errorf("invalid Ed25519 public key length %d", len(k))
-		}
-		return jwk{Kty: "OKP", Crv: "Ed25519", X: b64(k)}, nil
-	default:
-		return jwk{}, fmt.Errorf("unsupported public key type %T", pub)
+// publicJWK is the go-jose JWK of pub, a public key of one of the types Thumbprint
+// names (go-jose also renders private and symmetric keys: never publish those).
+func publicJWK(pub crypto.PublicKey) (jose.JSONWebKey, error) {
+	switch pub.(type) {
+	case *ecdsa.PublicKey, *rsa.PublicKey, ed25519.PublicKey:
+		return jose.JSONWebKey{Key: pub}, nil
 	}
+	return jose.JSONWebKey{}, fmt.Errorf("unsupported public key type %T", pub)
 }

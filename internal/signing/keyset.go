@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // SecretKey is the entry of the Secret's Data that holds the key set.
@@ -325,9 +327,7 @@ func (ks *KeySet) JWKS(now time.Time) ([]byte, error) {
 		}
 		return 0
 	})
-	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: make([]jwk, 0, len(keys))}
+	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
 	for _, k := range keys {
 		if k.Private == nil {
 			return nil, fmt.Errorf("jwks: key %q: %w: no private key", k.ID, ErrInvalidKeySet)
@@ -336,7 +336,7 @@ func (ks *KeySet) JWKS(now time.Time) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("jwks: key %q: %w", k.ID, err)
 		}
-		j.Kid, j.Use, j.Alg = k.ID, "sig", string(k.Algorithm)
+		j.KeyID, j.Use, j.Algorithm = k.ID, "sig", string(k.Algorithm)
 		set.Keys = append(set.Keys, j)
 	}
 	b, err := json.Marshal(set)

@@ -3,7 +3,6 @@ package signing
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -11,18 +10,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
 
-// Labels of the signing-key Secret. The managed-by label puts it in the operator's
+// KeysLabel marks the Secret that holds the signing keys. The Secret also carries
+// the managed-by label (oauthv1alpha1.ManagedByLabel), which puts it in the operator's
 // label-selected Secret cache.
-const (
-	managedByLabel = "app.kubernetes.io/managed-by"
-	managedByValue = "oauth-client-operator"
-	// KeysLabel marks the Secret that holds the signing keys.
-	KeysLabel = "oauth.operator.dev/signing-keys"
-)
+const KeysLabel = "oauth.operator.dev/signing-keys"
 
 // SecretSource keeps a Keyring in step with the signing-key Secret. At start it creates
 // the Secret with a new key when it is missing (any replica may; on a conflict it reads
@@ -51,8 +49,8 @@ type SecretSource struct {
 	Revocations *Revocations
 	// Log receives what happens to the keys (never key material).
 	Log logr.Logger
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock tells the time; the real clock when nil.
+	Clock clock.PassiveClock
 }
 
 // NeedLeaderElection is false: every replica signs and publishes keys.
@@ -60,8 +58,8 @@ func (s *SecretSource) NeedLeaderElection() bool { return false }
 
 // Start ensures the Secret exists, loads it and watches it until ctx ends.
 func (s *SecretSource) Start(ctx context.Context) error {
-	if s.Now == nil {
-		s.Now = time.Now
+	if s.Clock == nil {
+		s.Clock = clock.RealClock{}
 	}
 	secret, err := s.ensure(ctx)
 	if err != nil {
@@ -145,7 +143,7 @@ func (s *SecretSource) load(secret *corev1.Secret) error {
 	if len(dropped) > 0 {
 		s.Log.Error(ErrRevokedKey, "the signing-key Secret holds revoked keys; not loading them", "secret", s.Key.String(), "revoked", dropped)
 	}
-	l, err := s.Keyring.Store(ks, secret.ResourceVersion, s.Now())
+	l, err := s.Keyring.Store(ks, secret.ResourceVersion, s.Clock.Now())
 	if err != nil {
 		return err
 	}
@@ -163,7 +161,7 @@ func (s *SecretSource) ensure(ctx context.Context) (*corev1.Secret, error) {
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get signing-key Secret %s: %w", s.Key, err)
 	}
-	key, err := GenerateKey(s.Algorithm, s.Now())
+	key, err := GenerateKey(s.Algorithm, s.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +185,7 @@ func (s *SecretSource) write(ctx context.Context, ks *KeySet) error {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: s.Key.Namespace, Name: s.Key.Name,
-			Labels: map[string]string{managedByLabel: managedByValue, KeysLabel: "true"},
+			Labels: map[string]string{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue, KeysLabel: "true"},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: data,

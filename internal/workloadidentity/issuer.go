@@ -4,10 +4,11 @@
 // (/.well-known/openid-configuration and /openid/v1/jwks): the discovery document's
 // jwks_uri may name an address the operator cannot reach.
 //
-// Keys are cached (github.com/MicahParks/jwkset storage behind
-// github.com/MicahParks/keyfunc/v3), refreshed periodically, refetched at a bounded
-// rate when a token names an unknown key id, and kept when the API server does not
-// answer, so ServiceAccount tokens keep verifying through an outage.
+// Keys are cached in a pkg/verifier KeySet (the one JWKS cache of the project),
+// refreshed periodically, refetched at a bounded rate when a token names an unknown
+// key id, and kept when the API server does not answer, so ServiceAccount tokens keep
+// verifying through an outage. Neither read follows a redirect to another host: the
+// operator's credentials go to the API server only.
 package workloadidentity
 
 import (
@@ -21,12 +22,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/go-logr/logr"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/time/rate"
 	"k8s.io/client-go/rest"
+
+	"github.com/oauth-client-operator/oauth-client-operator/pkg/verifier"
 )
 
 // Paths the API server serves its ServiceAccount issuer discovery at.
@@ -43,7 +43,8 @@ const (
 	// naming a key id the cache does not hold: a flood of made-up key ids costs the API
 	// server one request per interval.
 	DefaultUnknownKeyInterval = 10 * time.Second
-	// maxDocumentBytes bounds what is read of the discovery document and the JWKS.
+	// maxDocumentBytes bounds what is read of the discovery document (the KeySet
+	// bounds the JWKS likewise).
 	maxDocumentBytes = 1 << 20
 	// requestTimeout bounds one read from the API server.
 	requestTimeout = 10 * time.Second
@@ -55,21 +56,16 @@ var ErrNotReady = errors.New("ServiceAccount issuer not discovered yet")
 // Issuer is the cluster's ServiceAccount token issuer. Build it with New and run it
 // (Start) as a manager runnable; it is safe for concurrent use.
 type Issuer struct {
+	// httpClient reads the discovery document: the operator's credentials, no
+	// redirects.
 	httpClient *http.Client
 	baseURL    string
 	override   string
 	log        logr.Logger
+	keys       *verifier.KeySet
 
-	refreshInterval    time.Duration
-	unknownKeyInterval time.Duration
-
-	state atomic.Pointer[state]
-	ready chan struct{}
-}
-
-type state struct {
-	issuer  string
-	keyfunc jwt.Keyfunc
+	issuer atomic.Pointer[string] // set once discovered and the keys read
+	ready  chan struct{}
 }
 
 // Options configure an Issuer.
@@ -81,7 +77,8 @@ type Options struct {
 	Issuer string
 	// Log receives discovery and refresh failures.
 	Log logr.Logger
-	// RefreshInterval and UnknownKeyInterval: see the defaults.
+	// RefreshInterval and UnknownKeyInterval: see the defaults. The keys are also
+	// never read twice within UnknownKeyInterval.
 	RefreshInterval, UnknownKeyInterval time.Duration
 }
 
@@ -98,23 +95,29 @@ func New(o Options) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	limited := *hc
-	next := hc.Transport
-	if next == nil { // a plain-HTTP config without credentials
-		next = http.DefaultTransport
+	bounded := *hc
+	bounded.Timeout = requestTimeout
+	// The API server never redirects its discovery document: a redirect is an error.
+	noRedirects := bounded
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	i := &Issuer{httpClient: &noRedirects, baseURL: base, override: o.Issuer, log: o.Log, ready: make(chan struct{})}
+
+	refresh, unknown := o.RefreshInterval, o.UnknownKeyInterval
+	if refresh <= 0 {
+		refresh = DefaultRefreshInterval
 	}
-	limited.Transport = limitedBodies{next}
-	limited.Timeout = requestTimeout
-	i := &Issuer{
-		httpClient: &limited, baseURL: base, override: o.Issuer, log: o.Log,
-		refreshInterval: o.RefreshInterval, unknownKeyInterval: o.UnknownKeyInterval,
-		ready: make(chan struct{}),
+	if unknown <= 0 {
+		unknown = DefaultUnknownKeyInterval
 	}
-	if i.refreshInterval <= 0 {
-		i.refreshInterval = DefaultRefreshInterval
-	}
-	if i.unknownKeyInterval <= 0 {
-		i.unknownKeyInterval = DefaultUnknownKeyInterval
+	i.keys, err = verifier.NewKeySet(verifier.KeySetOptions{
+		JWKSURL:         base + JWKSPath,
+		HTTPClient:      &bounded,
+		RefreshInterval: unknown,
+		MaxAge:          refresh,
+		OnFetch:         i.fetched,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ServiceAccount issuer keys: %w", err)
 	}
 	return i, nil
 }
@@ -131,16 +134,15 @@ func serverURL(cfg *rest.Config) (string, error) {
 // NeedLeaderElection is false: every replica verifies ServiceAccount tokens.
 func (i *Issuer) NeedLeaderElection() bool { return false }
 
-// Start discovers the issuer, retrying with backoff until the API server answers, then
-// keeps the keys fresh until ctx ends.
+// Start discovers the issuer and reads its keys, retrying with backoff until the API
+// server answers, then keeps the keys fresh until ctx ends.
 func (i *Issuer) Start(ctx context.Context) error {
 	delay := time.Second
 	for {
 		err := i.discover(ctx)
 		if err == nil {
 			close(i.ready)
-			<-ctx.Done()
-			return nil
+			return i.keys.Run(ctx)
 		}
 		i.log.Error(err, "discover the ServiceAccount token issuer; retrying", "retryIn", delay.String())
 		select {
@@ -155,14 +157,7 @@ func (i *Issuer) Start(ctx context.Context) error {
 // Ready is closed once the issuer is discovered and its keys were read once.
 func (i *Issuer) Ready() <-chan struct{} { return i.ready }
 
-func (i *Issuer) discover(parent context.Context) (err error) {
-	// The key storage polls until its context ends: a failed attempt stops its own.
-	ctx, cancel := context.WithCancel(parent)
-	defer func() {
-		if err != nil {
-			cancel()
-		}
-	}()
+func (i *Issuer) discover(ctx context.Context) error {
 	issuer := i.override
 	if issuer == "" {
 		var doc struct {
@@ -176,38 +171,20 @@ func (i *Issuer) discover(parent context.Context) (err error) {
 		}
 		issuer = doc.Issuer
 	}
-	stored, err := jwkset.NewStorageFromHTTP(i.baseURL+JWKSPath, jwkset.HTTPClientStorageOptions{
-		Client:          i.httpClient,
-		Ctx:             ctx,
-		HTTPTimeout:     requestTimeout,
-		RefreshInterval: i.refreshInterval,
-		RefreshErrorHandler: func(_ context.Context, err error) {
-			i.log.Error(err, "refresh the ServiceAccount issuer keys; the cached keys stay in use")
-		},
-	})
-	if err != nil {
+	if err := i.keys.Refresh(ctx); err != nil {
 		return fmt.Errorf("read the ServiceAccount issuer keys from %s: %w", JWKSPath, err)
 	}
-	refreshing, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs: map[string]jwkset.Storage{i.baseURL + JWKSPath: stored},
-		// The gate below admits one refresh per interval; the library's own limiter
-		// would make requests wait for their turn.
-		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
-		RateLimitWaitMax:  requestTimeout,
-	})
-	if err != nil {
-		return fmt.Errorf("ServiceAccount issuer keys: %w", err)
-	}
-	kf, err := keyfunc.New(keyfunc.Options{
-		Ctx:     ctx,
-		Storage: gatedRefresh{Storage: refreshing, cached: stored, allow: rate.NewLimiter(rate.Every(i.unknownKeyInterval), 1)},
-	})
-	if err != nil {
-		return fmt.Errorf("ServiceAccount issuer keys: %w", err)
-	}
-	i.state.Store(&state{issuer: issuer, keyfunc: kf.Keyfunc})
-	i.log.Info("ServiceAccount token issuer discovered", "issuer", issuer, "overridden", i.override != "")
+	i.issuer.Store(&issuer)
+	i.log.Info("ServiceAccount token issuer discovered", "issuer", issuer, "overridden", i.override != "", "keys", i.keys.Status().Keys)
 	return nil
+}
+
+// fetched logs a failed refresh of keys already in use (Start logs the first read).
+func (i *Issuer) fetched(err error) {
+	if err != nil && i.issuer.Load() != nil {
+		i.log.Error(err, "refresh the ServiceAccount issuer keys; the cached keys stay in use",
+			"staleSince", i.keys.Status().StaleSince)
+	}
 }
 
 func (i *Issuer) getJSON(ctx context.Context, path string, v any) error {
@@ -226,7 +203,7 @@ func (i *Issuer) getJSON(ctx context.Context, path string, v any) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("get %s: the API server answered %s", path, resp.Status)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDocumentBytes)).Decode(v); err != nil {
 		return fmt.Errorf("get %s: %w", path, err)
 	}
 	return nil
@@ -234,8 +211,8 @@ func (i *Issuer) getJSON(ctx context.Context, path string, v any) error {
 
 // Issuer is the `iss` of the cluster's ServiceAccount tokens; "" until discovered.
 func (i *Issuer) Issuer() string {
-	if s := i.state.Load(); s != nil {
-		return s.issuer
+	if s := i.issuer.Load(); s != nil {
+		return *s
 	}
 	return ""
 }
@@ -243,43 +220,11 @@ func (i *Issuer) Issuer() string {
 // Keyfunc returns the key that verifies a ServiceAccount token (for golang-jwt's
 // parser), by its `kid`, or every key of the token's algorithm when it has none.
 func (i *Issuer) Keyfunc(token *jwt.Token) (any, error) {
-	s := i.state.Load()
-	if s == nil {
+	if i.issuer.Load() == nil {
 		return nil, ErrNotReady
 	}
-	return s.keyfunc(token)
+	return i.keys.Keyfunc(token)
 }
 
-// gatedRefresh reads keys from the cache, and lets a read of an unknown key id refresh
-// the cache only when its limiter allows: callers never wait for a refresh slot, and
-// made-up key ids cannot make the operator hammer the API server.
-type gatedRefresh struct {
-	jwkset.Storage                // refreshes on an unknown key id
-	cached         jwkset.Storage // never refreshes on its own
-	allow          *rate.Limiter
-}
-
-func (g gatedRefresh) KeyRead(ctx context.Context, keyID string) (jwkset.JWK, error) {
-	jwk, err := g.cached.KeyRead(ctx, keyID)
-	if err == nil || !errors.Is(err, jwkset.ErrKeyNotFound) || !g.allow.Allow() {
-		return jwk, err
-	}
-	return g.Storage.KeyRead(ctx, keyID)
-}
-
-// limitedBodies caps what is read of any response body.
-type limitedBodies struct{ next http.RoundTripper }
-
-func (l limitedBodies) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := l.next.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = limitedBody{io.LimitReader(resp.Body, maxDocumentBytes), resp.Body}
-	return resp, nil
-}
-
-type limitedBody struct {
-	io.Reader
-	io.Closer
-}
+// Keys reports the state of the cached keys: how many, when read, since when stale.
+func (i *Issuer) Keys() verifier.KeySetStatus { return i.keys.Status() }

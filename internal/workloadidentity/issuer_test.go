@@ -72,10 +72,15 @@ func TestIssuerKeysAndUnknownKeyIDs(t *testing.T) {
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if r.URL.Path == workloadidentity.JWKSPath {
-				jwksReads.Add(1)
+			if r.URL.Path != workloadidentity.JWKSPath {
+				return rt.RoundTrip(r)
 			}
-			return rt.RoundTrip(r)
+			jwksReads.Add(1)
+			resp, err := rt.RoundTrip(r)
+			if err == nil {
+				t.Logf("%s: Cache-Control %q", workloadidentity.JWKSPath, resp.Header.Get("Cache-Control"))
+			}
+			return resp, err
 		})
 	}
 	iss, err := workloadidentity.New(workloadidentity.Options{Config: cfg, Log: logr.Discard(), UnknownKeyInterval: time.Hour})

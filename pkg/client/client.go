@@ -50,6 +50,12 @@ const retryDelay = 200 * time.Millisecond
 // context names an HTTP client.
 const defaultHTTPTimeout = 30 * time.Second
 
+// ErrRedirectRefused is wrapped by the error of a token request whose token_url answered
+// with a redirect to another origin (scheme, host and port): the credentials (client_id
+// and secret or assertion) are sent to token_url's origin only, and no token from
+// elsewhere is taken.
+var ErrRedirectRefused = errors.New("redirect to another origin refused")
+
 // An Option configures a TokenSource.
 type Option func(*options)
 
@@ -166,12 +172,14 @@ func New(ctx context.Context, dir string, opts ...Option) (*TokenSource, error) 
 		}
 		s.userKey = &k
 	}
-	switch {
-	case s.opts.httpClient != nil:
-		s.ctx = context.WithValue(ctx, oauth2.HTTPClient, s.opts.httpClient)
-	case ctx.Value(oauth2.HTTPClient) == nil:
-		s.ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Timeout: defaultHTTPTimeout})
+	hc := s.opts.httpClient
+	if hc == nil {
+		hc, _ = ctx.Value(oauth2.HTTPClient).(*http.Client)
 	}
+	if hc == nil {
+		hc = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	s.ctx = context.WithValue(ctx, oauth2.HTTPClient, tokenRequestClient(hc))
 	// Fail now on what would fail every request.
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -356,6 +364,12 @@ func expiresIn(tok *oauth2.Token) (time.Duration, bool) {
 // *http.Client that ctx holds under oauth2.HTTPClient (its Transport, Timeout,
 // redirect policy and cookie jar), else http.DefaultTransport.
 //
+// The token goes only to the origin (scheme, host and port) of the request made: a
+// redirect to another origin is followed without it, as net/http does with an
+// Authorization header set on the request itself (an API may redirect to a
+// pre-signed download URL, which needs no token and must not see it). A redirect back
+// to the first origin carries it again.
+//
 // Unlike oauth2.NewClient, it does not wrap a *TokenSource in a second cache that
 // would keep a token until 10 s before it expires instead of the source's own delta.
 func NewHTTPClient(ctx context.Context, ts oauth2.TokenSource) *http.Client {
@@ -366,10 +380,75 @@ func NewHTTPClient(ctx context.Context, ts oauth2.TokenSource) *http.Client {
 	if _, ok := ts.(*TokenSource); !ok {
 		ts = oauth2.ReuseTokenSource(nil, ts)
 	}
+	plain := base.Transport
+	if plain == nil {
+		plain = http.DefaultTransport
+	}
 	return &http.Client{
-		Transport:     &oauth2.Transport{Source: ts, Base: base.Transport},
+		Transport:     originBound{withToken: &oauth2.Transport{Source: ts, Base: plain}, without: plain},
 		CheckRedirect: base.CheckRedirect,
 		Jar:           base.Jar,
 		Timeout:       base.Timeout,
 	}
+}
+
+// originBound sends a request through withToken when it goes to the origin of the
+// request that started it (itself, or the first of the redirects that led to it), else
+// through without.
+type originBound struct{ withToken, without http.RoundTripper }
+
+func (t originBound) RoundTrip(req *http.Request) (*http.Response, error) {
+	first := req
+	for first.Response != nil { // a redirect: net/http links it to the response that caused it
+		if first = first.Response.Request; first == nil { // origin unknown: no token
+			return t.without.RoundTrip(req)
+		}
+	}
+	if origin(first.URL) != origin(req.URL) {
+		return t.without.RoundTrip(req)
+	}
+	return t.withToken.RoundTrip(req)
+}
+
+// tokenRequestClient returns a copy of hc for token requests: a redirect to another
+// origin than token_url's fails the request (ErrRedirectRefused) before anything is
+// sent there; others are followed as hc's CheckRedirect says (at most 10 by default).
+// A 307 or 308 would resend the form with the credential, and whatever answers a
+// redirected token request could hand out a token of its own.
+func tokenRequestClient(hc *http.Client) *http.Client {
+	c := *hc
+	policy := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if from, to := origin(via[0].URL), origin(req.URL); from != to {
+			return fmt.Errorf("%w: token_url %s redirected to %s; credentials are sent to token_url's origin only", ErrRedirectRefused, from, to)
+		}
+		if policy != nil {
+			return policy(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
+}
+
+// origin is the RFC 6454 origin of u, scheme://host:port with the port defaulted by
+// the scheme: what decides where credentials and tokens may go.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") { // IPv6
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host + ":" + port
 }

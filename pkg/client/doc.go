@@ -81,4 +81,16 @@
 // or client_assertion_type and client_assertion), audience and scope. Errors are
 // *oauth2.RetrieveError: ErrorCode is the RFC 6749 error (invalid_client,
 // invalid_scope, invalid_target, …), and a 429 answer's Response has Retry-After.
+//
+// # Redirects
+//
+// Credentials and tokens stay in their origin (scheme, host and port). A token_url
+// that answers with a redirect to another origin fails the token request with
+// ErrRedirectRefused before anything is sent there: a 307 or 308 would resend the
+// form with the secret or assertion, and any redirected answer could hand out a token
+// of another host's choosing. Redirects within token_url's origin are followed.
+// NewHTTPClient sends the bearer token only to the origin of the request made: a
+// redirect to another origin is followed without it (as net/http strips an
+// Authorization header the request carried), so an API may still send a client to a
+// pre-signed download URL.
 package client

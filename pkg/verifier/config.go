@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,7 +57,9 @@ type Config struct {
 
 	// HTTPClient fetches the metadata and the JWKS. Default: a client with
 	// a DefaultHTTPTimeout (10s) timeout. Each fetch is also bounded by a
-	// 10s deadline of its own.
+	// 10s deadline of its own, and each document by 1 MiB. Redirects are
+	// followed only within the origin (scheme, host, port) of the URL asked
+	// for: a redirect to another origin fails the fetch (see KeySetOptions).
 	HTTPClient *http.Client
 
 	// RefreshInterval is the minimum time between two fetches of the JWKS.
@@ -118,6 +121,21 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// keySetOptions are the options of the Verifier's KeySet: the JWKS URL, or
+// discovery from the issuer's RFC 8414 metadata.
+func (c *Config) keySetOptions() KeySetOptions {
+	o := KeySetOptions{JWKSURL: c.JWKSURL, HTTPClient: c.HTTPClient, RefreshInterval: c.RefreshInterval, Clock: nowFunc(c.Now)}
+	if o.JWKSURL == "" {
+		o.DiscoveryURL, o.Issuer = strings.TrimSuffix(c.Issuer, "/")+metadataPath, c.Issuer
+	}
+	return o
+}
+
+// nowFunc is a clock made of Config.Now.
+type nowFunc func() time.Time
+
+func (f nowFunc) Now() time.Time { return f() }
 
 // checkHTTPURL reports whether s is an absolute http or https URL.
 func checkHTTPURL(s string) error {

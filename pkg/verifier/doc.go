@@ -16,7 +16,15 @@
 // Config.JWKSURL) on first use, cached per the JWKS Cache-Control max-age,
 // refetched (at most once per Config.RefreshInterval) when a token names an
 // unknown key, and kept when a refetch fails. Verifier.Verify checks a token
-// without HTTP, for other transports.
+// without HTTP, for other transports. Metadata and JWKS are fetched with
+// redirects followed only within the origin asked for.
+//
+// The key cache is a KeySet, usable on its own for any issuer's JWKS (a
+// JWKS URL, OpenID Connect or RFC 8414 discovery, or a JWKS document the
+// caller holds; an *http.Client of the caller's, for credentials or a
+// certificate authority), with
+// golang-jwt (KeySet.Keyfunc) or without (KeySet.Key); KeySet.Run keeps it
+// fresh ahead of use and KeySet.Status says since when it is stale.
 //
 // # Removed and revoked keys
 //
@@ -46,14 +54,16 @@
 // algorithm, and the required RFC 9068 claims. JWKs are decoded by
 // github.com/go-jose/go-jose/v4.
 //
-// The JWKS cache is this package's own. github.com/MicahParks/keyfunc/v3
-// with github.com/MicahParks/jwkset (v3.9.2 with v0.11.4) was evaluated and
-// does not keep its guarantees: it refreshes on a fixed interval and ignores
-// Cache-Control; on an unknown kid, callers block on a rate limiter (up to
-// a minute by default) and each then fetches, instead of failing fast
-// behind a single fetch; it reads the JWKS without a size limit; it fetches
-// in its constructor (New must not touch the network) and refreshes from a
-// goroutine that runs until a context ends (a Verifier has no Close); one
-// malformed key fails the whole set; and it has no RFC 8414 discovery and
-// no settable clock.
+// The JWKS cache (KeySet) is this package's own, and the operator uses it
+// too, for the keys of the cluster's ServiceAccount issuer.
+// github.com/MicahParks/keyfunc/v3 with github.com/MicahParks/jwkset
+// (v3.9.2 with v0.11.4) was evaluated and does not keep its guarantees: it
+// refreshes on a fixed interval and ignores Cache-Control; on an unknown
+// kid, callers block on a rate limiter (up to a minute by default) and each
+// then fetches, instead of failing fast behind a single fetch; it reads the
+// JWKS without a size limit; it fetches in its constructor (New must not
+// touch the network) and refreshes from a goroutine that runs until a
+// context ends (a Verifier has no Close); one malformed key fails the whole
+// set; it follows redirects wherever the client does; and it has no RFC 8414 discovery
+// and no settable clock.
 package verifier

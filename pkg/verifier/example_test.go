@@ -77,3 +77,37 @@ func Example() {
 	// 401 {"error":"invalid_token","error_description":"malformed token header"}
 	//   WWW-Authenticate: Bearer realm="api://orders", error="invalid_token", error_description="malformed token header"
 }
+
+// ExampleKeySet verifies a JWT of some other issuer with golang-jwt, the
+// issuer's keys fetched through OpenID Connect discovery and cached.
+func ExampleKeySet() {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	mux := http.NewServeMux()
+	idp := httptest.NewServer(mux)
+	defer idp.Close()
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": idp.URL, "jwks_uri": idp.URL + "/keys"})
+	})
+	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Use: "sig"}}})
+	})
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": idp.URL, "sub": "ci-job-42"})
+	tok.Header["kid"] = "k1"
+	signed, _ := tok.SignedString(key)
+
+	keys, err := verifier.NewKeySet(verifier.KeySetOptions{
+		DiscoveryURL: idp.URL + "/.well-known/openid-configuration",
+		Issuer:       idp.URL,
+		HTTPClient:   &http.Client{Timeout: 5 * time.Second}, // its Transport may carry a CA of its own
+	})
+	if err != nil {
+		panic(err)
+	}
+	parsed, err := jwt.NewParser(jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(idp.URL)).Parse(signed, keys.Keyfunc)
+	if err != nil {
+		panic(err)
+	}
+	sub, _ := parsed.Claims.GetSubject()
+	fmt.Println(sub, keys.Status().Keys)
+	// Output: ci-job-42 1
+}

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -32,12 +33,15 @@ func (k *publicKey) accepts(alg string) bool {
 	case *ecdsa.PublicKey:
 		return alg == "ES256" // usable() admits P-256 keys only
 	case *rsa.PublicKey:
-		return alg == "RS256"
+		return slices.Contains(rsaAlgorithms, alg)
 	case ed25519.PublicKey:
 		return alg == "EdDSA"
 	}
 	return false
 }
+
+// rsaAlgorithms are the JWS algorithms an RSA key serves.
+var rsaAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 
 // parseJWKS parses a JWK Set document into usable keys by kid. Each key is
 // decoded by go-jose (which checks EC points are on their curve, Ed25519

@@ -20,7 +20,7 @@ type Verifier struct {
 	cfg       Config
 	parser    *jwt.Parser    // JWS compact form, pinned algorithms, signature
 	validator *jwt.Validator // registered claims
-	keys      *keyCache
+	keys      *KeySet
 }
 
 // New returns a Verifier for cfg after validating it and applying defaults.
@@ -31,8 +31,13 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys, err := NewKeySet(cfg.keySetOptions())
+	if err != nil {
+		return nil, err
+	}
 	v := &Verifier{
-		cfg: cfg,
+		cfg:  cfg,
+		keys: keys,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(cfg.Algorithms),
 			jwt.WithStrictDecoding(),       // one encoding per token
@@ -45,7 +50,6 @@ func New(cfg Config) (*Verifier, error) {
 			jwt.WithLeeway(cfg.Leeway),
 			jwt.WithTimeFunc(cfg.Now)),
 	}
-	v.keys = newKeyCache(&v.cfg)
 	return v, nil
 }
 
@@ -60,7 +64,7 @@ func New(cfg Config) (*Verifier, error) {
 // ErrKeysUnavailable (and ctx's error when ctx ended first; the fetch itself
 // then continues for other callers). Call Refresh again to retry.
 func (v *Verifier) Refresh(ctx context.Context) error {
-	return v.keys.refresh(ctx)
+	return v.keys.Refresh(ctx)
 }
 
 // Claims are the claims of a verified access token.
@@ -171,14 +175,7 @@ func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
 	if kid == "" {
 		return nil, reject("missing key id")
 	}
-	key, err := v.keys.key(ctx, kid)
-	if err != nil {
-		return nil, err
-	}
-	if !key.accepts(t.Method.Alg()) {
-		return nil, reject("algorithm does not match key")
-	}
-	return key.key, nil
+	return v.keys.Key(ctx, kid, t.Method.Alg())
 }
 
 // malformed is the rejection of a token the parser found malformed, named
