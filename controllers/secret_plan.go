@@ -137,7 +137,7 @@ func planCreate(in secretState) secretPlan {
 		p.generate = genCreate
 		p.annotate(oauthv1alpha1.SecretRotatedAtAnnotation, oauthv1alpha1.FormatRotationTime(in.now))
 		if trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]; trigger != "" {
-			p.annotate(oauthv1alpha1.RotationTriggerAnnotation, trigger)
+			p.annotate(oauthv1alpha1.RotationTriggerAnnotation, oauthv1alpha1.RotationTrigger(trigger))
 			p.annotate(oauthv1alpha1.RotationTriggerHandledAtAnnotation, oauthv1alpha1.FormatRotationTime(in.now))
 		}
 	}
@@ -216,7 +216,7 @@ func (p *secretPlan) planGeneration(in secretState) {
 	oc, secret, c, now := in.client, in.secret, in.cred, in.now
 	times := oauthv1alpha1.ReadRotationTimes(secret)
 	trigger := oc.Annotations[oauthv1alpha1.RotateSecretAnnotation]
-	requested := trigger != "" && trigger != secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation]
+	requested := trigger != "" && oauthv1alpha1.RotationTrigger(trigger) != secret.Annotations[oauthv1alpha1.RotationTriggerAnnotation]
 	switch {
 	case !c.valid(secret.Data):
 		p.generate = genRegenerate
@@ -238,7 +238,7 @@ func (p *secretPlan) planGeneration(in secretState) {
 		p.annotate(oauthv1alpha1.SecretRotatedAtAnnotation, oauthv1alpha1.FormatRotationTime(now))
 		if requested { // the new credential serves the request
 			p.deferredUntil = time.Time{}
-			p.annotate(oauthv1alpha1.RotationTriggerAnnotation, trigger)
+			p.annotate(oauthv1alpha1.RotationTriggerAnnotation, oauthv1alpha1.RotationTrigger(trigger))
 			p.annotate(oauthv1alpha1.RotationTriggerHandledAtAnnotation, oauthv1alpha1.FormatRotationTime(now))
 		}
 	} else if times.RotatedAt.IsZero() {

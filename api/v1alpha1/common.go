@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,6 +78,38 @@ var CredentialSecretAnnotations = []string{
 	PreviousSecretExpiresAnnotation,
 	RotationTriggerAnnotation,
 	RotationTriggerHandledAtAnnotation,
+}
+
+// CredentialSecretKeyLimits are the keys of a credential Secret the operator reads,
+// each with the most bytes a value the operator writes there can take (with room to
+// spare: a generated secret is 43 bytes, an RSA-4096 PKCS#8 key about 3.3 KiB). The
+// cache keeps only these keys of a Secret an OAuthClient controls, and drops a value
+// over its limit (which only a hand-written or hostile Secret holds; the controller
+// then restores the key), so no Secret costs more than their sum in memory.
+var CredentialSecretKeyLimits = map[string]int{
+	SecretKeyClientID:             512,
+	SecretKeyClientSecret:         1 << 10,
+	SecretKeyPreviousClientSecret: 1 << 10,
+	SecretKeyTokenURL:             4 << 10,
+	SecretKeyIssuer:               4 << 10,
+	SecretKeyPrivateKey:           16 << 10,
+	SecretKeyKeyID:                256,
+	SecretKeyPreviousPublicKey:    4 << 10,
+}
+
+// MaxCredentialAnnotationBytes is the most bytes a CredentialSecretAnnotations value
+// the operator writes takes; the cache drops a longer one.
+const MaxCredentialAnnotationBytes = 1 << 10
+
+// RotationTrigger is the value of RotationTriggerAnnotation that records a
+// rotate-secret value as acted on: the value itself, or when that is longer than
+// MaxCredentialAnnotationBytes allows, its SHA-256 digest, so the record always fits.
+func RotationTrigger(rotateSecret string) string {
+	if len(rotateSecret) <= 128 {
+		return rotateSecret
+	}
+	sum := sha256.Sum256([]byte(rotateSecret))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // RotationTimes are the times a credential Secret's rotation annotations record. A

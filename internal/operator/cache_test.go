@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
@@ -111,4 +112,63 @@ func TestLabelledSecretsOfOthersCostNoData(t *testing.T) {
 		_ = theOperator.GetCache().Get(ctx, types.NamespacedName{Namespace: ns, Name: "own"}, own)
 		return own.Data[oauthv1alpha1.SecretKeyClientSecret]
 	}, 20*time.Second, 100*time.Millisecond).ShouldNot(BeEmpty())
+}
+
+// TestSecretsOwnedByATenantsClientCostLittle is the cache attack of issue 22: a tenant
+// makes its own OAuthClient the controller of 60 labelled Secrets of 700 KB each (data
+// under keys of its own, oversized values under the operator's keys, and a large
+// annotation). Every replica caches them, but only the operator's keys within their
+// limits and the operator's annotations: the heap grows by less than 2 MiB, not the
+// 42 MB they hold. The client's own Secret keeps its credentials.
+func TestSecretsOwnedByATenantsClientCostLittle(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	api := "owned-" + rand.String(5)
+	create(t, &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: api}, Spec: oauthv1alpha1.OAuthAPISpec{
+		AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}})
+	oc := &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tenant"},
+		Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}}}
+	create(t, oc)
+	_, secret, _ := credentials(t, ns, "tenant")
+	const n = 60
+	owner := metav1.OwnerReference{APIVersion: oauthv1alpha1.GroupVersion.String(), Kind: "OAuthClient", Name: oc.Name,
+		UID: oc.UID, Controller: ptr.To(true)}
+	inCache := func() int {
+		var list corev1.SecretList
+		if err := theOperator.GetCache().List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return -1
+		}
+		return len(list.Items)
+	}
+	heap0 := liveHeap()
+	for i := range n {
+		fill := func(size int) []byte { return bytes.Repeat([]byte{byte('a' + i%26)}, size) }
+		s := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("bloat-%d", i), OwnerReferences: []metav1.OwnerReference{owner},
+				Labels:      map[string]string{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue, oauthv1alpha1.ClientLabel: oc.Name},
+				Annotations: map[string]string{"tenant.example/notes": string(fill(100 << 10)), oauthv1alpha1.RotationTriggerAnnotation: string(fill(50 << 10))}},
+			Data: map[string][]byte{
+				"blob":                                   fill(400 << 10),
+				oauthv1alpha1.SecretKeyPrivateKey:        fill(100 << 10),
+				oauthv1alpha1.SecretKeyPreviousPublicKey: fill(50 << 10),
+			},
+		}
+		g.Expect(k8s.Create(ctx, s)).To(Succeed())
+	}
+	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n + 1))
+	heap1 := liveHeap()
+	grew := int64(heap1) - int64(heap0)
+	t.Logf("%d Secrets of 700 KB controlled by a tenant's client: the operator's heap grew %.2f MiB (%.1f → %.1f MiB)",
+		n, float64(grew)/(1<<20), float64(heap0)/(1<<20), float64(heap1)/(1<<20))
+	g.Expect(grew).To(BeNumerically("<", 2<<20), "heap growth")
+
+	cached := &corev1.Secret{}
+	g.Expect(theOperator.GetCache().Get(ctx, types.NamespacedName{Namespace: ns, Name: "bloat-0"}, cached)).To(Succeed())
+	g.Expect(cached.Data).To(BeEmpty())
+	g.Expect(cached.Annotations).To(BeEmpty())
+	own := &corev1.Secret{}
+	g.Expect(theOperator.GetCache().Get(ctx, types.NamespacedName{Namespace: ns, Name: "tenant"}, own)).To(Succeed())
+	g.Expect(string(own.Data[oauthv1alpha1.SecretKeyClientSecret])).To(Equal(secret))
+	g.Expect(own.Annotations).To(HaveKey(oauthv1alpha1.SecretRotatedAtAnnotation))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -86,12 +87,15 @@ func ManagedSecrets() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})
 }
 
-// secretTransform prepares a Secret for the cache: without managed fields, and, unless
-// an OAuthClient controls it or it is the signing-key Secret, without its data and
-// annotations. Anyone who can write a Secret can give it the managed-by label; such a
-// Secret then costs its metadata in memory, not up to a megabyte of data. The
-// OAuthClient controller still sees its owner and reports the conflict; the token
-// server never accepts credentials from it anyway.
+// secretTransform prepares a Secret for the cache, keeping only what the operator reads
+// (managed fields never). The signing-key Secret is kept whole. Of a Secret an
+// OAuthClient controls: the credential keys (each within its limit,
+// oauthv1alpha1.CredentialSecretKeyLimits), the operator's annotations and labels, the
+// controller reference. Of any other labelled Secret: its metadata without annotations
+// and data. Anyone who can write a Secret can give it the managed-by label and make an
+// OAuthClient of theirs its controller; such a Secret then costs at most a few KiB in
+// every replica, not up to a megabyte. The OAuthClient controller still sees its owner
+// and reports a conflict; the token server never accepts credentials from it anyway.
 func secretTransform(keySecret types.NamespacedName) toolscache.TransformFunc {
 	strip := cache.TransformStripManagedFields()
 	return func(obj any) (any, error) {
@@ -100,12 +104,47 @@ func secretTransform(keySecret types.NamespacedName) toolscache.TransformFunc {
 			return obj, err
 		}
 		s, ok := obj.(*corev1.Secret)
-		if !ok || oauthv1alpha1.SecretOwner(s) != "" || (s.Namespace == keySecret.Namespace && s.Name == keySecret.Name) {
+		if !ok || (s.Namespace == keySecret.Namespace && s.Name == keySecret.Name) {
 			return obj, nil
 		}
-		s.Data, s.StringData, s.Annotations = nil, nil, nil
+		s.Labels = keep(s.Labels, oauthv1alpha1.ManagedByLabel, oauthv1alpha1.ClientLabel)
+		s.StringData, s.Finalizers = nil, nil
+		owner := metav1.GetControllerOf(s)
+		if oauthv1alpha1.SecretOwner(s) == "" {
+			s.Data, s.Annotations, s.OwnerReferences = nil, nil, nil
+			return s, nil
+		}
+		s.OwnerReferences = []metav1.OwnerReference{*owner}
+		s.Annotations = keepWithin(s.Annotations, oauthv1alpha1.MaxCredentialAnnotationBytes, oauthv1alpha1.CredentialSecretAnnotations...)
+		data := make(map[string][]byte, len(oauthv1alpha1.CredentialSecretKeyLimits))
+		for k, v := range s.Data {
+			if limit, ok := oauthv1alpha1.CredentialSecretKeyLimits[k]; ok && len(v) <= limit {
+				data[k] = v
+			}
+		}
+		s.Data = data
 		return s, nil
 	}
+}
+
+// keep returns the entries of m under keys; nil when none.
+func keep(m map[string]string, keys ...string) map[string]string {
+	return keepWithin(m, -1, keys...)
+}
+
+// keepWithin returns the entries of m under keys whose values are at most limit bytes
+// (any when limit < 0); nil when none.
+func keepWithin(m map[string]string, limit int, keys ...string) map[string]string {
+	var out map[string]string
+	for _, k := range keys {
+		if v, ok := m[k]; ok && (limit < 0 || len(v) <= limit) {
+			if out == nil {
+				out = make(map[string]string, len(keys))
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // New builds the manager with every controller and runnable registered.

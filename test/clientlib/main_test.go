@@ -79,7 +79,7 @@ func run(m *testing.M) (int, error) {
 	issuer = "http://" + addr
 	// Every request comes from 127.0.0.1, and the tests send refused credentials on
 	// purpose: a failed-authentication limit that does not interfere.
-	cfg, err := config.Parse([]byte(fmt.Sprintf("issuer: %s\ntokenServer: {address: %q}\nrateLimit: {failedAuthPerMinute: 6000, failedAuthBurst: 10000}\n", issuer, addr)))
+	cfg, err := config.Parse([]byte(fmt.Sprintf("issuer: %s\ntokenServer: {address: %q}\nrateLimit: {failedAuthPerMinute: 6000, failedAuthBurst: 10000}\nclients: {rotateSecretMinInterval: 1s}\n", issuer, addr)))
 	if err != nil {
 		return 0, err
 	}

@@ -41,10 +41,12 @@ func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	env, err = devenv.Start(ctx, devenv.Options{
 		Dir: dir,
-		// Short key-rotation times for the rotation test; a failed-authentication limit
-		// that the tests (all from 127.0.0.1) never reach.
+		// Short key-rotation times for the rotation tests (which request rotations
+		// seconds apart); a failed-authentication limit that the tests (all from
+		// 127.0.0.1) never reach.
 		ManagerConfig: `
 tokenServer: {jwksMaxAge: 1s}
+clients: {rotateSecretMinInterval: 1s}
 signing: {propagationDelay: 2s, rotationInterval: 1h}
 rateLimit: {failedAuthPerMinute: 6000, failedAuthBurst: 10000}
 `,
