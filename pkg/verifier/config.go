@@ -75,6 +75,32 @@ type Config struct {
 
 	// Now returns the current time. Default time.Now; set it in tests.
 	Now func() time.Time
+
+	// RequireDPoP makes the Middleware accept only DPoP-bound tokens
+	// (RFC 9449), presented with the DPoP scheme and a proof: a bearer token
+	// is refused however valid. Without it both are accepted, and a
+	// DPoP-bound token is still refused as a bearer token.
+	RequireDPoP bool
+
+	// ExternalURL is the URL at which clients reach this server, when it is
+	// not the one the request names: behind a proxy or Ingress that changes
+	// the scheme, host, port or path prefix. The Middleware compares a DPoP
+	// proof's htu with ExternalURL followed by the request's path. Empty:
+	// the request's own URL (https when it came over TLS, its Host header,
+	// its path).
+	ExternalURL string
+
+	// DPoPProofMaxAge is how old a DPoP proof's iat may be. Zero means
+	// DefaultDPoPProofMaxAge (60s); negative is an error. Its future
+	// tolerance is Leeway.
+	DPoPProofMaxAge time.Duration
+
+	// DPoPReplayCacheSize bounds the DPoP proofs remembered against replay
+	// (about 100 bytes each, kept DPoPProofMaxAge): one client may fill an
+	// eighth of it, and each keeps a reserve of 64 beyond. A proof that
+	// finds no room is refused (503), never accepted unremembered. Zero
+	// means DefaultDPoPReplayCacheSize (100000); negative is an error.
+	DPoPReplayCacheSize int
 }
 
 // withDefaults validates c and returns a copy with defaults applied.
@@ -115,6 +141,23 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	if c.ExternalURL != "" {
+		if u, err := url.Parse(c.ExternalURL); err != nil || checkHTTPURL(c.ExternalURL) != nil || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return c, fmt.Errorf("verifier: Config.ExternalURL %q is not an absolute http(s) URL without query, fragment or user information", c.ExternalURL)
+		}
+	}
+	switch {
+	case c.DPoPProofMaxAge < 0:
+		return c, errors.New("verifier: Config.DPoPProofMaxAge must not be negative")
+	case c.DPoPProofMaxAge == 0:
+		c.DPoPProofMaxAge = DefaultDPoPProofMaxAge
+	}
+	switch {
+	case c.DPoPReplayCacheSize < 0:
+		return c, errors.New("verifier: Config.DPoPReplayCacheSize must not be negative")
+	case c.DPoPReplayCacheSize == 0:
+		c.DPoPReplayCacheSize = DefaultDPoPReplayCacheSize
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -10,27 +10,40 @@ import (
 )
 
 // Middleware returns HTTP middleware that admits only requests bearing a
-// valid access token (RFC 6750 "Authorization: Bearer <token>", scheme
-// case-insensitive) granted every one of requiredScopes. Admitted requests
-// reach the next handler with the token's claims in their context (see
-// ClaimsFromContext). Other requests are answered, with a JSON body
-// {"error": …, "error_description": …}, Content-Type application/json and
-// Cache-Control no-store:
+// valid access token granted every one of requiredScopes: a bearer token
+// (RFC 6750 "Authorization: Bearer <token>"), or a DPoP-bound token with its
+// proof (RFC 9449 "Authorization: DPoP <token>" and one "DPoP: <proof>"
+// header, checked by VerifyDPoP against the request's method and URL, see
+// Config.ExternalURL); schemes are case-insensitive. With
+// Config.RequireDPoP only the latter. Admitted requests reach the next
+// handler with the token's claims in their context (see ClaimsFromContext).
+// Other requests are answered, with a JSON body {"error": …,
+// "error_description": …}, Content-Type application/json and Cache-Control
+// no-store, and WWW-Authenticate challenges: `Bearer realm="<Audience>"`
+// (unless Config.RequireDPoP), then `DPoP realm="<Audience>",
+// algs="<DPoPAlgorithms>"`; the challenge of the scheme the request used
+// carries the error:
 //
-//   - no bearer credentials (no Authorization header, or another scheme):
-//     401, WWW-Authenticate: Bearer realm="<Audience>" without error code;
+//   - no credentials (no Authorization header, or another scheme): 401,
+//     the challenges without error code;
 //   - malformed Authorization header or invalid token: 401,
-//     WWW-Authenticate: Bearer realm="…", error="invalid_token",
-//     error_description="<failed check>";
-//   - a required scope missing: 403, WWW-Authenticate: Bearer realm="…",
-//     error="insufficient_scope", scope="<requiredScopes>";
+//     error="invalid_token", error_description="<failed check>"; a
+//     DPoP-bound token presented as Bearer is an invalid token (RFC 9449
+//     §7.1), and so is a bearer token when Config.RequireDPoP is set;
+//   - DPoP scheme without exactly one DPoP header, or a proof refused
+//     (replayed, for another method or URL, too old, …): 401,
+//     error="invalid_dpop_proof" on the DPoP challenge; a proof made with
+//     another key than the token is bound to: error="invalid_token";
+//   - a required scope missing: 403, error="insufficient_scope",
+//     scope="<requiredScopes>";
 //   - the token cannot be checked because no signing key is available
 //     (ErrKeysUnavailable, e.g. the issuer is unreachable and no key is
-//     cached): 503 with Retry-After: 5, since this is a server problem and
-//     not a verdict on the token.
+//     cached), or a valid proof cannot be remembered against replay
+//     (ErrDPoPReplayCacheFull): 503 with Retry-After: 5, since this is a
+//     server problem and not a verdict on the request.
 //
-// The token is never logged or echoed. Middleware panics if a required scope
-// is not a valid RFC 6749 scope token.
+// The token and the proof are never logged or echoed. Middleware panics if
+// a required scope is not a valid RFC 6749 scope token.
 func (v *Verifier) Middleware(requiredScopes ...string) func(http.Handler) http.Handler {
 	for _, s := range requiredScopes {
 		if !validScopeToken(s) {
@@ -38,35 +51,17 @@ func (v *Verifier) Middleware(requiredScopes ...string) func(http.Handler) http.
 		}
 	}
 	scope := strings.Join(requiredScopes, " ")
-	realm := `Bearer realm="` + headerSafe(v.cfg.Audience) + `"`
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, present, ok := bearerToken(r.Header)
-			if !present {
-				writeError(w, http.StatusUnauthorized, realm, "unauthorized", "bearer token required")
-				return
-			}
-			if !ok {
-				invalidToken(w, realm, "malformed Authorization header")
-				return
-			}
-			claims, err := v.Verify(r.Context(), token)
-			if errors.Is(err, ErrKeysUnavailable) {
-				w.Header().Set("Retry-After", strconv.Itoa(int(unavailableRetry.Seconds())))
-				writeError(w, http.StatusServiceUnavailable, "", "temporarily_unavailable", "token signing keys unavailable, retry later")
-				return
-			}
-			if err != nil {
-				reason := "invalid token"
-				if rej, ok := errors.AsType[*rejection](err); ok {
-					reason = rej.reason
+			claims, scheme, fail := v.authenticate(r)
+			if fail == nil {
+				if err := claims.RequireScopes(requiredScopes...); err != nil {
+					fail = &failure{status: http.StatusForbidden, scheme: scheme, code: "insufficient_scope",
+						description: "token lacks a required scope: " + scope, scope: scope}
 				}
-				invalidToken(w, realm, reason)
-				return
 			}
-			if err := claims.RequireScopes(requiredScopes...); err != nil {
-				writeError(w, http.StatusForbidden, realm+`, error="insufficient_scope", scope="`+scope+`"`,
-					"insufficient_scope", "token lacks a required scope: "+scope)
+			if fail != nil {
+				v.writeFailure(w, fail)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(ContextWithClaims(r.Context(), claims)))
@@ -74,40 +69,139 @@ func (v *Verifier) Middleware(requiredScopes ...string) func(http.Handler) http.
 	}
 }
 
-// bearerToken extracts the bearer token of an Authorization header. present
-// is false when there are no bearer credentials at all; ok is false when
-// they are malformed.
-func bearerToken(h http.Header) (token string, present, ok bool) {
+// Authentication schemes of the Authorization header.
+const (
+	schemeBearer = "Bearer"
+	schemeDPoP   = "DPoP"
+)
+
+// failure is the answer to a request the Middleware refuses.
+type failure struct {
+	status int
+	// scheme is the challenge that carries the error (schemeBearer or
+	// schemeDPoP); "" for none.
+	scheme            string
+	code, description string
+	// scope is the scope parameter of an insufficient_scope challenge.
+	scope string
+}
+
+// authenticate verifies the credentials of r: the claims of its token and
+// the scheme it came with, or why it is refused.
+func (v *Verifier) authenticate(r *http.Request) (*Claims, string, *failure) {
+	scheme, token, present, ok := credentials(r.Header)
+	if !present {
+		description := "bearer token required"
+		if v.cfg.RequireDPoP {
+			description = "DPoP-bound token required"
+		}
+		return nil, "", &failure{status: http.StatusUnauthorized, code: "unauthorized", description: description}
+	}
+	if !ok {
+		return nil, scheme, invalid(scheme, "invalid_token", "malformed Authorization header")
+	}
+	var claims *Claims
+	var err error
+	switch {
+	case scheme == schemeBearer && v.cfg.RequireDPoP:
+		return nil, schemeDPoP, invalid(schemeDPoP, "invalid_token", "this API accepts DPoP-bound tokens only")
+	case scheme == schemeBearer:
+		claims, err = v.Verify(r.Context(), token)
+	default:
+		proofs := r.Header.Values("DPoP")
+		if len(proofs) != 1 {
+			return nil, scheme, invalid(scheme, "invalid_dpop_proof", "exactly one DPoP proof header is required")
+		}
+		claims, err = v.VerifyDPoP(r.Context(), token, DPoPRequest{Proof: proofs[0], Method: r.Method, URL: v.requestURL(r)})
+	}
+	if err == nil {
+		return claims, scheme, nil
+	}
+	if errors.Is(err, ErrKeysUnavailable) {
+		return nil, scheme, &failure{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+			description: "token signing keys unavailable, retry later"}
+	}
+	if errors.Is(err, ErrDPoPReplayCacheFull) {
+		return nil, scheme, &failure{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+			description: "too many DPoP proofs in use, retry later"}
+	}
+	if perr, ok := errors.AsType[*DPoPProofError](err); ok {
+		code := "invalid_dpop_proof"
+		if perr.Check == DPoPCheckBinding {
+			code = "invalid_token" // RFC 9449 §7.1: the token's key binding
+		}
+		return nil, scheme, invalid(scheme, code, perr.Description)
+	}
+	reason := "invalid token"
+	if rej, ok := errors.AsType[*rejection](err); ok {
+		reason = rej.reason
+	}
+	return nil, scheme, invalid(scheme, "invalid_token", reason)
+}
+
+func invalid(scheme, code, description string) *failure {
+	return &failure{status: http.StatusUnauthorized, scheme: scheme, code: code, description: description}
+}
+
+// credentials extracts the scheme and token of an Authorization header.
+// present is false when there are no bearer or DPoP credentials at all; ok
+// is false when they are malformed.
+func credentials(h http.Header) (scheme, token string, present, ok bool) {
 	values := h.Values("Authorization")
 	switch {
 	case len(values) == 0:
-		return "", false, false
+		return "", "", false, false
 	case len(values) > 1:
-		return "", true, false
+		return schemeBearer, "", true, false
 	}
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", false, false // another scheme: no bearer credentials
+	name, rest, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
+	switch {
+	case strings.EqualFold(name, schemeBearer):
+		scheme = schemeBearer
+	case strings.EqualFold(name, schemeDPoP):
+		scheme = schemeDPoP
+	default:
+		return "", "", false, false // another scheme: no credentials of ours
 	}
 	token = strings.TrimSpace(rest)
 	if token == "" || strings.ContainsAny(token, " \t") {
-		return "", true, false
+		return scheme, "", true, false
 	}
-	return token, true, true
+	return scheme, token, true, true
 }
 
-func invalidToken(w http.ResponseWriter, realm, reason string) {
-	writeError(w, http.StatusUnauthorized,
-		realm+`, error="invalid_token", error_description="`+headerSafe(reason)+`"`,
-		"invalid_token", reason)
+// writeFailure writes the answer to a refused request: its challenges (none
+// for a server error), then the error.
+func (v *Verifier) writeFailure(w http.ResponseWriter, f *failure) {
+	if f.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(unavailableRetry.Seconds())))
+		writeError(w, f.status, nil, f.code, f.description)
+		return
+	}
+	realm := `realm="` + headerSafe(v.cfg.Audience) + `"`
+	withError := func(scheme string) string {
+		if f.scheme != scheme {
+			return ""
+		}
+		if f.scope != "" {
+			return `, error="` + f.code + `", scope="` + f.scope + `"`
+		}
+		return `, error="` + f.code + `", error_description="` + headerSafe(f.description) + `"`
+	}
+	var challenges []string
+	if !v.cfg.RequireDPoP {
+		challenges = append(challenges, schemeBearer+" "+realm+withError(schemeBearer))
+	}
+	challenges = append(challenges, schemeDPoP+" "+realm+`, algs="`+strings.Join(dpopAlgorithms, " ")+`"`+withError(schemeDPoP))
+	writeError(w, f.status, challenges, f.code, f.description)
 }
 
-// writeError writes an error response; challenge, if not empty, is the
-// WWW-Authenticate header.
-func writeError(w http.ResponseWriter, status int, challenge, code, description string) {
+// writeError writes an error response with the WWW-Authenticate
+// challenges, if any.
+func writeError(w http.ResponseWriter, status int, challenges []string, code, description string) {
 	h := w.Header()
-	if challenge != "" {
-		h.Set("WWW-Authenticate", challenge)
+	for _, c := range challenges {
+		h.Add("WWW-Authenticate", c)
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

@@ -3,6 +3,7 @@ package verifier
 import (
 	"context"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +22,10 @@ type Verifier struct {
 	parser    *jwt.Parser    // JWS compact form, pinned algorithms, signature
 	validator *jwt.Validator // registered claims
 	keys      *KeySet
+	// proofs remembers the DPoP proofs accepted; external is
+	// Config.ExternalURL parsed (nil when unset).
+	proofs   *proofCache
+	external *url.URL
 }
 
 // New returns a Verifier for cfg after validating it and applying defaults.
@@ -36,8 +41,9 @@ func New(cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	v := &Verifier{
-		cfg:  cfg,
-		keys: keys,
+		cfg:    cfg,
+		keys:   keys,
+		proofs: newProofCache(cfg.DPoPReplayCacheSize),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods(cfg.Algorithms),
 			jwt.WithStrictDecoding(),       // one encoding per token
@@ -49,6 +55,9 @@ func New(cfg Config) (*Verifier, error) {
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(cfg.Leeway),
 			jwt.WithTimeFunc(cfg.Now)),
+	}
+	if cfg.ExternalURL != "" {
+		v.external, _ = url.Parse(cfg.ExternalURL) // withDefaults checked it
 	}
 	return v, nil
 }
@@ -78,6 +87,11 @@ type Claims struct {
 	IssuedAt  time.Time // "iat"
 	NotBefore time.Time // "nbf"; zero if absent
 	ExpiresAt time.Time // "exp"
+
+	// DPoPThumbprint is the "jkt" of the "cnf" claim of a DPoP-bound token
+	// (RFC 9449 §6.1): the thumbprint of the key it is bound to. Empty for
+	// a bearer token.
+	DPoPThumbprint string
 
 	// Raw holds every claim as decoded by encoding/json (numbers are float64).
 	Raw map[string]any
@@ -116,7 +130,9 @@ func (e *scopeError) Unwrap() error { return ErrInsufficientScope }
 // Config.Issuer; "aud" contains Config.Audience; "exp" present and not
 // past, "nbf" (if present) not in the future, "iat" present and not in the
 // future, all within Config.Leeway; "sub", "client_id" and "jti" present.
-// When several claims fail, the first in this list is reported.
+// When several claims fail, the first in this list is reported. Last, a
+// token with a "cnf" claim is refused: it is bound to a key (RFC 9449 §7.1:
+// a DPoP-bound token presented as a bearer token), see VerifyDPoP.
 //
 // A rejected token yields an error wrapping ErrInvalidToken whose message
 // names the failed check and never contains the token. An error wrapping
@@ -125,6 +141,21 @@ func (e *scopeError) Unwrap() error { return ErrInsufficientScope }
 // the last JWKS fetch failed. ctx bounds only the wait for a key fetch;
 // the fetch itself continues for other callers.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
+	claims, err := v.verify(ctx, rawToken)
+	if err != nil {
+		return nil, err
+	}
+	if _, bound := claims.Raw["cnf"]; bound {
+		return nil, errBoundAsBearer
+	}
+	return claims, nil
+}
+
+// errBoundAsBearer refuses a sender-constrained token without its proof.
+var errBoundAsBearer = reject("the token is DPoP-bound: present it with the DPoP scheme and a proof")
+
+// verify checks rawToken as Verify documents, whatever its binding.
+func (v *Verifier) verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if len(rawToken) > maxTokenSize {
 		return nil, reject("token too large")
 	}
@@ -290,6 +321,17 @@ func (c accessClaims) Validate() error {
 			return reject("malformed scope claim")
 		}
 	}
+	if cnf, ok := c["cnf"]; ok {
+		m, ok := cnf.(map[string]any)
+		if !ok {
+			return reject("malformed cnf claim")
+		}
+		if jkt, ok := m["jkt"]; ok {
+			if s, _ := jkt.(string); s == "" {
+				return reject("malformed cnf claim")
+			}
+		}
+	}
 	return nil
 }
 
@@ -315,6 +357,9 @@ func (c accessClaims) toClaims() *Claims {
 	out.ID, _ = c["jti"].(string)
 	if scope, ok := c["scope"].(string); ok {
 		out.Scopes = strings.Fields(scope)
+	}
+	if cnf, ok := c["cnf"].(map[string]any); ok {
+		out.DPoPThumbprint, _ = cnf["jkt"].(string)
 	}
 	exp, _ := c.GetExpirationTime()
 	iat, _ := c.GetIssuedAt()
