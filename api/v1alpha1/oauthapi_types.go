@@ -65,6 +65,14 @@ type OAuthAPISpec struct {
 	// cluster administrators write OAuthAPIs, so this is where access is granted.
 	// +required
 	AllowedNamespaces AllowedNamespaces `json:"allowedNamespaces"`
+
+	// RequireDPoP makes every token for this API's audience sender-constrained
+	// (RFC 9449): a token request for it without a valid DPoP proof is refused
+	// (400 invalid_dpop_proof), whatever the client. Its resource servers then
+	// see only DPoP-bound tokens, and may refuse bearer tokens outright
+	// (pkg/verifier Config.RequireDPoP). Default false.
+	// +optional
+	RequireDPoP bool `json:"requireDPoP,omitempty"`
 }
 
 // OAuthAPIStatus is the observed state of an OAuthAPI, written by the operator.

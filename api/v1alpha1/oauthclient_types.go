@@ -75,6 +75,14 @@ type OAuthClientSpec struct {
 	// Unset: with a generated client secret (method ClientSecret).
 	// +optional
 	Authentication *ClientAuthentication `json:"authentication,omitempty"`
+
+	// RequireDPoP makes every token of this client sender-constrained (RFC 9449
+	// dpop_bound_access_tokens): a token request without a valid DPoP proof is
+	// refused (400 invalid_dpop_proof), so no bearer token of this client exists.
+	// Default false: a proof is optional, and a request with one gets a DPoP-bound
+	// token all the same.
+	// +optional
+	RequireDPoP bool `json:"requireDPoP,omitempty"`
 }
 
 // AuthenticationMethod is how a client authenticates at the token endpoint.
