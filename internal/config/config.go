@@ -50,6 +50,9 @@ type Config struct {
 	// PrivateKeyJWT configures clients that authenticate with assertions signed by
 	// their own private key (method PrivateKeyJWT).
 	PrivateKeyJWT PrivateKeyJWT `json:"privateKeyJWT"`
+	// DPoP configures sender-constrained tokens (RFC 9449): the DPoP proofs of
+	// token requests.
+	DPoP DPoP `json:"dpop"`
 	// Audit configures the audit records of the token server.
 	Audit Audit `json:"audit"`
 	// Clients configures how the controller manages OAuthClients' credentials.
@@ -93,6 +96,22 @@ type PrivateKeyJWT struct {
 	// refused until some expire. Default 100000.
 	ReplayCacheSize int `json:"replayCacheSize"`
 }
+
+// DPoP configures the DPoP proofs (RFC 9449) of token requests.
+type DPoP struct {
+	// ProofMaxAge is how old a proof's iat may be (it may be 30 s in the future,
+	// for clock skew). It also bounds the replay cache: a proof's jti is
+	// remembered until the proof is too old. At most 5m. Default 60s.
+	ProofMaxAge Duration `json:"proofMaxAge"`
+	// ReplayCacheSize bounds how many proof ids (jti) a replica remembers at once
+	// (about 100 bytes each), shared by clients as privateKeyJWT.replayCacheSize
+	// is. When a client has no room left, its proofs are refused (503) until some
+	// are too old. Default 100000.
+	ReplayCacheSize int `json:"replayCacheSize"`
+}
+
+// MaxDPoPProofMaxAge bounds dpop.proofMaxAge: a proof is made for one request.
+const MaxDPoPProofMaxAge = 5 * time.Minute
 
 // WorkloadIdentity configures ServiceAccount-token client authentication.
 type WorkloadIdentity struct {
@@ -263,6 +282,7 @@ func Default() Config {
 		RateLimit:        RateLimit{FailedAuthPerMinute: 10, FailedAuthBurst: 20, MaxTrackedKeys: 100000},
 		WorkloadIdentity: WorkloadIdentity{MaxTokenLifetime: Seconds(24 * 3600)},
 		PrivateKeyJWT:    PrivateKeyJWT{MaxAssertionLifetime: Seconds(300), ReplayCacheSize: 100000},
+		DPoP:             DPoP{ProofMaxAge: Seconds(60), ReplayCacheSize: 100000},
 		Audit:            Audit{Enabled: true, SuccessSampleRate: 1, RefusalsPerSecond: 50},
 		Clients:          Clients{RotateSecretMinInterval: Seconds(60)},
 	}
@@ -337,6 +357,12 @@ func (c *Config) Validate() field.ErrorList {
 	if c.PrivateKeyJWT.ReplayCacheSize < 1000 {
 		errs = append(errs, field.Invalid(field.NewPath("privateKeyJWT", "replayCacheSize"), c.PrivateKeyJWT.ReplayCacheSize, "must be at least 1000"))
 	}
+	if c.DPoP.ReplayCacheSize < 1000 {
+		errs = append(errs, field.Invalid(field.NewPath("dpop", "replayCacheSize"), c.DPoP.ReplayCacheSize, "must be at least 1000"))
+	}
+	if d := c.DPoP.ProofMaxAge; d.valid() && d.Duration > MaxDPoPProofMaxAge {
+		errs = append(errs, field.Invalid(field.NewPath("dpop", "proofMaxAge"), d.String(), "must be at most 5m"))
+	}
 	if iss := c.WorkloadIdentity.Issuer; iss != "" {
 		if u, err := url.Parse(iss); err != nil || u.Scheme == "" || u.Host == "" {
 			errs = append(errs, field.Invalid(field.NewPath("workloadIdentity", "issuer"), iss, "is not an absolute URL"))
@@ -409,6 +435,7 @@ func (c *Config) validateDurations() field.ErrorList {
 		{field.NewPath("signing", "propagationDelay"), c.Signing.PropagationDelay},
 		{field.NewPath("workloadIdentity", "maxTokenLifetime"), c.WorkloadIdentity.MaxTokenLifetime},
 		{field.NewPath("privateKeyJWT", "maxAssertionLifetime"), c.PrivateKeyJWT.MaxAssertionLifetime},
+		{field.NewPath("dpop", "proofMaxAge"), c.DPoP.ProofMaxAge},
 		{field.NewPath("clients", "rotateSecretMinInterval"), c.Clients.RotateSecretMinInterval},
 	} {
 		if d.v.invalid != "" {

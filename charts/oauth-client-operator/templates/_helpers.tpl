@@ -144,6 +144,9 @@ workloadIdentity:
 privateKeyJWT:
   maxAssertionLifetime: {{ .Values.config.privateKeyJWT.maxAssertionLifetime | quote }}
   replayCacheSize: {{ int64 .Values.config.privateKeyJWT.replayCacheSize }}
+dpop:
+  proofMaxAge: {{ .Values.config.dpop.proofMaxAge | quote }}
+  replayCacheSize: {{ int64 .Values.config.dpop.replayCacheSize }}
 audit:
   enabled: {{ .Values.config.audit.enabled }}
   successSampleRate: {{ .Values.config.audit.successSampleRate }}
