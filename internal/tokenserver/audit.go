@@ -49,6 +49,9 @@ type exchange struct {
 	scope    string
 	jti      string
 	exp      int64
+	// jkt is the thumbprint of the DPoP key an issued token is bound to, "" for a
+	// bearer token.
+	jkt string
 }
 
 // String names a presented credential in audit records.
@@ -142,6 +145,9 @@ func (a *auditor) record(x *exchange, oerr *oauthError, now time.Time) {
 	}
 	fields = append(fields, zap.String("outcome", "issued"), zap.String("audience", x.audience), zap.String("scope", x.scope),
 		zap.String("jti", x.jti), zap.String("exp", time.Unix(x.exp, 0).UTC().Format(time.RFC3339)))
+	if x.jkt != "" {
+		fields = append(fields, zap.String("dpop_jkt", x.jkt))
+	}
 	a.log.Info("token issued", fields...)
 }
 

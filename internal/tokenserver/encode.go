@@ -31,6 +31,11 @@ func appendClaims(b []byte, c *claims) []byte {
 		b = append(b, `,"scope":`...)
 		b = appendString(b, c.Scope)
 	}
+	if c.Confirmation != nil {
+		b = append(b, `,"cnf":{"jkt":`...)
+		b = appendString(b, c.Confirmation.JKT)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 

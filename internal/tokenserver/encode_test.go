@@ -12,6 +12,8 @@ func TestAppendClaimsMatchesEncodingJSON(t *testing.T) {
 			IssuedAt: 1800000000, NotBefore: 1800000000, ID: "abc", ClientID: "shop.erp-sync", Scope: "users:read users:write"},
 		{Issuer: "http://127.0.0.1:8443", Subject: "a.b", Audience: `urn:x:"quoted"\back`, ID: "j", ClientID: "a.b"},
 		{Issuer: "https://ünïcode.example/\u2028", Subject: "a.b", Audience: "tab\there", ID: "\x00", ClientID: "a.b", Scope: "<&>"},
+		{Issuer: "https://issuer.test", Subject: "a.b", Audience: "api", ID: "j", ClientID: "a.b",
+			Confirmation: &confirmation{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}},
 	} {
 		var fromHand, fromJSON map[string]any
 		if err := json.Unmarshal(appendClaims(nil, &c), &fromHand); err != nil {
@@ -31,6 +33,7 @@ func TestAppendTokenResponseMatchesEncodingJSON(t *testing.T) {
 	for _, r := range []tokenResponse{
 		{AccessToken: "eyJ.eyJ.sig", TokenType: "Bearer", ExpiresIn: 3600, Scope: "users:read"},
 		{AccessToken: "a.b.c", TokenType: "Bearer", ExpiresIn: 1},
+		{AccessToken: "a.b.c", TokenType: "DPoP", ExpiresIn: 60},
 	} {
 		var fromHand, fromJSON map[string]any
 		if err := json.Unmarshal(appendTokenResponse(nil, &r), &fromHand); err != nil {

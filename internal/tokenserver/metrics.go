@@ -23,6 +23,8 @@ type metrics struct {
 	// replayEntries and replayCapacity tell how full the private_key_jwt replay cache
 	// is.
 	replayEntries, replayCapacity prometheus.GaugeFunc
+	// dpopEntries and dpopCapacity tell how full the DPoP proof replay cache is.
+	dpopEntries, dpopCapacity prometheus.GaugeFunc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -58,6 +60,14 @@ func newMetrics(s *Server) *metrics {
 		Name: "oauth_assertion_replay_cache_capacity",
 		Help: "Assertion ids the replay cache's shared pool holds (privateKeyJWT.replayCacheSize); each client has a small reserve beyond it.",
 	}, func() float64 { return float64(replay.maxEntries) })
+	m.dpopEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oauth_dpop_replay_cache_entries",
+		Help: "DPoP proof ids (jti) this replica remembers to refuse replays, in the shared pool and the clients' reserves.",
+	}, func() float64 { return float64(s.dpopReplay.size()) })
+	m.dpopCapacity = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "oauth_dpop_replay_cache_capacity",
+		Help: "DPoP proof ids the replay cache's shared pool holds (dpop.replayCacheSize); each client has a small reserve beyond it.",
+	}, func() float64 { return float64(s.dpopReplay.maxEntries) })
 	m.okDuration = m.requestDuration.WithLabelValues("ok")
 	return m
 }
@@ -67,7 +77,7 @@ func newMetrics(s *Server) *metrics {
 func (s *Server) Collectors() []prometheus.Collector {
 	m := s.metrics
 	return []prometheus.Collector{m.tokensIssued, m.requestsFailed, m.requestDuration, m.signingKeyAge, m.clientsKnown,
-		m.replayEntries, m.replayCapacity}
+		m.replayEntries, m.replayCapacity, m.dpopEntries, m.dpopCapacity}
 }
 
 func (m *metrics) issued(start time.Time, api *API) {

@@ -107,6 +107,31 @@ const (
 	// ReasonScopeNotAllowed: a requested scope is not in the client's scopes or not
 	// defined by the API.
 	ReasonScopeNotAllowed Reason = "scope_not_allowed"
+	// ReasonDPoPProofRequired: the client or the API requires DPoP-bound tokens
+	// (spec.requireDPoP) and the request has no DPoP proof; 400 invalid_dpop_proof.
+	ReasonDPoPProofRequired Reason = "dpop_proof_required"
+	// ReasonDPoPProofMalformed: the DPoP proof is not a JWS of typ dpop+jwt with
+	// jti, htm, htu and iat, is over 8 KiB, or the request has several DPoP headers.
+	ReasonDPoPProofMalformed Reason = "dpop_proof_malformed"
+	// ReasonDPoPProofAlgorithm: the proof's alg is not one of the DPoP algorithms
+	// (never none or HMAC).
+	ReasonDPoPProofAlgorithm Reason = "dpop_proof_algorithm"
+	// ReasonDPoPProofKey: the proof's jwk header is missing, holds private or
+	// symmetric key material, or is no key for its alg.
+	ReasonDPoPProofKey Reason = "dpop_proof_key"
+	// ReasonDPoPProofSignature: the proof's signature does not verify with its jwk.
+	ReasonDPoPProofSignature Reason = "dpop_proof_signature"
+	// ReasonDPoPProofMismatch: the proof's htm is not POST or its htu not the token
+	// URL.
+	ReasonDPoPProofMismatch Reason = "dpop_proof_mismatch"
+	// ReasonDPoPProofTime: the proof's iat is older than dpop.proofMaxAge, or in
+	// the future.
+	ReasonDPoPProofTime Reason = "dpop_proof_time"
+	// ReasonDPoPProofReplayed: the proof's jti was used before on this replica.
+	ReasonDPoPProofReplayed Reason = "dpop_proof_replayed"
+	// ReasonDPoPReplayCacheFull: the proof is valid, but the replica's DPoP replay
+	// cache holds no room for its jti (see dpop.replayCacheSize); 503.
+	ReasonDPoPReplayCacheFull Reason = "dpop_replay_cache_full"
 	// ReasonSigningKeyUnavailable: no signing key is loaded yet; 503.
 	ReasonSigningKeyUnavailable Reason = "signing_key_unavailable"
 	// ReasonSigningFailed: signing the token failed; 500.
@@ -124,5 +149,7 @@ var Reasons = []Reason{
 	ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType,
 	ReasonAddressThrottled, ReasonClientRateLimited,
 	ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonAudienceConflict, ReasonScopeNotAllowed,
+	ReasonDPoPProofRequired, ReasonDPoPProofMalformed, ReasonDPoPProofAlgorithm, ReasonDPoPProofKey, ReasonDPoPProofSignature,
+	ReasonDPoPProofMismatch, ReasonDPoPProofTime, ReasonDPoPProofReplayed, ReasonDPoPReplayCacheFull,
 	ReasonSigningKeyUnavailable, ReasonSigningFailed,
 }

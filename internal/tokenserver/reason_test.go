@@ -113,6 +113,14 @@ func TestEveryRefusalReason(t *testing.T) {
 		return saToken(t, w, ns, name, []string{"https://issuer.test"}, time.Hour)
 	}
 	oldRobot := sa(ns, "robot")
+	dpopOnly := w.client(ns, "dpop-only", oauthv1alpha1.OAuthClientSpec{Audiences: []string{api}, RequireDPoP: true})
+	dk := newDPoPKey(t)
+	proof := func(edit func(h, c map[string]any)) string { return dk.proof(t, tokenURL, start, edit) }
+	withProof := func(p ...string) func(*testing.T, http.Handler) *httptest.ResponseRecorder {
+		return func(_ *testing.T, h http.Handler) *httptest.ResponseRecorder {
+			return withDPoP(h, withSecret(secret, w.secrets[secret]), p...)
+		}
+	}
 
 	cases := []refusalCase{
 		{reason: ReasonUnknownClient, send: postBody(withSecret(ns+".nobody", "whatever"))},
@@ -193,6 +201,30 @@ func TestEveryRefusalReason(t *testing.T) {
 		{reason: ReasonNamespaceNotAdmitted, send: postBody(withSecret(tenant, w.secrets[tenant]))},
 		{reason: ReasonAudienceConflict, send: postBody(withSecret(colliding, w.secrets[colliding]))},
 		{reason: ReasonScopeNotAllowed, send: postBody(params("client_id", secret, "client_secret", w.secrets[secret], "scope", "write"))},
+		{reason: ReasonDPoPProofRequired, send: postBody(withSecret(dpopOnly, w.secrets[dpopOnly]))},
+		{reason: ReasonDPoPProofMalformed, send: withProof(proof(nil), proof(nil))},
+		{reason: ReasonDPoPProofAlgorithm, send: withProof(signJWS(t, map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": dk.jwk},
+			map[string]any{"jti": "n", "htm": "POST", "htu": tokenURL, "iat": start.Unix()}, nil, nil))},
+		{reason: ReasonDPoPProofKey, send: withProof(proof(func(h, _ map[string]any) { delete(h, "jwk") }))},
+		{reason: ReasonDPoPProofSignature, send: withProof(newDPoPKey(t).proof(t, tokenURL, start, func(h, _ map[string]any) { h["jwk"] = dk.jwk }))},
+		{reason: ReasonDPoPProofMismatch, send: withProof(proof(func(_, c map[string]any) { c["htu"] = "https://issuer.test/elsewhere" }))},
+		{reason: ReasonDPoPProofTime, send: withProof(proof(func(_, c map[string]any) { c["iat"] = start.Add(-time.Hour).Unix() }))},
+		{reason: ReasonDPoPProofReplayed, send: func(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
+			p := proof(nil)
+			if rec := withProof(p)(t, h); rec.Code != http.StatusOK {
+				t.Fatalf("first use: %d %s", rec.Code, rec.Body)
+			}
+			return withProof(p)(t, h)
+		}},
+		{reason: ReasonDPoPReplayCacheFull, config: "dpop: {replayCacheSize: 1000}\n", send: func(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
+			// The client's share of the cache (an eighth) and its reserve are full.
+			for i := range 1000/8 + reservePerClient {
+				if rec := withProof(proof(nil))(t, h); rec.Code != http.StatusOK {
+					t.Fatalf("proof %d within the client's share: %d %s", i, rec.Code, rec.Body)
+				}
+			}
+			return withProof(proof(nil))(t, h)
+		}},
 		{reason: ReasonSigningKeyUnavailable, noKeys: true, send: postBody(withSecret(secret, w.secrets[secret]))},
 		{reason: ReasonSigningFailed, prepare: func(s *Server) {
 			s.sign = func(*signing.Signer, []byte) (string, error) { return "", errors.New("the HSM is unplugged") }
@@ -251,7 +283,9 @@ func authenticationReason(r Reason) bool {
 	switch r {
 	case ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType, ReasonAddressThrottled, ReasonReplayCacheFull,
 		ReasonClientRateLimited, ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonAudienceConflict,
-		ReasonScopeNotAllowed, ReasonSigningKeyUnavailable, ReasonSigningFailed:
+		ReasonScopeNotAllowed, ReasonSigningKeyUnavailable, ReasonSigningFailed,
+		ReasonDPoPProofRequired, ReasonDPoPProofMalformed, ReasonDPoPProofAlgorithm, ReasonDPoPProofKey, ReasonDPoPProofSignature,
+		ReasonDPoPProofMismatch, ReasonDPoPProofTime, ReasonDPoPProofReplayed, ReasonDPoPReplayCacheFull:
 		return false
 	}
 	return true

@@ -26,6 +26,8 @@ type tokenRequest struct {
 	scope    string
 	audience string
 	resource string
+	// dpop is the DPoP proof of the request's DPoP header (RFC 9449), "" when none.
+	dpop string
 }
 
 // credential is what a request presents to authenticate its client. Parsing fills it
@@ -102,7 +104,14 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*
 			authorization = append(authorization, v)
 		}
 	}
-	return buildRequest(params, authorization)
+	req, oerr := buildRequest(params, authorization)
+	if oerr != nil {
+		return nil, oerr
+	}
+	if req.dpop, oerr = dpopHeader(r.Header); oerr != nil {
+		return nil, oerr
+	}
+	return req, nil
 }
 
 // bodyBuffers recycles request-body buffers: parsing copies every value it keeps, so a

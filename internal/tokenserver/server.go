@@ -41,7 +41,9 @@ type Server struct {
 	audit *auditor
 	// authenticators verify credentials, one per authentication method.
 	authenticators map[oauthv1alpha1.AuthenticationMethod]authenticator
-	metrics        *metrics
+	// dpopReplay remembers the ids of the DPoP proofs accepted (dpop.go).
+	dpopReplay *replayCache
+	metrics    *metrics
 	log            logr.Logger
 	clock          clock.PassiveClock
 
@@ -99,6 +101,7 @@ func New(o Options) *Server {
 			replay:      newReplayCache(o.Config.PrivateKeyJWT.ReplayCacheSize),
 		},
 	}
+	s.dpopReplay = newReplayCache(o.Config.DPoP.ReplayCacheSize)
 	s.requests = newRequestLimiter(max(o.Config.RateLimit.MaxTrackedKeys, 1000))
 	if rl := o.Config.RateLimit; rl.FailedAuthPerMinute > 0 {
 		s.failures = newFailureLimiter(rl.FailedAuthPerMinute, rl.FailedAuthBurst, rl.MaxTrackedKeys)

@@ -64,6 +64,8 @@ type Client struct {
 	// gracePeriod is how long after a rotation the previous credential of its Secret
 	// works (spec.secretRotation.gracePeriod).
 	gracePeriod time.Duration
+	// requireDPoP: every token of the client is DPoP-bound (spec.requireDPoP).
+	requireDPoP bool
 }
 
 // Credentials is the credential material of a client's Secret.
@@ -98,6 +100,8 @@ type API struct {
 	// selector selects the namespaces the API admits (see
 	// AllowedNamespaces.NamespaceSelector).
 	selector labels.Selector
+	// requireDPoP: every token for the API is DPoP-bound (spec.requireDPoP).
+	requireDPoP bool
 }
 
 // clientKey is a public key that verifies a PrivateKeyJWT client's assertions.
@@ -135,7 +139,7 @@ func newClientKey(pub crypto.PublicKey) *clientKey {
 func newClient(oc *oauthv1alpha1.OAuthClient) *Client {
 	e := &Client{
 		uid: oc.UID, clientID: oc.ClientID(), namespace: oc.Namespace, secretName: oc.EffectiveSecretName(),
-		disabled: oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(),
+		disabled: oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(), requireDPoP: oc.Spec.RequireDPoP,
 		method:   oc.AuthMethod(), subject: oc.ServiceAccountSubject(),
 		audiences: append([]string(nil), oc.Spec.Audiences...),
 		scopes:    make(map[string]bool, len(oc.Spec.Scopes)),
@@ -206,7 +210,8 @@ func newCredentials(s *corev1.Secret) *Credentials {
 // newAPI prepares the entry of an OAuthAPI, which shares its audience with the
 // OAuthAPIs conflicts names.
 func newAPI(a *oauthv1alpha1.OAuthAPI, conflicts []string) *API {
-	e := &API{name: a.Name, audience: a.EffectiveAudience(), conflicts: conflicts, scopes: make(map[string]bool, len(a.Spec.Scopes))}
+	e := &API{name: a.Name, audience: a.EffectiveAudience(), conflicts: conflicts, scopes: make(map[string]bool, len(a.Spec.Scopes)),
+		requireDPoP: a.Spec.RequireDPoP}
 	for _, s := range a.Spec.Scopes {
 		e.scopes[string(s)] = true
 	}

@@ -21,6 +21,14 @@ type claims struct {
 	ID        string `json:"jti"`
 	ClientID  string `json:"client_id"`
 	Scope     string `json:"scope,omitempty"`
+	// Confirmation binds a DPoP-bound token to its key (RFC 9449 §6.1).
+	Confirmation *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is the cnf claim of a sender-constrained token (RFC 7800).
+type confirmation struct {
+	// JKT is the RFC 7638 thumbprint of the DPoP proof key.
+	JKT string `json:"jkt"`
 }
 
 // tokenResponse is the successful answer (RFC 6749 §5.1).
@@ -33,11 +41,15 @@ type tokenResponse struct {
 
 // grant is what an authenticated request is given.
 type grant struct {
+	client   *Client
 	clientID string
 	method   oauthv1alpha1.AuthenticationMethod
 	api      *API
 	scopes   []string
 	ttl      time.Duration
+	// jkt is the thumbprint of the DPoP proof key the token is bound to; "" for a
+	// bearer token.
+	jkt string
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -88,6 +100,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*to
 		return nil, nil, oerr
 	}
 	x.method, x.audience = g.method, g.api.audience
+	if g.jkt, oerr = s.bindDPoP(req.dpop, g); oerr != nil {
+		return nil, nil, oerr
+	}
 	resp, oerr := s.issue(g, req.scope, x)
 	return resp, g.api, oerr
 }
@@ -114,7 +129,7 @@ func (s *Server) authorize(req *tokenRequest, x *exchange) (*grant, *oauthError)
 	if oerr != nil {
 		return nil, oerr
 	}
-	return &grant{clientID: c.clientID, method: c.method, api: api, scopes: scopes, ttl: s.lifetime(c, api)}, nil
+	return &grant{client: c, clientID: c.clientID, method: c.method, api: api, scopes: scopes, ttl: s.lifetime(c, api)}, nil
 }
 
 // resolveAPI picks the API the token is for: the requested audience or resource, or the
@@ -208,14 +223,18 @@ func (s *Server) issue(g *grant, requestedScope string, x *exchange) (*tokenResp
 		IssuedAt: now, NotBefore: now, ExpiresAt: now + ttl,
 		ID: jti, ClientID: g.clientID, Scope: scope,
 	}
+	tokenType := "Bearer"
+	if g.jkt != "" {
+		c.Confirmation, tokenType = &confirmation{JKT: g.jkt}, "DPoP"
+	}
 	token, err := s.sign(d.keys.Signer, appendClaims(make([]byte, 0, 384), &c))
 	if err != nil {
 		s.log.Error(err, "sign access token", "kid", d.keys.Signer.KeyID())
 		return nil, &oauthError{status: http.StatusInternalServerError, code: errServerError,
 			description: "could not issue a token", reason: ReasonSigningFailed}
 	}
-	x.jti, x.exp, x.scope = jti, c.ExpiresAt, scope
-	resp := &tokenResponse{AccessToken: token, TokenType: "Bearer", ExpiresIn: ttl}
+	x.jti, x.exp, x.scope, x.jkt = jti, c.ExpiresAt, scope, g.jkt
+	resp := &tokenResponse{AccessToken: token, TokenType: tokenType, ExpiresIn: ttl}
 	if scope != requestedScope {
 		resp.Scope = scope
 	}

@@ -49,6 +49,8 @@ func (s *Server) buildMetadata(algs []string, oidc bool) []byte {
 		"token_endpoint_auth_signing_alg_values_supported": AssertionAlgorithms,
 		// Algorithms of the access tokens (RFC 9068) this server signs.
 		"access_token_signing_alg_values_supported": algs,
+		// Algorithms of DPoP proofs (RFC 9449 §5.1).
+		"dpop_signing_alg_values_supported": DPoPAlgorithms(),
 	}
 	if oidc {
 		doc["response_types_supported"] = []string{"token"}
