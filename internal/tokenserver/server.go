@@ -44,8 +44,8 @@ type Server struct {
 	// dpopReplay remembers the ids of the DPoP proofs accepted (dpop.go).
 	dpopReplay *replayCache
 	metrics    *metrics
-	log            logr.Logger
-	clock          clock.PassiveClock
+	log        logr.Logger
+	clock      clock.PassiveClock
 
 	// sign signs an access token's claims: (*signing.Signer).Sign, which tests replace
 	// to see a signing failure.

@@ -140,7 +140,7 @@ func newClient(oc *oauthv1alpha1.OAuthClient) *Client {
 	e := &Client{
 		uid: oc.UID, clientID: oc.ClientID(), namespace: oc.Namespace, secretName: oc.EffectiveSecretName(),
 		disabled: oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(), requireDPoP: oc.Spec.RequireDPoP,
-		method:   oc.AuthMethod(), subject: oc.ServiceAccountSubject(),
+		method: oc.AuthMethod(), subject: oc.ServiceAccountSubject(),
 		audiences: append([]string(nil), oc.Spec.Audiences...),
 		scopes:    make(map[string]bool, len(oc.Spec.Scopes)),
 	}
