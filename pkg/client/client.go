@@ -68,6 +68,10 @@ type options struct {
 	httpClient  *http.Client
 	now         func() time.Time
 	expiryDelta time.Duration
+	// dpop makes tokens DPoP-bound, with dpopKey or the process's key.
+	dpop         bool
+	dpopKey      crypto.Signer
+	dpopKeyGiven bool
 }
 
 // WithAudience asks for tokens for this API (the OAuthAPI's audience). Required when
@@ -137,6 +141,8 @@ type TokenSource struct {
 	key    signingKey
 	// userKey is the key of WithPrivateKey.
 	userKey *signingKey
+	// dpop makes the proofs of a DPoP-bound source (WithDPoP); nil otherwise.
+	dpop *dpopProver
 }
 
 var _ oauth2.TokenSource = (*TokenSource)(nil)
@@ -179,7 +185,23 @@ func New(ctx context.Context, dir string, opts ...Option) (*TokenSource, error) 
 	if hc == nil {
 		hc = &http.Client{Timeout: defaultHTTPTimeout}
 	}
-	s.ctx = context.WithValue(ctx, oauth2.HTTPClient, tokenRequestClient(hc))
+	hc = tokenRequestClient(hc)
+	if s.opts.dpop {
+		if s.opts.dpopKeyGiven && s.opts.dpopKey == nil {
+			return nil, errors.New("client: WithDPoPKey: no key")
+		}
+		p, err := newDPoPProver(s.opts.dpopKey, s.opts.now)
+		if err != nil {
+			return nil, fmt.Errorf("client: WithDPoP: %w", err)
+		}
+		s.dpop = p
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc.Transport = dpopTokenTransport{prover: p, base: base}
+	}
+	s.ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	// Fail now on what would fail every request.
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -312,6 +334,9 @@ func (s *TokenSource) request() (*oauth2.Token, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("client %s (%s): token request: %w", r.clientID, r.method, err)
 	}
+	if s.dpop != nil && !strings.EqualFold(tok.TokenType, "DPoP") {
+		return nil, time.Time{}, fmt.Errorf("client %s (%s): %w", r.clientID, r.method, errNotBound)
+	}
 	// Expiry by our clock, from when the request was sent: the server counted the
 	// lifetime from a moment after that.
 	lifetime, ok := expiresIn(tok)
@@ -359,7 +384,8 @@ func expiresIn(tok *oauth2.Token) (time.Duration, bool) {
 }
 
 // NewHTTPClient returns an *http.Client that sends each request with an
-// "Authorization: Bearer" header from ts. A *TokenSource is used as it is (it caches);
+// "Authorization: Bearer" header from ts (with a *TokenSource made WithDPoP,
+// "Authorization: DPoP" and a DPoP proof, see NewTransport). A *TokenSource is used as it is (it caches);
 // any other source is wrapped in oauth2.ReuseTokenSource. Requests go through the
 // *http.Client that ctx holds under oauth2.HTTPClient (its Transport, Timeout,
 // redirect policy and cookie jar), else http.DefaultTransport.
@@ -377,15 +403,8 @@ func NewHTTPClient(ctx context.Context, ts oauth2.TokenSource) *http.Client {
 	if hc, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); ok && hc != nil {
 		base = hc
 	}
-	if _, ok := ts.(*TokenSource); !ok {
-		ts = oauth2.ReuseTokenSource(nil, ts)
-	}
-	plain := base.Transport
-	if plain == nil {
-		plain = http.DefaultTransport
-	}
 	return &http.Client{
-		Transport:     originBound{withToken: &oauth2.Transport{Source: ts, Base: plain}, without: plain},
+		Transport:     NewTransport(ts, base.Transport),
 		CheckRedirect: base.CheckRedirect,
 		Jar:           base.Jar,
 		Timeout:       base.Timeout,
