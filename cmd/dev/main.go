@@ -158,6 +158,15 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 		p("  go run ./cmd/example-client --secret-dir /tmp/%s --audience %s %s", devenv.SamplePrivateKeyClient, devenv.APIAudience, env.APIURL)
 	}
 	p("")
+	p("  # DPoP: shop.%s has requireDPoP, so each token is bound to a key that never leaves", devenv.SampleDPoPClient)
+	p("  # the workload (a stolen token is useless); curl cannot sign the proofs, pkg/client can")
+	p("  mkdir -p /tmp/%s && for k in client_id token_url client_secret; do", devenv.SampleDPoPClient)
+	p(`    kubectl --kubeconfig %s -n %s get secret %s -o jsonpath="{.data.$k}" | base64 -d > /tmp/%s/$k; done`,
+		kc, devenv.SampleNamespace, devenv.SampleDPoPClient, devenv.SampleDPoPClient)
+	if env.APIURL != "" {
+		p("  go run ./cmd/example-client --dpop --verbose --secret-dir /tmp/%s --audience %s %s", devenv.SampleDPoPClient, devenv.APIAudience, env.APIURL)
+	}
+	p("")
 	p("  # the public keys APIs verify tokens with")
 	p("  curl -sS %s/.well-known/jwks.json", env.Issuer)
 	p("")

@@ -26,6 +26,8 @@ func TestGuide(t *testing.T) {
 		`curl -sS -X POST http://127.0.0.1:18443/oauth2-token -H 'Content-Type: application/json'`,
 		`-d '{"grant_type": "client_credentials", "client_id": "shop.erp-sync", "client_secret": "'"$SECRET"'"}'`,
 		`curl -sS http://127.0.0.1:18080/api/users -H "Authorization: Bearer $TOKEN" -H 'Accept: application/vnd.api+json'` + "\n",
+		`kubectl --kubeconfig /repo/bin/dev/kubeconfig -n shop get secret ledger -o jsonpath="{.data.$k}" | base64 -d > /tmp/ledger/$k; done`,
+		"go run ./cmd/example-client --dpop --verbose --secret-dir /tmp/ledger --audience back-office http://127.0.0.1:18080/api/users\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("guide lacks %q:\n%s", want, out.String())

@@ -1,7 +1,9 @@
 // Command example-api is a small resource server protected by pkg/verifier: it serves
 // GET /api/users (JSON:API) to requests that carry a valid access token for its
 // audience (default back-office) with the users:read scope. A token for another API
-// (say, storefront) is refused.
+// (say, storefront) is refused. DPoP-bound tokens (RFC 9449) are accepted with their
+// proof (Authorization: DPoP and a DPoP header), never as bearer tokens;
+// --require-dpop refuses bearer tokens altogether.
 package main
 
 import (
@@ -34,11 +36,14 @@ func run() error {
 	jwksURL := flag.String("jwks-url", "", "JWKS URL; default: discovered from the issuer's metadata")
 	leeway := flag.Duration("leeway", verifier.DefaultLeeway, "clock-skew leeway for exp, nbf and iat")
 	refresh := flag.Duration("jwks-refresh-interval", verifier.DefaultRefreshInterval, "least time between JWKS fetches")
+	requireDPoP := flag.Bool("require-dpop", false, "accept DPoP-bound tokens only (RFC 9449); bearer tokens are refused")
+	externalURL := flag.String("external-url", "", "the URL clients reach this API at, when a proxy changes it: DPoP proofs name it")
 	flag.Parse()
 	if *issuer == "" {
 		return errors.New("--issuer is required")
 	}
-	v, err := verifier.New(verifier.Config{Issuer: *issuer, Audience: *audience, JWKSURL: *jwksURL, Leeway: *leeway, RefreshInterval: *refresh})
+	v, err := verifier.New(verifier.Config{Issuer: *issuer, Audience: *audience, JWKSURL: *jwksURL, Leeway: *leeway, RefreshInterval: *refresh,
+		RequireDPoP: *requireDPoP, ExternalURL: *externalURL})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -56,5 +57,47 @@ func TestCallsTheAPIWithAToken(t *testing.T) {
 	// A refused call is an error.
 	if err := run(context.Background(), []string{"--secret-dir", dir, "--audience", "storefront", api.URL}, &out); err == nil {
 		t.Error("no error with a token request refused")
+	}
+}
+
+// TestDPoP: with --dpop the token request and the call carry DPoP proofs and the call
+// uses the DPoP scheme; --verbose says what the token is bound to.
+func TestDPoP(t *testing.T) {
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("DPoP") == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_dpop_proof"})
+			return
+		}
+		// A JWT whose claims name a key binding (unsigned: the command does not verify it).
+		tok := "eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString([]byte(`{"cnf":{"jkt":"the-jkt"}}`)) + "."
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "DPoP", "expires_in": 3600})
+	}))
+	defer tokens.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "DPoP ey") || r.Header.Get("DPoP") == "" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(`{"data":[]}`))
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	for k, v := range map[string]string{"client_id": "shop.ledger", "client_secret": "s3cret", "token_url": tokens.URL + "/oauth2-token"} {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"--dpop", "--verbose", "--secret-dir", dir, api.URL}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if got := out.String(); !strings.HasPrefix(got, "token: DPoP, key binding: cnf.jkt the-jkt, expires ") || !strings.HasSuffix(got, "200 OK\n{\"data\":[]}\n") {
+		t.Errorf("output %q", got)
+	}
+	// Without --dpop the token server refuses (it requires a proof).
+	if err := run(context.Background(), []string{"--secret-dir", dir, api.URL}, &out); err == nil {
+		t.Error("no error without --dpop")
 	}
 }

@@ -59,6 +59,9 @@ const (
 	// SamplePrivateKeyClient is the sample client of method PrivateKeyJWT, with a
 	// generated key pair.
 	SamplePrivateKeyClient = "reports"
+	// SampleDPoPClient is the sample client with requireDPoP: its tokens are
+	// DPoP-bound.
+	SampleDPoPClient = "ledger"
 )
 
 // Options configure Start. The zero value works from a checkout with the envtest
