@@ -22,8 +22,8 @@ import (
 // limit, so an anonymous caller costs no signature verification and leaves nothing in
 // memory; its jti is then remembered in a replayCache of its own (dpop.replayCacheSize,
 // the same shares per namespace and client as assertion ids) until the proof is too
-// old to be accepted. The jti is remembered per client: a proof captured and replayed
-// by another client would give that client a token bound to a key it does not hold.
+// old to be accepted. The jti is remembered per proof key, whichever client presents
+// the proof: a proof is used once on a replica, by anyone.
 
 // errInvalidDPoPProof is the error code of a refused DPoP proof (RFC 9449 §5).
 const errInvalidDPoPProof = "invalid_dpop_proof"
@@ -70,8 +70,9 @@ func (s *Server) bindDPoP(proof string, g *grant) (string, *oauthError) {
 	} else if err != nil { // CheckDPoPProof returns no other error
 		return "", dpopRefused(ReasonDPoPProofMalformed, "invalid DPoP proof")
 	}
-	// Remembered a second longer than the proof could be accepted.
-	switch s.dpopReplay.firstUse(g.client.namespace, g.clientID, p.ID, p.IssuedAt.Add(maxAge+time.Second), now) {
+	// Remembered a second longer than the proof could be accepted; the id is the key's
+	// (whoever presents the proof), the room the client's.
+	switch s.dpopReplay.firstUseOf(g.client.namespace, g.clientID, idDigest(p.Thumbprint, p.ID), p.IssuedAt.Add(maxAge+time.Second), now) {
 	case "":
 		return p.Thumbprint, nil
 	case ReasonReplayCacheFull:

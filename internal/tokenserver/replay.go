@@ -64,13 +64,24 @@ func newReplayCache(maxEntries int) *replayCache {
 // returns "" when it had not been seen; else ReasonAssertionReplayed, or
 // ReasonReplayCacheFull when there is no room for it.
 func (c *replayCache) firstUse(namespace, clientID, jti string, exp, now time.Time) Reason {
+	return c.firstUseOf(namespace, clientID, idDigest(clientID, jti), exp, now)
+}
+
+// idDigest is the key of an id within scope: sha256(scope, 0, id).
+func idDigest(scope, id string) [sha256.Size]byte {
 	h := sha256.New()
-	h.Write([]byte(clientID))
+	h.Write([]byte(scope))
 	h.Write([]byte{0})
-	h.Write([]byte(jti))
+	h.Write([]byte(id))
 	var key [sha256.Size]byte
 	h.Sum(key[:0])
+	return key
+}
 
+// firstUseOf is firstUse of an id already digested, within the scope the caller
+// chose (an assertion id is the client's; a DPoP proof id is its key's), charged to
+// clientID's shares.
+func (c *replayCache) firstUseOf(namespace, clientID string, key [sha256.Size]byte, exp, now time.Time) Reason {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prev, ok := c.seen[key]; ok {

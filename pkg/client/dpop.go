@@ -52,8 +52,13 @@ var processDPoPKey = sync.OnceValues(func() (crypto.Signer, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 })
 
-// maxNonceOrigins bounds the servers whose DPoP nonce is remembered.
-const maxNonceOrigins = 64
+// maxNonceOrigins bounds the servers whose DPoP nonce is remembered, and
+// maxNonceLength the nonce: a longer one is ignored (a server's nonce is an opaque
+// value of a few dozen characters).
+const (
+	maxNonceOrigins = 64
+	maxNonceLength  = 1024
+)
 
 // dpopProver makes the DPoP proofs of one TokenSource, and remembers the nonce each
 // server (origin) last asked for (RFC 9449 §8, §9).
@@ -131,7 +136,7 @@ func (p *dpopProver) nonce(u *url.URL) string {
 // reports whether it had.
 func (p *dpopProver) remember(u *url.URL, resp *http.Response) bool {
 	n := resp.Header.Get("DPoP-Nonce")
-	if n == "" {
+	if n == "" || len(n) > maxNonceLength {
 		return false
 	}
 	p.mu.Lock()

@@ -367,3 +367,20 @@ func interopKey(t *testing.T) crypto.Signer {
 	}
 	return k
 }
+
+// TestDPoPNonceTooLong: a nonce over 1 KiB is neither kept nor followed: a server
+// cannot make the client hold megabytes per origin.
+func TestDPoPNonceTooLong(t *testing.T) {
+	srv := newDPoPServer(t)
+	srv.tokenNonce = strings.Repeat("n", 1025)
+	ts, err := client.New(context.Background(), srv.secretDir(t), client.WithDPoP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Token(); err == nil || !strings.Contains(err.Error(), "use_dpop_nonce") {
+		t.Errorf("Token() = %v, want the server's use_dpop_nonce error", err)
+	}
+	if n := len(srv.seen()); n != 1 {
+		t.Errorf("%d token requests, want 1", n)
+	}
+}

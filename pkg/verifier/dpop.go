@@ -3,6 +3,7 @@ package verifier
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -52,6 +53,8 @@ const (
 	// maxDPoPJTILength bounds a proof's jti; 128 random bits take 22
 	// characters.
 	maxDPoPJTILength = 256
+	// maxDPoPRSABits bounds the RSA keys of proofs (at least minRSABits).
+	maxDPoPRSABits = 4096
 )
 
 // ErrInvalidDPoPProof is wrapped by every refusal of a DPoP proof, and of a
@@ -182,7 +185,8 @@ var dpopParser = jwt.NewParser(jwt.WithValidMethods(dpopAlgorithms), jwt.WithStr
 // are too old to be accepted again: IssuedAt plus the maximum age). It
 // checks, in order: one JWS in compact form of at most 8 KiB; typ dpop+jwt;
 // alg among DPoPAlgorithms; no crit; a jwk header holding a public key
-// (never private or symmetric material) of the algorithm's type; the
+// (never private or symmetric material) of the algorithm's type (P-256, RSA
+// of 2048 to 4096 bits, Ed25519); the
 // signature with that key; the claims jti (at most 256 characters), htm,
 // htu and iat present; htm equal to o.Method; htu equal to o.URL as
 // DPoPURLsEqual compares them; iat not older than o.MaxAge nor further in
@@ -257,8 +261,12 @@ func proofKey(t *jwt.Token) (*jose.JSONWebKey, error) {
 		// as a private or symmetric key.
 		return nil, proofError(DPoPCheckKey, "the jwk must be a public key without private members")
 	}
+	if rsaKey, ok := jwk.Key.(*rsa.PublicKey); ok && rsaKey.N.BitLen() > maxDPoPRSABits {
+		// A client chooses its key: a huge modulus would only cost us time.
+		return nil, proofError(DPoPCheckKey, "RSA keys of proofs are at most 4096 bits")
+	}
 	if k := (&publicKey{alg: jwk.Algorithm, key: jwk.Key}); !usable(jwk.Key) || !k.accepts(t.Method.Alg()) {
-		return nil, proofError(DPoPCheckKey, "the jwk is not a key for alg "+t.Method.Alg()+" (P-256, RSA of at least 2048 bits, Ed25519)")
+		return nil, proofError(DPoPCheckKey, "the jwk is not a key for alg "+t.Method.Alg()+" (P-256, RSA of 2048 to 4096 bits, Ed25519)")
 	}
 	return &jwk, nil
 }

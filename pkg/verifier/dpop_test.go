@@ -97,6 +97,9 @@ func TestCheckDPoPProof(t *testing.T) {
 		{"no jwk", craft(t, header(map[string]any{"jwk": nil}), valid, es256), DPoPCheckKey},
 		{"jwk a string", craft(t, header(map[string]any{"jwk": "key"}), valid, es256), DPoPCheckKey},
 		{"EC jwk with RS256", craft(t, header(map[string]any{"alg": "RS256"}), valid, signWith(t, jwt.SigningMethodRS256, rsaKey())), DPoPCheckKey},
+		{"RSA key of 1024 bits", rsaProof(t, 1024, valid), DPoPCheckKey},
+		{"RSA key of 8192 bits", rsaProof(t, 8192, valid), DPoPCheckKey},
+		{"RSA key of 2048 bits", rsaProof(t, 2048, valid), ""},
 		{"crit", craft(t, header(map[string]any{"crit": []string{"exp"}}), valid, es256), DPoPCheckMalformed},
 		{"signed by another key", craft(t, header(nil), valid, signWith(t, jwt.SigningMethodES256, other.priv)), DPoPCheckSignature},
 		{"htm POST", key.proof(t, edit(valid, map[string]any{"htm": "POST"})), DPoPCheckMethod},
@@ -123,7 +126,7 @@ func TestCheckDPoPProof(t *testing.T) {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
-				if p.Thumbprint != key.jkt {
+				if strings.HasPrefix(tt.name, "RSA") == (p.Thumbprint == key.jkt) {
 					t.Errorf("thumbprint %s, want %s", p.Thumbprint, key.jkt)
 				}
 				return
@@ -134,6 +137,22 @@ func TestCheckDPoPProof(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rsaProof is a PS256 proof: signed by the test RSA key for 2048 bits; for other
+// sizes a jwk with a random modulus of that size and a junk signature, which the key
+// check refuses before any signature is verified.
+func rsaProof(t *testing.T, bits int, claims map[string]any) string {
+	t.Helper()
+	if bits == 2048 {
+		return (&clientKey{priv: rsaKey(), alg: jose.PS256}).proof(t, claims)
+	}
+	n := make([]byte, bits/8)
+	_, _ = rand.Read(n)
+	n[0] |= 0x80
+	n[len(n)-1] |= 1
+	jwk := map[string]any{"kty": "RSA", "n": enc.EncodeToString(n), "e": "AQAB"}
+	return craft(t, map[string]any{"typ": "dpop+jwt", "alg": "PS256", "jwk": jwk}, claims, func(string) []byte { return n })
 }
 
 func TestDPoPURLsEqual(t *testing.T) {
