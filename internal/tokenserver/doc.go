@@ -16,11 +16,14 @@
 //     registered in New, with the material it needs prepared in state.go (newClient,
 //     newCredentials) from the OAuthClient and its Secret.
 //   - A grant type or a token binding: token.go (token, authorize, issue), with the
-//     parameters in request.go and its name in the metadata (wellknown.go).
+//     parameters in request.go and its name in the metadata (wellknown.go). DPoP
+//     (RFC 9449) is one: dpop.go decides the binding of an authorized request, with the
+//     proof rules of pkg/verifier (CheckDPoPProof).
 //   - A refusal: one Reason in reason.go; every refusal carries one, which goes to the
 //     audit record and the refusal counter, never to the client.
 //   - What is read of the cluster: State and Store (state.go, store.go), and the kinds
 //     clusterstate.Objects watches.
 //   - Abuse controls: ratelimit.go (failed authentication per address, clients' own
-//     limits), replay.go (assertion ids); audit.go writes one record per exchange.
+//     limits), replay.go (assertion ids, and DPoP proof ids in a second cache); audit.go
+//     writes one record per exchange.
 package tokenserver

@@ -82,6 +82,20 @@
 // *oauth2.RetrieveError: ErrorCode is the RFC 6749 error (invalid_client,
 // invalid_scope, invalid_target, …), and a 429 answer's Response has Retry-After.
 //
+// # DPoP
+//
+// WithDPoP makes the tokens sender-constrained (RFC 9449): the process holds one ES256
+// key pair, generated in memory on first use and never written; each token request
+// carries a proof of it, and the token server binds the token to it (token_type DPoP).
+// NewHTTPClient (and NewTransport) then sends "Authorization: DPoP <token>" with a new
+// proof for each request, naming its method, its URL without query and the token
+// (ath). A stolen token is useless without the key. A DPoP-Nonce challenge, from the
+// token server or an API, is answered once with a proof carrying the nonce. WithDPoPKey
+// uses a key the program holds instead.
+//
+//	ts, err := client.New(ctx, "/etc/oauth-client", client.WithAudience("back-office"), client.WithDPoP())
+//	hc := client.NewHTTPClient(ctx, ts)
+//
 // # Redirects
 //
 // Credentials and tokens stay in their origin (scheme, host and port). A token_url

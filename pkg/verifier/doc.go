@@ -12,6 +12,20 @@
 //	// in ordersHandler:
 //	claims, _ := verifier.ClaimsFromContext(r.Context()) // claims.ClientID, claims.Scopes, …
 //
+// # Sender-constrained tokens (DPoP)
+//
+// The Middleware accepts DPoP-bound tokens (RFC 9449) as well as bearer
+// tokens, without any code: "Authorization: DPoP <token>" with one "DPoP"
+// proof header is checked by Verifier.VerifyDPoP (the token, then the proof's
+// signature, typ, alg, htm and htu against the request, iat, ath, and that
+// the token's cnf.jkt is the proof key's thumbprint; each proof is accepted
+// once, in a bounded cache with a share per client). A DPoP-bound token
+// presented as a bearer token is refused (RFC 9449 §7.1), by Verify too.
+// Config.RequireDPoP refuses bearer tokens; Config.ExternalURL names the URL
+// clients use behind a proxy. CheckDPoPProof is the proof check alone, which
+// the operator's token server uses for the proofs of token requests, and
+// DPoPAlgorithms the one list of accepted proof algorithms.
+//
 // Keys are discovered from the issuer's RFC 8414 metadata (or
 // Config.JWKSURL) on first use, cached per the JWKS Cache-Control max-age,
 // refetched (at most once per Config.RefreshInterval) when a token names an
