@@ -30,7 +30,7 @@ type clientKey struct {
 	jkt  string
 }
 
-func newClientKey(t *testing.T) *clientKey {
+func newClientKey(t testing.TB) *clientKey {
 	t.Helper()
 	priv := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
 	tp := must((&jose.JSONWebKey{Key: priv.Public()}).Thumbprint(crypto.SHA256))
@@ -45,7 +45,7 @@ func (k *clientKey) jwk() map[string]any {
 }
 
 // proof is a go-jose proof of k with claims (jti, htm, htu, iat, ath, …).
-func (k *clientKey) proof(t *testing.T, claims map[string]any) string {
+func (k *clientKey) proof(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: k.priv}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
 	if err != nil {
@@ -197,7 +197,7 @@ type dpopAPI struct {
 	h     http.Handler
 }
 
-func newDPoPAPI(t *testing.T, edit ...func(*Config)) *dpopAPI {
+func newDPoPAPI(t testing.TB, edit ...func(*Config)) *dpopAPI {
 	t.Helper()
 	es := newKey("es-1", "ES256")
 	is := newIssuer(t, es)
@@ -211,7 +211,7 @@ func newDPoPAPI(t *testing.T, edit ...func(*Config)) *dpopAPI {
 }
 
 // token mints a token bound to jkt ("" for a bearer token).
-func (a *dpopAPI) token(t *testing.T, jkt string) string {
+func (a *dpopAPI) token(t testing.TB, jkt string) string {
 	c := claimsAt(a.is, a.clock.Now())
 	if jkt != "" {
 		c["cnf"] = map[string]any{"jkt": jkt}

@@ -113,7 +113,7 @@ type testIssuer struct {
 	down     atomic.Bool // JWKS answers 503
 }
 
-func newIssuer(t *testing.T, keys ...*testKey) *testIssuer {
+func newIssuer(t testing.TB, keys ...*testKey) *testIssuer {
 	t.Helper()
 	is := &testIssuer{cacheControl: "public, max-age=300"}
 	is.setKeys(keys...)
@@ -180,7 +180,7 @@ func (is *testIssuer) URL() string { return is.srv.URL }
 
 // newVerifier returns a Verifier for is (using discovery) on clock, after
 // applying edit to its config.
-func newVerifier(t *testing.T, is *testIssuer, clock *fakeClock, edit ...func(*Config)) *Verifier {
+func newVerifier(t testing.TB, is *testIssuer, clock *fakeClock, edit ...func(*Config)) *Verifier {
 	t.Helper()
 	cfg := Config{Issuer: is.URL(), Audience: testAudience, Now: clock.Now}
 	for _, f := range edit {
@@ -241,7 +241,7 @@ func edit(m map[string]any, changes map[string]any) map[string]any {
 }
 
 // mint signs claims with k through go-jose, as a well-behaved issuer would.
-func mint(t *testing.T, k *testKey, claims map[string]any) string {
+func mint(t testing.TB, k *testKey, claims map[string]any) string {
 	t.Helper()
 	signer, err := jose.NewSigner(
 		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.alg), Key: k.priv},
