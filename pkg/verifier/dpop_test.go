@@ -399,3 +399,21 @@ func TestVerifyRefusesBoundTokens(t *testing.T) {
 		t.Errorf("VerifyDPoP of a bearer token: %v", err)
 	}
 }
+
+// TestDPoPInteroperability: proofs go-jose makes, with a key of each DPoP algorithm,
+// admit a token bound to go-jose's thumbprint of that key.
+func TestDPoPInteroperability(t *testing.T) {
+	a := newDPoPAPI(t)
+	const target = "http://api.example/orders"
+	for alg, priv := range map[jose.SignatureAlgorithm]crypto.Signer{jose.ES256: ecKey(), jose.RS256: rsaKey(), jose.PS256: rsaKey(), jose.EdDSA: edKey()} {
+		t.Run(string(alg), func(t *testing.T) {
+			tp := must((&jose.JSONWebKey{Key: priv.Public()}).Thumbprint(crypto.SHA256))
+			k := &clientKey{priv: priv, alg: alg, jkt: enc.EncodeToString(tp)}
+			tok := a.token(t, k.jkt)
+			rec := a.call(t, target, "DPoP "+tok, k.proof(t, proofClaims("GET", target, a.clock.Now(), tok)))
+			if rec.Code != http.StatusOK || rec.Body.String() != k.jkt {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+		})
+	}
+}
