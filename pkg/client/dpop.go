@@ -155,7 +155,7 @@ func (p *dpopProver) remember(u *url.URL, resp *http.Response) bool {
 func (p *dpopProver) roundTrip(base http.RoundTripper, req *http.Request, accessToken string) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		r := req.Clone(req.Context())
-		if attempt > 0 {
+		if attempt > 0 && req.GetBody != nil {
 			body, err := req.GetBody()
 			if err != nil {
 				return nil, err
@@ -175,12 +175,17 @@ func (p *dpopProver) roundTrip(base http.RoundTripper, req *http.Request, access
 		if err != nil {
 			return nil, err
 		}
-		if !p.remember(req.URL, resp) || attempt > 0 || !nonceChallenge(resp) || (req.Body != nil && req.GetBody == nil) {
+		if !p.remember(req.URL, resp) || attempt > 0 || !nonceChallenge(resp) || !replayable(req) {
 			return resp, nil
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 	}
+}
+
+// replayable reports whether req can be sent again: it has no body, or a GetBody.
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
 func closeBody(req *http.Request) {

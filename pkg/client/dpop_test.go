@@ -337,6 +337,24 @@ func TestDPoPHTTPClient(t *testing.T) {
 	}
 }
 
+// TestDPoPNonceChallengeOfAGet: a request without a body is sent again too.
+func TestDPoPNonceChallengeOfAGet(t *testing.T) {
+	srv := newDPoPServer(t)
+	srv.apiNonce = "get-nonce"
+	ts, err := client.New(context.Background(), srv.secretDir(t), client.WithDPoP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.NewHTTPClient(context.Background(), ts).Get(srv.URL + "/api/users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if proofs := srv.seen(); resp.StatusCode != http.StatusOK || len(proofs) != 3 || proofs[2].claims["nonce"] != "get-nonce" {
+		t.Fatalf("status %d, proofs %v", resp.StatusCode, proofs)
+	}
+}
+
 // TestWithDPoPKey: a key of the program's own signs the proofs; an unusable one is
 // refused by New.
 func TestWithDPoPKey(t *testing.T) {

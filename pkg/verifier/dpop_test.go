@@ -323,6 +323,7 @@ func TestMiddlewareRequireDPoP(t *testing.T) {
 	if got := rec.Header().Values("WWW-Authenticate"); len(got) != 1 {
 		t.Errorf("challenges %q, want DPoP alone", got)
 	}
+	refused(t, a.call(t, "http://api.example/orders", "Bearer"), "DPoP", "invalid_token")
 	key := newClientKey(t)
 	tok := a.token(t, key.jkt)
 	if rec := a.call(t, "http://api.example/orders", "DPoP "+tok, key.proof(t, proofClaims("GET", "http://api.example/orders", a.clock.Now(), tok))); rec.Code != http.StatusOK {

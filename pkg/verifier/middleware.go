@@ -97,14 +97,15 @@ func (v *Verifier) authenticate(r *http.Request) (*Claims, string, *failure) {
 		}
 		return nil, "", &failure{status: http.StatusUnauthorized, code: "unauthorized", description: description}
 	}
+	if scheme == schemeBearer && v.cfg.RequireDPoP {
+		return nil, schemeDPoP, invalid(schemeDPoP, "invalid_token", "this API accepts DPoP-bound tokens only")
+	}
 	if !ok {
 		return nil, scheme, invalid(scheme, "invalid_token", "malformed Authorization header")
 	}
 	var claims *Claims
 	var err error
 	switch {
-	case scheme == schemeBearer && v.cfg.RequireDPoP:
-		return nil, schemeDPoP, invalid(schemeDPoP, "invalid_token", "this API accepts DPoP-bound tokens only")
 	case scheme == schemeBearer:
 		claims, err = v.Verify(r.Context(), token)
 	default:
