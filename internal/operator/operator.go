@@ -36,6 +36,7 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing/keysecret"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/workloadidentity"
 )
 
@@ -303,7 +304,7 @@ func (a *assembly) setupControllers(recorder events.EventRecorder, apiReader cli
 // addSigningKeys adds the source of the signing keys, in every replica.
 func (a *assembly) addSigningKeys(context.Context) error {
 	mgr := a.op.Manager
-	if err := mgr.Add(&signing.SecretSource{
+	if err := mgr.Add(&keysecret.Source{
 		Key:         a.keySecret,
 		Algorithm:   a.opts.Config.Signing.Algorithm,
 		Client:      mgr.GetClient(),
