@@ -106,6 +106,11 @@ run: manifests generate ## Run the manager against the cluster of the current ku
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
 
+IMAGE_TAR ?= $(LOCALBIN)/image/oauth-client-operator.tar
+.PHONY: image
+image: ## Build the container image without Docker (go-containerregistry) into $(IMAGE_TAR), tagged $(IMG).
+	go run ./hack/image/build -tag $(IMG) -o $(IMAGE_TAR)
+
 ##@ Tools
 
 .PHONY: controller-gen
