@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -197,14 +198,15 @@ func Manager(tag, binary string) Spec {
 	}
 }
 
-// CompileStatic builds the Go package pkg (e.g. "./cmd/manager", relative to dir) into
-// out as the Dockerfile does: no cgo, trimmed paths, no debug information.
-func CompileStatic(ctx context.Context, dir, pkg, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+// CompileStatic builds Go packages (e.g. "./cmd/manager", relative to dir) into out
+// (a file, or a folder ending in "/" for several) as the Dockerfile does: no cgo,
+// trimmed paths, no debug information.
+func CompileStatic(ctx context.Context, dir, out string, pkgs ...string) error {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-trimpath", "-ldflags=-s -w", "-o", out}, pkgs...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+		return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, b)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func run(tag, out, binary string) error {
 	}
 	if binary == "" {
 		binary = filepath.Join(filepath.Dir(out), "manager")
-		if err := image.CompileStatic(context.Background(), ".", "./cmd/manager", binary); err != nil {
+		if err := image.CompileStatic(context.Background(), ".", binary, "./cmd/manager"); err != nil {
 			return err
 		}
 	}
