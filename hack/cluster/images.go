@@ -115,5 +115,6 @@ func buildImages(ctx context.Context, p paths, bins string) (*images, error) {
 			out.CoreDNS = ref
 		}
 	}
-	return out, nil
+	// The references, for the tests (test/cluster) and anyone scripting the cluster.
+	return out, writeJSON(filepath.Join(p.dir, "images.json"), out)
 }

@@ -89,7 +89,12 @@ func main() {
 	interval := flag.Duration("interval", 100*time.Millisecond, "pause between rounds")
 	listen := flag.String("listen", ":8080", "address of /stats")
 	caFile := flag.String("ca-file", "", "CA certificates for an HTTPS token server")
+	inspect := flag.String("inspect", "", "instead: print the user, group and root mount of the process running this program (in a shared process namespace) as JSON, and exit")
 	flag.Parse()
+	if *inspect != "" {
+		_ = json.NewEncoder(os.Stdout).Encode(inspectProcess(*inspect))
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *dir, *audience, *saToken, *apiURL, *expect, *interval, *listen, *caFile); err != nil {
@@ -199,4 +204,60 @@ func call(ctx context.Context, hc *http.Client, url, token string) (int, error) 
 		return resp.StatusCode, errors.New("401 without a Bearer challenge")
 	}
 	return resp.StatusCode, nil
+}
+
+// inspection is what --inspect prints.
+type inspection struct {
+	PID              int    `json:"pid"`
+	UID              string `json:"uid"`
+	GID              string `json:"gid"`
+	RootReadOnly     bool   `json:"rootReadOnly"`
+	RootMountOptions string `json:"rootMountOptions"`
+	Error            string `json:"error,omitempty"`
+}
+
+// inspectProcess finds the process whose argv[0] is program and reads its real,
+// effective, saved and filesystem user and group ids (/proc/<pid>/status) and the
+// options of its root mount (/proc/<pid>/mountinfo), as the kernel sees them.
+func inspectProcess(program string) inspection {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if argv0, _, _ := strings.Cut(string(cmdline), "\x00"); argv0 != program {
+			continue
+		}
+		in := inspection{PID: pid}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			in.Error = err.Error()
+			return in
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				in.UID = strings.Join(strings.Fields(v), " ")
+			}
+			if v, ok := strings.CutPrefix(line, "Gid:"); ok {
+				in.GID = strings.Join(strings.Fields(v), " ")
+			}
+		}
+		mounts, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo"))
+		if err != nil {
+			in.Error = err.Error()
+			return in
+		}
+		for _, line := range strings.Split(string(mounts), "\n") {
+			// id parent major:minor root mountpoint options ...
+			f := strings.Fields(line)
+			if len(f) > 5 && f[4] == "/" {
+				in.RootMountOptions = f[5]
+				in.RootReadOnly = strings.HasPrefix(f[5], "ro,") || f[5] == "ro"
+			}
+		}
+		return in
+	}
+	return inspection{Error: "no process runs " + program}
 }
