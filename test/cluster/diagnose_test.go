@@ -115,10 +115,21 @@ func podState(p *corev1.Pod) string {
 	return b.String()
 }
 
-func podLogs(ctx context.Context, ns, pod, container string, previous bool, lines int64) string {
-	b, err := kube.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Previous: previous, TailLines: ptr.To(lines)}).DoRaw(ctx)
+// podLogs is the last lines of a container's log, without the audit records of
+// issued tokens (one per probe round: they would hide the rest).
+func podLogs(ctx context.Context, ns, pod, container string, previous bool, lines int) string {
+	b, err := kube.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, Previous: previous, TailLines: ptr.To[int64](20000)}).DoRaw(ctx)
 	if err != nil {
 		return "  (" + err.Error() + ")"
 	}
-	return "  | " + strings.ReplaceAll(strings.TrimRight(string(b), "\n"), "\n", "\n  | ")
+	var kept []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if !strings.Contains(l, `"msg":"token issued"`) {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) > lines {
+		kept = kept[len(kept)-lines:]
+	}
+	return "  | " + strings.Join(kept, "\n  | ")
 }
