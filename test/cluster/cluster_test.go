@@ -358,19 +358,16 @@ func testRolloutRestart(t *testing.T) {
 	checkProbes(t, before)
 }
 
-// testLeaderDeleted: the pod holding the Lease is deleted; a client created at once is
-// reconciled (Ready, with its Secret) by the new leader within the lease duration, and
-// no probe round fails.
+// testLeaderDeleted: the pod holding the Lease is deleted. Once it is gone (it stopped
+// leading, at the latest, when its process ended), a client created then is reconciled
+// (Ready, with its Secret) by the new leader, another pod, within the lease duration;
+// no probe round fails meanwhile.
 func testLeaderDeleted(t *testing.T) {
 	ctx := ctxFor(t, 10*time.Minute)
 	before := snapshot(t)
 	lease, err := kube.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
-	}
-	holder := ""
-	if lease.Spec.HolderIdentity != nil {
-		holder = *lease.Spec.HolderIdentity
 	}
 	leaseDuration := 15 * time.Second
 	if lease.Spec.LeaseDurationSeconds != nil {
@@ -382,17 +379,22 @@ func testLeaderDeleted(t *testing.T) {
 	}
 	leader := ""
 	for _, p := range pods {
-		if strings.HasPrefix(holder, p.Name+"_") || holder == p.Name {
+		if holderIs(lease.Spec.HolderIdentity, p.Name) {
 			leader = p.Name
 		}
 	}
 	if leader == "" {
-		t.Fatalf("no operator pod holds the lease (holder %q)", holder)
+		t.Fatalf("no operator pod holds the lease (holder %v)", lease.Spec.HolderIdentity)
 	}
-	start := time.Now()
+	deleted := time.Now()
 	if err := kube.CoreV1().Pods(operatorNS).Delete(ctx, leader, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the leader's pod gone", 2*time.Minute, func(ctx context.Context) (bool, string) {
+		_, err := kube.CoreV1().Pods(operatorNS).Get(ctx, leader, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	gone := time.Now()
 	apply(t, `
 apiVersion: oauth.operator.dev/v1alpha1
 kind: OAuthClient
@@ -400,23 +402,36 @@ metadata: {name: ct-after-leader, namespace: cluster-test}
 spec: {audiences: [back-office]}
 `, nil)
 	clientReady(t, testNS, "ct-after-leader", 2*time.Minute)
-	took := time.Since(start)
-	t.Logf("leader %s deleted; the new client was Ready %s later (lease duration %s)", leader, took.Round(100*time.Millisecond), leaseDuration)
+	took := time.Since(gone)
+	lease, err = kube.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Spec.HolderIdentity == nil || holderIs(lease.Spec.HolderIdentity, leader) {
+		t.Errorf("the lease is held by %v after the leader %s is gone", lease.Spec.HolderIdentity, leader)
+	}
+	t.Logf("leader %s deleted; its pod was gone %s later; a client created then was Ready %s later, reconciled by the new leader %s (lease duration %s)",
+		leader, gone.Sub(deleted).Round(100*time.Millisecond), took.Round(100*time.Millisecond), *lease.Spec.HolderIdentity, leaseDuration)
 	if took > leaseDuration {
-		t.Errorf("the new client was reconciled %s after the leader's deletion, more than the lease duration %s", took.Round(100*time.Millisecond), leaseDuration)
+		t.Errorf("the new client was reconciled %s after the old leader was gone, more than the lease duration %s", took.Round(100*time.Millisecond), leaseDuration)
 	}
 	rolledOut(t, 3*time.Minute)
 	checkProbes(t, before)
 }
 
-// testUpgrade: helm upgrade with a changed value (tokens.maxTTL 20m) rolls the pods
+// holderIs says whether a Lease holder identity (controller-runtime's "<pod>_<uuid>") is the pod's.
+func holderIs(holder *string, pod string) bool {
+	return holder != nil && (*holder == pod || strings.HasPrefix(*holder, pod+"_"))
+}
+
+// testUpgrade: helm upgrade with changed values (tokens.maxTTL and defaultTTL 20m) rolls the pods
 // without a failed round, and the new value is in force: every new token lives at
 // most 20 minutes. It returns the release's values before the upgrade.
 func testUpgrade(t *testing.T) string {
 	values := helm(t, "get", "values", release, "-n", operatorNS, "-o", "yaml")
 	before := snapshot(t)
 	helm(t, "upgrade", release, "charts/oauth-client-operator", "-n", operatorNS, "--reuse-values",
-		"--set", "config.tokens.maxTTL=20m", "--wait", "--timeout", "5m")
+		"--set", "config.tokens.maxTTL=20m", "--set", "config.tokens.defaultTTL=20m", "--wait", "--timeout", "5m")
 	rolledOut(t, 3*time.Minute)
 	eventually(t, "tokens of at most 20 minutes", 2*time.Minute, func(ctx context.Context) (bool, string) {
 		s, err := readStats(ctx, "probe-secret")
