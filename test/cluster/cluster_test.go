@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -580,8 +579,17 @@ func testUninstall(t *testing.T, values string) {
 		t.Errorf("the signing-key Secret is gone or new after helm uninstall: %v", err)
 	}
 	// Install again with the values of before the suite.
-	valuesFile := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(valuesFile, []byte(values), 0o644); err != nil {
+	// Not in t.TempDir(): helm splits -f at commas, and the test's name has one.
+	f, err := os.CreateTemp("", "cluster-values-*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	valuesFile := f.Name()
+	t.Cleanup(func() { _ = os.Remove(valuesFile) })
+	if _, err := f.WriteString(values); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	helm(t, "install", release, "charts/oauth-client-operator", "-n", operatorNS, "-f", valuesFile, "--wait", "--timeout", "5m")
