@@ -66,7 +66,7 @@ func run(args []string) error {
 		if fs.NArg() < 2 {
 			return errors.New("usage: cluster load TAR…")
 		}
-		return loadImages(context.Background(), fs.Args()[1:])
+		return loadImages(fs.Args()[1:])
 	case "down":
 		return down()
 	default:

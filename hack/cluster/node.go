@@ -550,12 +550,8 @@ type clusterInfo struct {
 	Ready      string `json:"ready"`
 }
 
-// loadImages imports tarballs into the running local node, or, with
-// CLUSTER_KUBECONFIG set, hands each to CLUSTER_IMAGE_LOAD.
-func loadImages(ctx context.Context, tars []string) error {
-	if os.Getenv("CLUSTER_KUBECONFIG") != "" {
-		return loadExternal(ctx, tars)
-	}
+// loadImages imports tarballs into the running local node's containerd.
+func loadImages(tars []string) error {
 	b, err := os.ReadFile(clusterFile)
 	if err != nil {
 		return errors.New("no local cluster runs on this machine: start one with `make cluster`")
@@ -563,9 +559,6 @@ func loadImages(ctx context.Context, tars []string) error {
 	var c clusterInfo
 	if err := json.Unmarshal(b, &c); err != nil {
 		return err
-	}
-	if c.Containerd == "" {
-		return loadExternal(ctx, tars)
 	}
 	for _, t := range tars {
 		if _, err := os.Stat(t); err != nil {
