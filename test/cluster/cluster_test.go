@@ -596,10 +596,13 @@ func testUninstall(t *testing.T, values string) {
 	rolledOut(t, 3*time.Minute)
 	startProbe(t, methodProbes[0])
 	podRunning(t, methodProbes[0].Name, 3*time.Minute)
+	// The reinstalled Service has a new ClusterIP, and cluster DNS may answer the old
+	// one for its cache time (30 s): rounds may fail until then. Once 20 have succeeded,
+	// none may fail.
 	s := waitRounds(t, methodProbes[0].Name, stats{}, 20, 2*time.Minute)
-	if s.Failed != 0 {
-		t.Errorf("the kept credential after reinstalling: %d of %d rounds failed: %v", s.Failed, s.Requests, lastN(s.Failures, 5))
-	}
+	t.Logf("after reinstalling, the kept credential got tokens; %d rounds failed before (%v)", s.Failed, lastN(s.Failures, 2))
+	now := waitRounds(t, methodProbes[0].Name, s, 20, time.Minute)
+	noNewFailures(t, methodProbes[0].Name, s, now)
 	after, err := kube.CoreV1().Secrets(operatorNS).Get(ctx, "oauth-client-operator-signing-keys", metav1.GetOptions{})
 	if err != nil || after.UID != keys.UID {
 		t.Errorf("the reinstalled operator did not take over the signing-key Secret (a new one replaced it): %v", err)
