@@ -177,6 +177,9 @@ func restoreHost(st *hostState) error {
 	for _, cg := range st.NewCgroups {
 		add(removeCgroup(cg))
 	}
+	for _, sock := range []string{"containerd.sock", "containerd.sock.ttrpc"} {
+		_ = os.Remove(filepath.Join(stateDir, sock))
+	}
 	return errors.Join(errs...)
 }
 
