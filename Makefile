@@ -97,6 +97,23 @@ dev: envtest ## Run it all locally: control plane, operator + token server, exam
 	go build -o $(LOCALBIN)/dev/dev ./cmd/dev
 	KUBEBUILDER_ASSETS="$$(./hack/envtest-assets.sh)" exec $(LOCALBIN)/dev/dev $(DEV_FLAGS)
 
+CLUSTER_DIR ?= $(LOCALBIN)/cluster
+.PHONY: cluster
+cluster: helm ## A real single-node cluster on this machine (root; containerd, kubelet, kube-proxy, CoreDNS) with the chart, samples and example workloads installed; prints cluster-ready: …; Ctrl-C removes it all. CLUSTER_KUBECONFIG=<path> installs into that cluster instead.
+	go build -o $(CLUSTER_DIR)/cluster ./hack/cluster
+	exec $(CLUSTER_DIR)/cluster -dir $(CLUSTER_DIR) up
+
+.PHONY: cluster-load
+cluster-load: ## Import an image tarball into the running local cluster (IMAGE_TAR=<path>), as `kind load image-archive` does.
+	go build -o $(CLUSTER_DIR)/cluster ./hack/cluster
+	$(CLUSTER_DIR)/cluster -dir $(CLUSTER_DIR) load $(IMAGE_TAR)
+
+.PHONY: test-cluster
+test-cluster: helm ## The end-to-end suite on real pods: on the running `make cluster`, else on one it starts (or CLUSTER_KUBECONFIG's) and removes.
+	go build -o $(CLUSTER_DIR)/cluster ./hack/cluster
+	go vet -tags cluster ./test/cluster/...
+	CLUSTER_BIN=$(CLUSTER_DIR)/cluster CLUSTER_DIR=$(CLUSTER_DIR) HELM=$(HELM) go test -tags cluster -count=1 -timeout 45m -v ./test/cluster/
+
 .PHONY: bench
 bench: envtest ## Measure the token endpoint: the handler benchmark, then a bounded loopback load run (real operator vs a minimal handler; ES256 and RS256).
 	go test -run '^$$' -bench 'BenchmarkToken|BenchmarkAuditRecord' -benchmem ./internal/tokenserver/
@@ -119,6 +136,11 @@ run: manifests generate ## Run the manager against the cluster of the current ku
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMG) .
+
+IMAGE_TAR ?= $(LOCALBIN)/image/oauth-client-operator.tar
+.PHONY: image
+image: ## Build the container image without Docker (go-containerregistry) into $(IMAGE_TAR), tagged $(IMG).
+	go run ./hack/image/build -tag $(IMG) -o $(IMAGE_TAR)
 
 ##@ Tools
 

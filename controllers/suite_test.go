@@ -137,7 +137,7 @@ func createKeySecret() error {
 	}
 	return k8s.Create(context.Background(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: keySecret.Namespace, Name: keySecret.Name, Labels: map[string]string{
-			oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue, signing.KeysLabel: "true"}},
+			oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue, oauthv1alpha1.SigningKeysLabel: "true"}},
 		Data: data,
 	})
 }

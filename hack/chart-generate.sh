@@ -30,6 +30,7 @@ reason() {
 	oauth.operator.dev/oauthclients/status) echo "OAuthClients' status: clientID, secretName, tokenURL and the Ready condition." ;;
 	oauth.operator.dev/oauthclients/finalizers) echo "OAuthClients' finalizers (update only): the credential Secret's owner reference blocks the client's deletion until the Secret is collected; clusters with the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) require this permission to set it." ;;
 	/serviceaccounts) echo "ServiceAccounts: metadata only (get, list, watch); an OAuthClient of method ServiceAccountToken says in its status whether its ServiceAccount exists yet." ;;
+	authentication.k8s.io/tokenreviews) echo "TokenReviews (create): a ServiceAccount token bound to a pod (or a Secret, a node) is confirmed with the API server on first use and at most once a minute per replica after, so the token of a deleted pod stops getting access tokens." ;;
 	url://.well-known/openid-configuration) echo "The API server's ServiceAccount issuer discovery document (non-resource URL, get): the iss of ServiceAccount tokens that ServiceAccountToken clients present." ;;
 	url://openid/v1/jwks) echo "The API server's ServiceAccount token keys (non-resource URL, get): the token server verifies the ServiceAccount tokens of ServiceAccountToken clients with them, offline, from a cache." ;;
 	*) return 1 ;;

@@ -32,6 +32,9 @@ const (
 	ManagedByValue = "oauth-client-operator"
 	// ClientLabel names the OAuthClient a credential Secret belongs to.
 	ClientLabel = "oauth.operator.dev/client"
+	// SigningKeysLabel marks the Secret that holds the signing keys (with the
+	// managed-by label, which puts it in the operator's Secret cache).
+	SigningKeysLabel = "oauth.operator.dev/signing-keys"
 )
 
 // Keys of the credential Secret generated for an OAuthClient.

@@ -174,6 +174,35 @@ func (w *LeaderWork) Start(ctx context.Context) error {
 // set up: the process stops, as it does when the manager cannot be built.
 func (w *LeaderWork) campaign(ctx context.Context) error {
 	leading := make(chan context.Context, 1)
+	elector, err := w.newElector(leading)
+	if err != nil {
+		return err
+	}
+	// The elector outlives ctx: on shutdown it is cancelled only after the term has
+	// stopped, and then it releases the lease (if it still holds it; it may not reach
+	// the API server: that takes at most its client timeout).
+	electCtx, stopElector := context.WithCancel(logr.NewContext(context.WithoutCancel(ctx), w.log.WithName("election")))
+	electorDone := make(chan struct{})
+	go func() {
+		defer close(electorDone)
+		elector.Run(electCtx)
+	}()
+	defer func() {
+		stopElector()
+		<-electorDone
+	}()
+	w.log.Info("competing for the lease", "lease", w.name, "identity", w.lock.Identity())
+	select {
+	case <-ctx.Done():
+		return nil
+	case leaseCtx := <-leading:
+		return w.lead(ctx, leaseCtx)
+	}
+}
+
+// newElector builds the elector of one campaign; it sends the term's context on
+// leading when it wins.
+func (w *LeaderWork) newElector(leading chan<- context.Context) (*leaderelection.LeaderElector, error) {
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:          w.lock,
 		LeaseDuration: w.leaseDuration,
@@ -191,30 +220,14 @@ func (w *LeaderWork) campaign(ctx context.Context) error {
 		Name:            w.name,
 	})
 	if err != nil {
-		return fmt.Errorf("leader election: Lease %s: %w", w.name, err)
+		return nil, fmt.Errorf("leader election: Lease %s: %w", w.name, err)
 	}
-	// The elector outlives ctx: on shutdown it is cancelled only after the term has
-	// stopped, and then it releases the lease.
-	electCtx, stopElector := context.WithCancel(logr.NewContext(context.WithoutCancel(ctx), w.log.WithName("election")))
-	defer stopElector()
-	electorDone := make(chan struct{})
-	go func() {
-		defer close(electorDone)
-		elector.Run(electCtx)
-	}()
-	w.log.Info("competing for the lease", "lease", w.name, "identity", w.lock.Identity())
+	return elector, nil
+}
 
-	var leaseCtx context.Context
-	select {
-	case <-ctx.Done():
-		stopElector()
-		<-electorDone
-		return nil
-	case leaseCtx = <-leading:
-	}
-
-	// Leading: run the term until the elector gives up, the lease goes unrenewed for
-	// the renew deadline, or ctx ends.
+// lead runs one term until the elector gives up, the lease goes unrenewed for the
+// renew deadline, or ctx ends; an error is a term that could not be set up.
+func (w *LeaderWork) lead(ctx, leaseCtx context.Context) error {
 	termCtx, endTerm := context.WithCancelCause(leaseCtx)
 	stopOnShutdown := context.AfterFunc(ctx, func() { endTerm(errShutdown) })
 	watchdogDone := make(chan struct{})
@@ -232,25 +245,19 @@ func (w *LeaderWork) campaign(ctx context.Context) error {
 	if leaseCtx.Err() != nil && !errors.Is(cause, errShutdown) && !errors.Is(cause, errLeaseUnrenewed) {
 		cause = errors.New("the elector stopped renewing the lease")
 	}
-
+	led := time.Since(started).Round(time.Millisecond).String()
 	var setupErr *termSetupError
 	switch {
 	case errors.As(termErr, &setupErr):
 		w.log.Error(termErr, "cannot set up the leader-only work; releasing the lease", "lease", w.name)
+		return termErr
 	case errors.Is(cause, errShutdown):
-		w.log.Info("shutting down: leader-only work stopped; releasing the lease", "lease", w.name, "led", time.Since(started).Round(time.Millisecond).String())
+		w.log.Info("shutting down: leader-only work stopped; releasing the lease", "lease", w.name, "led", led)
 	case errors.Is(cause, errTermReturned):
 		w.log.Error(termErr, "the leader-only work stopped by itself; releasing the lease and competing again", "lease", w.name)
 	default:
 		w.log.Info("lost the lease: leader-only work stopped; the token server keeps serving; competing again",
-			"lease", w.name, "reason", cause.Error(), "led", time.Since(started).Round(time.Millisecond).String())
-	}
-	// Stop the elector: it releases the lease if it still holds it (it may not reach
-	// the API server: that takes at most its client timeout).
-	stopElector()
-	<-electorDone
-	if setupErr != nil {
-		return termErr
+			"lease", w.name, "reason", cause.Error(), "led", led)
 	}
 	return nil
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/controllers"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing/keysecret"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/workloadidentity"
 )
 
@@ -198,7 +199,9 @@ type assembly struct {
 	// never loads one again, and the leader's rotation revokes one again that comes
 	// back.
 	revocations *signing.Revocations
-	op          Operator
+	// reviewer confirms bound ServiceAccount tokens with the API server.
+	reviewer *workloadidentity.Reviewer
+	op       Operator
 }
 
 // newManager creates the process's manager. It runs without leader election: its
@@ -301,7 +304,7 @@ func (a *assembly) setupControllers(recorder events.EventRecorder, apiReader cli
 // addSigningKeys adds the source of the signing keys, in every replica.
 func (a *assembly) addSigningKeys(context.Context) error {
 	mgr := a.op.Manager
-	if err := mgr.Add(&signing.SecretSource{
+	if err := mgr.Add(&keysecret.Source{
 		Key:         a.keySecret,
 		Algorithm:   a.opts.Config.Signing.Algorithm,
 		Client:      mgr.GetClient(),
@@ -317,7 +320,8 @@ func (a *assembly) addSigningKeys(context.Context) error {
 	return nil
 }
 
-// addServiceAccountIssuer adds the cluster's ServiceAccount token issuer.
+// addServiceAccountIssuer adds the cluster's ServiceAccount token issuer, and the
+// reviewer of tokens bound to pods.
 func (a *assembly) addServiceAccountIssuer(context.Context) error {
 	mgr := a.op.Manager
 	issuer, err := workloadidentity.New(workloadidentity.Options{
@@ -331,7 +335,16 @@ func (a *assembly) addServiceAccountIssuer(context.Context) error {
 	if err := mgr.Add(issuer); err != nil {
 		return fmt.Errorf("add ServiceAccount issuer: %w", err)
 	}
-	a.op.ServiceAccountIssuer = issuer
+	reviewer, err := workloadidentity.NewReviewer(workloadidentity.ReviewerOptions{
+		Config:    mgr.GetConfig(),
+		Audiences: []string{a.opts.Config.Issuer, a.opts.Config.TokenURL()},
+		Clock:     a.opts.Clock,
+		Log:       ctrl.Log.WithName("serviceaccount-issuer"),
+	})
+	if err != nil {
+		return err
+	}
+	a.op.ServiceAccountIssuer, a.reviewer = issuer, reviewer
 	return nil
 }
 
@@ -345,6 +358,7 @@ func (a *assembly) addTokenService(context.Context) error {
 		clock:     a.opts.Clock,
 		metrics:   metrics.Registry,
 		saIssuer:  a.op.ServiceAccountIssuer,
+		reviewer:  a.reviewer,
 		audit:     a.opts.Audit,
 		log:       ctrl.Log.WithName("token-server"),
 	})

@@ -45,6 +45,7 @@ type tokenServiceOptions struct {
 	clock     clock.PassiveClock
 	metrics   prometheus.Registerer
 	saIssuer  tokenserver.ServiceAccountIssuer
+	reviewer  tokenserver.BoundTokenReviewer
 	audit     io.Writer
 	log       logr.Logger
 }
@@ -58,6 +59,7 @@ func newTokenService(o tokenServiceOptions) *TokenService {
 		Log:                  o.log,
 		Clock:                o.clock,
 		ServiceAccountIssuer: o.saIssuer,
+		BoundTokenReviewer:   o.reviewer,
 		Audit:                o.audit,
 		Replica:              replicaName(),
 	})

@@ -67,6 +67,10 @@ func (s *Server) authenticate(req *tokenRequest, x *exchange) (*Client, *oauthEr
 	switch {
 	case reason == "" && c.disabled:
 		return nil, authFailed(ReasonDisabled)
+	case reason == ReasonTokenReviewUnavailable:
+		// The token may be good; the API server cannot say now.
+		return nil, &oauthError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavail,
+			description: "the API server could not confirm the ServiceAccount token; retry later", retryAfter: time.Second, reason: reason}
 	case reason == ReasonReplayCacheFull:
 		// The assertion verified, but this replica has no room to remember it: the
 		// client is not at fault, and the answer costs its address nothing.
@@ -144,11 +148,24 @@ type ServiceAccountIssuer interface {
 	Keyfunc(*jwt.Token) (any, error)
 }
 
+// BoundTokenReviewer confirms with the API server (TokenReview) that a ServiceAccount
+// token bound to an object (a pod, a Secret, a node) is still valid: the API server
+// invalidates it when the object is deleted. internal/workloadidentity's Reviewer.
+type BoundTokenReviewer interface {
+	// Review reports whether token, which expires at exp, is still valid; an error
+	// means it could not be confirmed (the API server does not answer, and the token
+	// was never reviewed before).
+	Review(token string, exp time.Time) (bool, error)
+}
+
 // serviceAccountAuthenticator verifies a projected ServiceAccount token presented as
 // a client assertion: signed by the cluster's ServiceAccount issuer, for this server
-// (aud), for the client's own ServiceAccount (sub), current, and not long-lived.
+// (aud), for the client's own ServiceAccount (sub), current, not long-lived, and, when
+// bound to a pod (or a Secret, a node), still valid for the API server.
 type serviceAccountAuthenticator struct {
 	issuer ServiceAccountIssuer
+	// reviewer confirms bound tokens; none are confirmed when nil.
+	reviewer BoundTokenReviewer
 	// state knows the UID of the ServiceAccount that exists now.
 	state State
 	// audiences are the values of which `aud` must hold one: this server's issuer URL
@@ -194,6 +211,15 @@ func (a *serviceAccountAuthenticator) authenticate(c *Client, _ *Credentials, cr
 	case claims.ExpiresAt.Sub(claims.IssuedAt.Time) > a.maxLifetime:
 		// A token that lives long is a secret again.
 		return ReasonAssertionLifetime
+	case a.reviewer != nil && claims.Kubernetes.bound():
+		// Last: the only check that may ask the API server.
+		valid, err := a.reviewer.Review(cred.assertion, claims.ExpiresAt.Time)
+		switch {
+		case err != nil:
+			return ReasonTokenReviewUnavailable
+		case !valid:
+			return ReasonBoundObjectInvalidated
+		}
 	}
 	return ""
 }
@@ -254,12 +280,27 @@ func headerString(t *jwt.Token, name string) string {
 // authenticator reads.
 type serviceAccountClaims struct {
 	jwt.RegisteredClaims
-	Kubernetes struct {
-		ServiceAccount struct {
-			UID string `json:"uid"`
-		} `json:"serviceaccount"`
-	} `json:"kubernetes.io"`
+	Kubernetes kubernetesClaims `json:"kubernetes.io"`
 }
+
+// kubernetesClaims are the kubernetes.io claims of a ServiceAccount token: the
+// ServiceAccount it was issued for, and the object it is bound to, if any.
+type kubernetesClaims struct {
+	ServiceAccount struct {
+		UID string `json:"uid"`
+	} `json:"serviceaccount"`
+	Pod    *boundObject `json:"pod,omitempty"`
+	Secret *boundObject `json:"secret,omitempty"`
+	Node   *boundObject `json:"node,omitempty"`
+}
+
+type boundObject struct {
+	Name string `json:"name"`
+	UID  string `json:"uid"`
+}
+
+// bound reports whether the token is bound to an object whose deletion invalidates it.
+func (k kubernetesClaims) bound() bool { return k.Pod != nil || k.Secret != nil || k.Node != nil }
 
 // privateKeyJWTAuthenticator verifies an RFC 7523 assertion signed by the client with a
 // private key whose public half is one of its keys: iss = sub = client_id, aud this

@@ -230,6 +230,11 @@ func (k *kubeIssuer) Keyfunc(t *jwtv5.Token) (any, error) {
 
 // token is a token of ServiceAccount ns/name of the world (its UID is in the token).
 func (k *kubeIssuer) token(t *testing.T, w *world, ns, name string, audiences []string, lifetime time.Duration) string {
+	return k.boundToken(t, w, ns, name, "", audiences, lifetime)
+}
+
+// boundToken is token bound to the pod named pod (none when "").
+func (k *kubeIssuer) boundToken(t *testing.T, w *world, ns, name, pod string, audiences []string, lifetime time.Duration) string {
 	t.Helper()
 	sa, ok := w.objects[objectKey(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})]
 	if !ok {
@@ -243,6 +248,9 @@ func (k *kubeIssuer) token(t *testing.T, w *world, ns, name string, audiences []
 			"namespace":      ns,
 			"serviceaccount": map[string]any{"name": name, "uid": string(sa.GetUID())},
 		},
+	}
+	if pod != "" {
+		claims["kubernetes.io"].(map[string]any)["pod"] = map[string]any{"name": pod, "uid": "pod-uid-" + pod}
 	}
 	tok := jwtv5.NewWithClaims(jwtv5.SigningMethodRS256, claims)
 	tok.Header["kid"] = kubeKeyID

@@ -76,6 +76,14 @@ const (
 	// ReasonServiceAccountUIDMismatch: the ServiceAccount token was issued for a
 	// ServiceAccount that no longer exists (deleted, or deleted and recreated).
 	ReasonServiceAccountUIDMismatch Reason = "service_account_uid_mismatch"
+	// ReasonBoundObjectInvalidated: the ServiceAccount token is bound to a pod (or a
+	// Secret, a node) and the API server's TokenReview says it is no longer valid: the
+	// object was deleted.
+	ReasonBoundObjectInvalidated Reason = "bound_object_invalidated"
+	// ReasonTokenReviewUnavailable: the ServiceAccount token is bound to an object, was
+	// never reviewed, and the API server does not answer its TokenReview now; 503, not
+	// a failed authentication.
+	ReasonTokenReviewUnavailable Reason = "token_review_unavailable"
 )
 
 // Reasons of refusals after authentication, and of requests refused before it.
@@ -146,6 +154,7 @@ var Reasons = []Reason{
 	ReasonAssertionSignature, ReasonAssertionExpired, ReasonAssertionNotYetValid, ReasonAssertionMissingClaim,
 	ReasonAssertionIssuer, ReasonAssertionSubject, ReasonAssertionAudience, ReasonAssertionLifetime,
 	ReasonAssertionReplayed, ReasonReplayCacheFull, ReasonIssuerUnavailable, ReasonServiceAccountUIDMismatch,
+	ReasonBoundObjectInvalidated, ReasonTokenReviewUnavailable,
 	ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType,
 	ReasonAddressThrottled, ReasonClientRateLimited,
 	ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonAudienceConflict, ReasonScopeNotAllowed,

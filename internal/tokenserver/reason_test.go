@@ -121,6 +121,11 @@ func TestEveryRefusalReason(t *testing.T) {
 			return withDPoP(h, withSecret(secret, w.secrets[secret]), p...)
 		}
 	}
+	// podBound is minted when sent: the robot ServiceAccount is recreated by a case.
+	podBound := func(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
+		tok := w.kubeIssuer().boundToken(t, w, ns, "robot", "robot-7d9c", []string{"https://issuer.test"}, time.Hour)
+		return post(h, "application/json", withAssertion(saClient.ClientID(), tok))
+	}
 
 	cases := []refusalCase{
 		{reason: ReasonUnknownClient, send: postBody(withSecret(ns+".nobody", "whatever"))},
@@ -182,6 +187,14 @@ func TestEveryRefusalReason(t *testing.T) {
 			w.create(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "robot"}})
 			return post(h, "application/json", withAssertion(saClient.ClientID(), oldRobot))
 		}},
+		{reason: ReasonBoundObjectInvalidated, prepare: func(s *Server) {
+			s.authenticators[oauthv1alpha1.AuthServiceAccountToken].(*serviceAccountAuthenticator).reviewer = reviewerFunc(
+				func(string, time.Time) (bool, error) { return false, nil })
+		}, send: podBound},
+		{reason: ReasonTokenReviewUnavailable, prepare: func(s *Server) {
+			s.authenticators[oauthv1alpha1.AuthServiceAccountToken].(*serviceAccountAuthenticator).reviewer = reviewerFunc(
+				func(string, time.Time) (bool, error) { return false, errors.New("connection refused") })
+		}, send: podBound},
 		{reason: ReasonMalformedRequest, send: postBody("{not json")},
 		{reason: ReasonMalformedCredentials, send: postBody(params(), "Authorization", "Bearer abc")},
 		{reason: ReasonUnsupportedGrantType, send: postBody(jsonBody(map[string]string{"grant_type": "password", "client_id": secret, "client_secret": w.secrets[secret]}))},
@@ -282,6 +295,7 @@ func TestEveryRefusalReason(t *testing.T) {
 func authenticationReason(r Reason) bool {
 	switch r {
 	case ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType, ReasonAddressThrottled, ReasonReplayCacheFull,
+		ReasonTokenReviewUnavailable,
 		ReasonClientRateLimited, ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonAudienceConflict,
 		ReasonScopeNotAllowed, ReasonSigningKeyUnavailable, ReasonSigningFailed,
 		ReasonDPoPProofRequired, ReasonDPoPProofMalformed, ReasonDPoPProofAlgorithm, ReasonDPoPProofKey, ReasonDPoPProofSignature,
@@ -320,6 +334,11 @@ func labelValue(m *dto.Metric, name string) string {
 	}
 	return ""
 }
+
+// reviewerFunc is a BoundTokenReviewer.
+type reviewerFunc func(string, time.Time) (bool, error)
+
+func (f reviewerFunc) Review(token string, exp time.Time) (bool, error) { return f(token, exp) }
 
 // undiscovered is a ServiceAccount issuer not known yet.
 type undiscovered struct{}

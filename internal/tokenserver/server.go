@@ -71,6 +71,9 @@ type Options struct {
 	// ServiceAccountIssuer verifies the ServiceAccount tokens of ServiceAccountToken
 	// clients; such clients cannot authenticate when nil.
 	ServiceAccountIssuer ServiceAccountIssuer
+	// BoundTokenReviewer confirms ServiceAccount tokens bound to a pod (a Secret, a
+	// node) with the API server; none are confirmed when nil.
+	BoundTokenReviewer BoundTokenReviewer
 	// Audit receives the audit records, JSON lines (logger name AuditLoggerName); none
 	// are written when nil.
 	Audit io.Writer
@@ -91,6 +94,7 @@ func New(o Options) *Server {
 		oauthv1alpha1.AuthClientSecret: secretAuthenticator{},
 		oauthv1alpha1.AuthServiceAccountToken: &serviceAccountAuthenticator{
 			issuer:      o.ServiceAccountIssuer,
+			reviewer:    o.BoundTokenReviewer,
 			state:       o.State,
 			audiences:   audiences,
 			maxLifetime: o.Config.WorkloadIdentity.MaxTokenLifetime.Duration,

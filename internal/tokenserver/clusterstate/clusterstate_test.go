@@ -116,6 +116,10 @@ func create(t *testing.T, obj client.Object) {
 }
 
 func server(t *testing.T, store *tokenserver.Store, issuer tokenserver.ServiceAccountIssuer) http.Handler {
+	return serverWith(t, store, issuer, nil)
+}
+
+func serverWith(t *testing.T, store *tokenserver.Store, issuer tokenserver.ServiceAccountIssuer, reviewer tokenserver.BoundTokenReviewer) http.Handler {
 	t.Helper()
 	cfg, err := config.Parse([]byte("issuer: https://issuer.test\nrateLimit: {failedAuthPerMinute: 0}"))
 	if err != nil {
@@ -129,7 +133,8 @@ func server(t *testing.T, store *tokenserver.Store, issuer tokenserver.ServiceAc
 	if _, err := keys.Store(&signing.KeySet{CurrentID: key.ID, Keys: []*signing.Key{key}}, "1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	return tokenserver.New(tokenserver.Options{Config: cfg, State: store, Keys: keys, Log: logr.Discard(), ServiceAccountIssuer: issuer}).Handler()
+	return tokenserver.New(tokenserver.Options{Config: cfg, State: store, Keys: keys, Log: logr.Discard(),
+		ServiceAccountIssuer: issuer, BoundTokenReviewer: reviewer}).Handler()
 }
 
 func post(h http.Handler, params map[string]string) *httptest.ResponseRecorder {
@@ -252,4 +257,55 @@ func TestServiceAccountTokenFromTheAPIServer(t *testing.T) {
 	if code := request(token()); code != http.StatusOK {
 		t.Fatalf("a token of the new ServiceAccount: %d, want 200", code)
 	}
+}
+
+// TestTokenOfADeletedPod is the finding of issue 22: a ServiceAccount token bound to a
+// pod (as kubelet projects them) must stop getting access tokens once the pod is
+// deleted, as the API server's TokenReview says, within the review TTL (2 s here, a
+// minute by default).
+func TestTokenOfADeletedPod(t *testing.T) {
+	store, _, issuer := fed(t)
+	reviewer, err := workloadidentity.NewReviewer(workloadidentity.ReviewerOptions{
+		Config: env.Config, Audiences: []string{"https://issuer.test"}, TTL: 2 * time.Second, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := serverWith(t, store, issuer, reviewer)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pod-" + rand.String(5)}}
+	create(t, ns)
+	api := &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: ns.Name}, Spec: oauthv1alpha1.OAuthAPISpec{
+		AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}}
+	create(t, api)
+	create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "erp"}})
+	oc := &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "erp"}, Spec: oauthv1alpha1.OAuthClientSpec{
+		Audiences:      []string{api.Name},
+		Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthServiceAccountToken, ServiceAccountName: "erp"},
+	}}
+	create(t, oc)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "erp-7d9c"}, Spec: corev1.PodSpec{
+		ServiceAccountName: "erp", Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}}}
+	create(t, pod)
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns.Name).CreateToken(context.Background(), "erp", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"https://issuer.test"}, ExpirationSeconds: ptr.To(int64(3600)),
+			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := func() int {
+		return post(h, map[string]string{"grant_type": "client_credentials", "client_id": oc.ClientID(),
+			"client_assertion_type": tokenserver.JWTBearerAssertionType, "client_assertion": tr.Status.Token}).Code
+	}
+	eventually(t, "the pod-bound token gets access tokens", func() bool { return request() == http.StatusOK })
+
+	if err := k8s.Delete(context.Background(), pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	eventually(t, "the deleted pod's token is refused", func() bool { return request() == http.StatusUnauthorized })
+	t.Logf("the deleted pod's token was refused %s after the deletion (review TTL 2s)", time.Since(deleted).Round(10*time.Millisecond))
 }

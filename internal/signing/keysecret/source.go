@@ -1,4 +1,7 @@
-package signing
+// Package keysecret is the Kubernetes side of the signing keys: it keeps a
+// signing.Keyring in step with the signing-key Secret (package signing holds the keys,
+// their Secret format and rotation rules, and knows nothing of Kubernetes).
+package keysecret
 
 import (
 	"context"
@@ -15,14 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 )
 
-// KeysLabel marks the Secret that holds the signing keys. The Secret also carries
-// the managed-by label (oauthv1alpha1.ManagedByLabel), which puts it in the operator's
-// label-selected Secret cache.
-const KeysLabel = "oauth.operator.dev/signing-keys"
-
-// SecretSource keeps a Keyring in step with the signing-key Secret. At start it creates
+// Source keeps a signing.Keyring in step with the signing-key Secret. At start it creates
 // the Secret with a new key when it is missing (any replica may; on a conflict it reads
 // the winner's), then reloads the keys whenever the Secret changes. It runs in every
 // replica.
@@ -31,11 +30,11 @@ const KeysLabel = "oauth.operator.dev/signing-keys"
 // one back (a restored backup, a stale write) has it dropped, or is refused when it
 // would sign with it; the keys in force stay until the leader revokes it again. A
 // deleted Secret is restored from the keys in force, never with a revoked key.
-type SecretSource struct {
+type Source struct {
 	// Key names the Secret.
 	Key types.NamespacedName
 	// Algorithm is the algorithm of a key created at first start.
-	Algorithm Algorithm
+	Algorithm signing.Algorithm
 	// Client writes the Secret.
 	Client client.Client
 	// APIReader reads the Secret from the API server at start.
@@ -43,10 +42,10 @@ type SecretSource struct {
 	// Cache provides the Secret informer (label-selected by the manager).
 	Cache cache.Cache
 	// Keyring receives the keys.
-	Keyring *Keyring
+	Keyring *signing.Keyring
 	// Revocations remembers every revoked key seen by this process (shared with the
 	// signing-key controller); nil remembers only what the Secret lists.
-	Revocations *Revocations
+	Revocations *signing.Revocations
 	// Log receives what happens to the keys (never key material).
 	Log logr.Logger
 	// Clock tells the time; the real clock when nil.
@@ -54,10 +53,10 @@ type SecretSource struct {
 }
 
 // NeedLeaderElection is false: every replica signs and publishes keys.
-func (s *SecretSource) NeedLeaderElection() bool { return false }
+func (s *Source) NeedLeaderElection() bool { return false }
 
 // Start ensures the Secret exists, loads it and watches it until ctx ends.
-func (s *SecretSource) Start(ctx context.Context) error {
+func (s *Source) Start(ctx context.Context) error {
 	if s.Clock == nil {
 		s.Clock = clock.RealClock{}
 	}
@@ -84,7 +83,7 @@ func (s *SecretSource) Start(ctx context.Context) error {
 	return informer.RemoveEventHandler(reg)
 }
 
-func (s *SecretSource) isKeySecret(obj any) (*corev1.Secret, bool) {
+func (s *Source) isKeySecret(obj any) (*corev1.Secret, bool) {
 	if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
 	}
@@ -95,7 +94,7 @@ func (s *SecretSource) isKeySecret(obj any) (*corev1.Secret, bool) {
 	return secret, true
 }
 
-func (s *SecretSource) changed(obj any) {
+func (s *Source) changed(obj any) {
 	secret, ok := s.isKeySecret(obj)
 	if !ok {
 		return
@@ -111,7 +110,7 @@ func (s *SecretSource) changed(obj any) {
 
 // deleted restores a deleted (or unlabelled) Secret from the keys in force, so tokens
 // already issued keep verifying.
-func (s *SecretSource) deleted(ctx context.Context, obj any) {
+func (s *Source) deleted(ctx context.Context, obj any) {
 	if _, ok := s.isKeySecret(obj); !ok {
 		return
 	}
@@ -130,8 +129,8 @@ func (s *SecretSource) deleted(ctx context.Context, obj any) {
 	}
 }
 
-func (s *SecretSource) load(secret *corev1.Secret) error {
-	ks, err := Decode(secret.Data)
+func (s *Source) load(secret *corev1.Secret) error {
+	ks, err := signing.Decode(secret.Data)
 	if err != nil {
 		return err
 	}
@@ -141,7 +140,7 @@ func (s *SecretSource) load(secret *corev1.Secret) error {
 		return err
 	}
 	if len(dropped) > 0 {
-		s.Log.Error(ErrRevokedKey, "the signing-key Secret holds revoked keys; not loading them", "secret", s.Key.String(), "revoked", dropped)
+		s.Log.Error(signing.ErrRevokedKey, "the signing-key Secret holds revoked keys; not loading them", "secret", s.Key.String(), "revoked", dropped)
 	}
 	l, err := s.Keyring.Store(ks, secret.ResourceVersion, s.Clock.Now())
 	if err != nil {
@@ -152,7 +151,7 @@ func (s *SecretSource) load(secret *corev1.Secret) error {
 }
 
 // ensure returns the Secret, creating it with a new key when missing.
-func (s *SecretSource) ensure(ctx context.Context) (*corev1.Secret, error) {
+func (s *Source) ensure(ctx context.Context) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
 	err := s.APIReader.Get(ctx, s.Key, secret)
 	if err == nil {
@@ -161,11 +160,11 @@ func (s *SecretSource) ensure(ctx context.Context) (*corev1.Secret, error) {
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get signing-key Secret %s: %w", s.Key, err)
 	}
-	key, err := GenerateKey(s.Algorithm, s.Clock.Now())
+	key, err := signing.GenerateKey(s.Algorithm, s.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
-	ks := &KeySet{CurrentID: key.ID, Keys: []*Key{key}}
+	ks := &signing.KeySet{CurrentID: key.ID, Keys: []*signing.Key{key}}
 	if err := s.write(ctx, ks); err != nil {
 		return nil, err
 	}
@@ -177,7 +176,7 @@ func (s *SecretSource) ensure(ctx context.Context) (*corev1.Secret, error) {
 }
 
 // write creates the Secret from ks; when another replica created it first, theirs wins.
-func (s *SecretSource) write(ctx context.Context, ks *KeySet) error {
+func (s *Source) write(ctx context.Context, ks *signing.KeySet) error {
 	data, err := ks.Encode()
 	if err != nil {
 		return err
@@ -185,7 +184,7 @@ func (s *SecretSource) write(ctx context.Context, ks *KeySet) error {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: s.Key.Namespace, Name: s.Key.Name,
-			Labels: map[string]string{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue, KeysLabel: "true"},
+			Labels: map[string]string{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue, oauthv1alpha1.SigningKeysLabel: "true"},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: data,
