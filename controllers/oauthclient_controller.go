@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,10 @@ const (
 	// EventSecretRotationDeferred: a new rotate-secret value came sooner than
 	// clients.rotateSecretMinInterval after the last one; it is acted on when allowed.
 	EventSecretRotationDeferred = "SecretRotationDeferred"
+	// EventKeyGenerationDeferred: the client's credential-generation budget is spent
+	// (its Secret was changed, deleted or asked to rotate too often); a new credential
+	// is generated when it refills.
+	EventKeyGenerationDeferred = "KeyGenerationDeferred"
 )
 
 // conflictRetry is when a reconcile that lost an optimistic-lock race (the Secret
@@ -76,6 +81,9 @@ type OAuthClientReconciler struct {
 	Clock clock.PassiveClock
 	// Workers is how many clients are reconciled at once; 0: config.DefaultReconcileWorkers.
 	Workers int
+
+	budgetOnce  sync.Once
+	generations *generationBudget
 }
 
 // notReady is why a client is not Ready: a state the user must change, not an error
@@ -169,20 +177,44 @@ func (r *OAuthClientReconciler) syncSecret(ctx context.Context, oc *oauthv1alpha
 	if current != nil && oauthv1alpha1.SecretOwner(current) != oc.UID {
 		return nil, r.secretConflict(oc, key), 0, nil
 	}
+	now := r.clock().Now()
 	plan := planSecret(secretState{
 		client:             oc,
 		secret:             current,
 		cred:               credentialFor(oc, r.Config.Signing.Algorithm),
 		managed:            r.managedData(oc),
-		now:                r.clock().Now(),
+		now:                now,
 		minRequestInterval: r.Config.Clients.RotateSecretMinInterval.Duration,
 	})
+	if plan.generate != genNone {
+		if wait, ok := r.budget().take(oc.UID, now); !ok {
+			return current, r.generationDeferred(oc, current, wait), wait, nil
+		}
+	}
 	written, err := r.writeSecret(ctx, oc, key, current, &plan)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	r.report(ctx, oc, written, &plan)
 	return written, nil, plan.requeue, nil
+}
+
+// budget is the clients' credential-generation budget of this term.
+func (r *OAuthClientReconciler) budget() *generationBudget {
+	r.budgetOnce.Do(func() { r.generations = newGenerationBudget(r.Config.Clients.RotateSecretMinInterval.Duration) })
+	return r.generations
+}
+
+// generationDeferred reports a credential the budget holds back: an event, and, when
+// the client has no usable Secret meanwhile, why it is not Ready.
+func (r *OAuthClientReconciler) generationDeferred(oc *oauthv1alpha1.OAuthClient, current *corev1.Secret, wait time.Duration) *notReady {
+	msg := fmt.Sprintf("a new credential is deferred for %s: more than %d were generated for this client within clients.rotateSecretMinInterval (%s); its Secret was changed, deleted or asked to rotate that often",
+		wait.Round(time.Second), generationBurst, r.Config.Clients.RotateSecretMinInterval.Duration)
+	r.Recorder.Eventf(oc, nil, corev1.EventTypeWarning, EventKeyGenerationDeferred, "Reconcile", msg)
+	if current == nil {
+		return &notReady{oauthv1alpha1.ReasonCredentialDeferred, msg}
+	}
+	return nil
 }
 
 // currentSecret returns the Secret of that name; nil when none exists. The cache holds

@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Scope is one OAuth 2.0 scope token (RFC 6749 §3.3): printable ASCII without spaces,
@@ -85,19 +86,20 @@ var CredentialSecretAnnotations = []string{
 
 // CredentialSecretKeyLimits are the keys of a credential Secret the operator reads,
 // each with the most bytes a value the operator writes there can take (with room to
-// spare: a generated secret is 43 bytes, an RSA-4096 PKCS#8 key about 3.3 KiB). The
+// spare: a generated secret is 43 bytes, an RSA-4096 PKCS#8 key about 3.3 KiB, its
+// public key 0.8 KiB). The
 // cache keeps only these keys of a Secret an OAuthClient controls, and drops a value
 // over its limit (which only a hand-written or hostile Secret holds; the controller
 // then restores the key), so no Secret costs more than their sum in memory.
 var CredentialSecretKeyLimits = map[string]int{
-	SecretKeyClientID:             512,
-	SecretKeyClientSecret:         1 << 10,
-	SecretKeyPreviousClientSecret: 1 << 10,
-	SecretKeyTokenURL:             4 << 10,
-	SecretKeyIssuer:               4 << 10,
-	SecretKeyPrivateKey:           16 << 10,
-	SecretKeyKeyID:                256,
-	SecretKeyPreviousPublicKey:    4 << 10,
+	SecretKeyClientID:             320,
+	SecretKeyClientSecret:         256,
+	SecretKeyPreviousClientSecret: 256,
+	SecretKeyTokenURL:             2 << 10,
+	SecretKeyIssuer:               2 << 10,
+	SecretKeyPrivateKey:           8 << 10,
+	SecretKeyKeyID:                128,
+	SecretKeyPreviousPublicKey:    2 << 10,
 }
 
 // MaxCredentialAnnotationBytes is the most bytes a CredentialSecretAnnotations value
@@ -168,10 +170,16 @@ const ConditionReady = "Ready"
 // group), or "" when no OAuthClient does. Only a Secret its client controls carries
 // that client's credentials; a Secret anyone else wrote, labelled or not, is never
 // read as one.
+// A reference whose name cannot be an object's or whose UID is longer than any UID
+// the API server gives names no OAuthClient either.
 func SecretOwner(secret metav1.Object) types.UID {
 	ref := metav1.GetControllerOf(secret)
-	if ref == nil || ref.Kind != "OAuthClient" || ref.APIVersion != GroupVersion.String() {
+	if ref == nil || ref.Kind != "OAuthClient" || ref.APIVersion != GroupVersion.String() ||
+		len(ref.Name) > validation.DNS1123SubdomainMaxLength || len(ref.UID) > maxUIDLength {
 		return ""
 	}
 	return ref.UID
 }
+
+// maxUIDLength bounds a UID the API server gives (a 36-character UUID), with room.
+const maxUIDLength = 64

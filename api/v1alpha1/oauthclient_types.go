@@ -22,6 +22,10 @@ const (
 	ReasonReconcileError = "ReconcileError"
 	// ReasonInvalidPublicKey: an entry of spec.authentication.publicKeys cannot be used.
 	ReasonInvalidPublicKey = "InvalidPublicKey"
+	// ReasonCredentialDeferred: the client has no Secret and a new credential is held
+	// back until its generation budget refills (the Secret was deleted or changed too
+	// often).
+	ReasonCredentialDeferred = "CredentialDeferred"
 )
 
 // OAuthClientSpec is the desired state of a machine-to-machine OAuth client.

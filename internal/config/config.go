@@ -148,13 +148,15 @@ type TokenServer struct {
 	// MaxBodyBytes limits a token request's body. Default 16384.
 	MaxBodyBytes int64 `json:"maxBodyBytes"`
 	// MaxConnections caps open client connections. At the cap, a new connection makes
-	// room by closing the keep-alive connection idle longest, else a connection that
-	// has not sent its first request within a second, else one of the address holding
-	// the most connections; when none may close, it waits to be accepted. Default 4096.
+	// room by closing a connection stalled for a second (its first request's headers or
+	// a request body not sent), else the keep-alive connection idle longest (its own,
+	// or of an address holding more), else one of the address holding the most
+	// connections; when none may close, it waits without holding up others, or is
+	// closed when its address already holds its fair share. Default 4096.
 	MaxConnections int `json:"maxConnections"`
-	// MaxConnectionsPerAddress caps the connections of one client address (an IPv4
-	// address or an IPv6 /64); one more is closed at once. Trusted proxies
-	// (trustedProxies) are exempt. Default 512.
+	// MaxConnectionsPerAddress caps the connections of one client address (a whole
+	// IPv6 address: a node's pods often share one /64); one more is closed at once.
+	// Trusted proxies (trustedProxies) are exempt. Default 512.
 	MaxConnectionsPerAddress int `json:"maxConnectionsPerAddress"`
 	// ReadHeaderTimeout bounds reading request headers (slow-loris). Default 5s.
 	ReadHeaderTimeout Duration `json:"readHeaderTimeout"`

@@ -1,30 +1,32 @@
 package httpserver
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // connLimiter caps the connections a listener holds open at once, like
 // netutil.LimitListener, but neither idle keep-alive connections nor one address's
-// half-sent requests can keep other clients out:
+// stalled requests can keep other clients out:
 //
-//   - One peer address (an IPv4 address, or an IPv6 /64) holds at most perAddress
-//     connections; one more from it is closed at once (trusted proxies are exempt).
-//   - At the cap, a new connection makes room by closing, in this order: the
-//     connection idle longest (idle for minEvictableIdle at least: a client reconnects
-//     for its next request, as after the idle timeout); else the oldest connection
-//     still reading its first request (or TLS handshake) for over slowHeaderAge — near
-//     the cap the header timeout is that short; else the oldest such connection of the
-//     address holding the most connections, when it holds more than the newcomer's
-//     address plus one. Otherwise the new connection waits for a slot.
-//
-// Connections reading a request they have begun after the first, or writing a response,
-// are never closed for room; one that sends nothing holds its slot only until
-// tokenServer.readHeaderTimeout (the slow-loris bound).
+//   - One peer address holds at most perAddress connections; one more from it is
+//     closed at once. Trusted proxies are exempt.
+//   - At the cap, a new connection makes room by closing, in this order: the oldest
+//     stalled connection — still reading its first request (or TLS handshake), or busy
+//     with one request (a body that does not come), for over slowAge: near the cap
+//     that is the read timeout; else the connection idle longest (idle for
+//     minEvictableIdle at least) of the newcomer's address or of one that holds more
+//     connections than it; else the oldest connection reading its first request of the address
+//     holding the most connections, when that is more than the newcomer's address
+//     plus one.
+//   - Otherwise the new connection waits for a slot without holding up the others
+//     (each waits on its own); one whose address already holds its fair share of the
+//     cap is closed instead.
 type connLimiter struct {
 	net.Listener
 	max, perAddress int
@@ -37,11 +39,19 @@ type connLimiter struct {
 	taken  int
 	conns  map[*limitedConn]struct{}
 	byPeer map[netip.Addr]int
+	// waiting counts the accepted connections waiting for a slot, waitingByPeer
+	// them by address (guarded by mu).
+	waiting       atomic.Int64
+	waitingByPeer map[netip.Addr]int
 	// freed is signalled (without blocking) whenever a slot is released or a
-	// connection becomes idle, so a full Accept looks again.
+	// connection changes state, so waiting connections look again.
 	freed chan struct{}
-	done  chan struct{}
-	once  sync.Once
+
+	admitted  chan net.Conn
+	errs      chan error
+	done      chan struct{}
+	startOnce sync.Once
+	closeOnce sync.Once
 }
 
 type limitedConn struct {
@@ -50,10 +60,10 @@ type limitedConn struct {
 	// peer is the connection's key in byPeer; accepted when it was accepted.
 	peer     netip.Addr
 	accepted time.Time
-	// state is the last state net/http reported (StateNew until a request was
-	// read), idleSince when it went idle; guarded by l.mu.
+	// state is the last state net/http reported (StateNew until a request was read),
+	// since when it has been in it; guarded by l.mu.
 	state     http.ConnState
-	idleSince time.Time
+	since     time.Time
 	closeOnce sync.Once
 }
 
@@ -61,9 +71,9 @@ const (
 	// minEvictableIdle is how long a connection must have been idle before a new
 	// client may take its slot.
 	minEvictableIdle = 500 * time.Millisecond
-	// slowHeaderAge is the header timeout at the cap: a connection that has not sent
-	// its first request's headers within it makes room for a new one.
-	slowHeaderAge = time.Second
+	// slowAge is the read timeout at the cap: a connection that has not sent its first
+	// request's headers, or a request's body, within it makes room for a new one.
+	slowAge = time.Second
 )
 
 func newConnLimiter(ln net.Listener, max, perAddress int, exempt func(netip.Addr) bool) *connLimiter {
@@ -71,12 +81,13 @@ func newConnLimiter(ln net.Listener, max, perAddress int, exempt func(netip.Addr
 		exempt = func(netip.Addr) bool { return false }
 	}
 	return &connLimiter{Listener: ln, max: max, perAddress: perAddress, exempt: exempt,
-		conns: make(map[*limitedConn]struct{}), byPeer: make(map[netip.Addr]int),
-		freed: make(chan struct{}, 1), done: make(chan struct{})}
+		conns: make(map[*limitedConn]struct{}), byPeer: make(map[netip.Addr]int), waitingByPeer: make(map[netip.Addr]int),
+		freed: make(chan struct{}, 1), admitted: make(chan net.Conn), errs: make(chan error),
+		done: make(chan struct{})}
 }
 
-// peerKey is the address a connection counts against: the peer's IPv4 address, or
-// the /64 of its IPv6 address (one host's usual share); the zero Addr, which is not
+// peerKey is the address a connection counts against: the peer's IP address (a whole
+// IPv6 address: the pods of a node often share one /64); the zero Addr, which is not
 // limited, for a trusted proxy (and a peer that has no IP address).
 func (l *connLimiter) peerKey(a net.Addr) netip.Addr {
 	ap, err := netip.ParseAddrPort(a.String())
@@ -84,27 +95,87 @@ func (l *connLimiter) peerKey(a net.Addr) netip.Addr {
 		return netip.Addr{}
 	}
 	addr := ap.Addr().Unmap().WithZone("")
-	switch {
-	case l.exempt(addr):
+	if l.exempt(addr) {
 		return netip.Addr{}
-	case addr.Is6():
-		p, _ := addr.Prefix(64)
-		return p.Addr()
 	}
 	return addr
 }
 
-// Accept accepts a connection, then waits for a free slot for it (see connLimiter).
+// Accept returns the next connection that has a slot (see connLimiter).
 func (l *connLimiter) Accept() (net.Conn, error) {
+	l.startOnce.Do(func() { go l.acceptLoop() })
+	select {
+	case c := <-l.admitted:
+		return c, nil
+	case err := <-l.errs:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// acceptLoop accepts connections as they come and lets each wait for its slot on its
+// own: one waiting never holds up the next.
+func (l *connLimiter) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			select {
+			case l.errs <- err:
+			case <-l.done:
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if !errors.Is(err, net.ErrClosed) {
+				continue // http.Server backs off and calls Accept again
+			}
+			return
 		}
 		peer := l.peerKey(c.RemoteAddr())
-		if lc := l.admit(c, peer); lc != nil {
-			return lc, nil
+		if !l.startWaiting(peer) {
+			_ = c.Close()
+			continue
 		}
+		go func() {
+			defer l.stopWaiting(peer)
+			lc := l.admit(c, peer)
+			if lc == nil {
+				return
+			}
+			select {
+			case l.admitted <- lc:
+			case <-l.done:
+				_ = lc.Close()
+			}
+		}()
+	}
+}
+
+// maxWaitingPerAddress bounds the connections of one address waiting for a slot.
+const maxWaitingPerAddress = 4
+
+// startWaiting counts a connection of peer as waiting, unless as many are waiting as
+// there are slots, or as maxWaitingPerAddress of its address (trusted proxies: any).
+func (l *connLimiter) startWaiting(peer netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiting.Load() >= int64(l.max) || (peer.IsValid() && l.waitingByPeer[peer] >= maxWaitingPerAddress) {
+		return false
+	}
+	l.waiting.Add(1)
+	l.waitingByPeer[peer]++
+	return true
+}
+
+func (l *connLimiter) stopWaiting(peer netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waiting.Add(-1)
+	if l.waitingByPeer[peer]--; l.waitingByPeer[peer] <= 0 {
+		delete(l.waitingByPeer, peer)
 	}
 }
 
@@ -128,7 +199,8 @@ func (l *connLimiter) admit(c net.Conn, peer netip.Addr) *limitedConn {
 			return nil
 		}
 	}
-	lc := &limitedConn{Conn: c, l: l, peer: peer, accepted: time.Now(), state: http.StateNew}
+	now := time.Now()
+	lc := &limitedConn{Conn: c, l: l, peer: peer, accepted: now, state: http.StateNew, since: now}
 	l.mu.Lock()
 	l.conns[lc] = struct{}{}
 	l.mu.Unlock()
@@ -136,11 +208,16 @@ func (l *connLimiter) admit(c net.Conn, peer netip.Addr) *limitedConn {
 }
 
 // reserve takes a slot for a connection of peer if one is free, or refuses one over
-// its address's share; else it closes a connection to make room (whose slot is free
-// once it has closed, then freed is signalled), or finds none to close.
+// its address's share (or, at the cap, its fair share); else it closes a connection to
+// make room (whose slot is free once it has closed, then freed is signalled), or finds
+// none to close.
 func (l *connLimiter) reserve(peer netip.Addr) (ok, refuse bool) {
 	l.mu.Lock()
-	if peer.IsValid() && l.byPeer[peer] >= l.perAddress {
+	mine := 0
+	if peer.IsValid() {
+		mine = l.byPeer[peer]
+	}
+	if peer.IsValid() && mine >= l.perAddress {
 		l.mu.Unlock()
 		return false, true
 	}
@@ -150,20 +227,26 @@ func (l *connLimiter) reserve(peer netip.Addr) (ok, refuse bool) {
 		l.mu.Unlock()
 		return true, false
 	}
-	victim := l.victim(peer, time.Now())
+	victim, ownIdle := l.victim(peer, mine, time.Now())
 	if victim != nil {
 		victim.state = http.StateClosed // chosen once
 	}
+	fair := max(l.max/max(len(l.byPeer), 1), 1)
 	l.mu.Unlock()
 	if victim != nil {
 		_ = victim.Close()
+		return false, false
 	}
-	return false, false
+	// Nothing to close: a newcomer whose address already holds its fair share of the
+	// slots does not wait for one, unless an idle connection of its own will make room.
+	return false, peer.IsValid() && mine >= fair && !ownIdle
 }
 
-// victim is the connection to close for a newcomer of peer, nil when none may be.
-func (l *connLimiter) victim(peer netip.Addr, now time.Time) *limitedConn {
-	var idle, slow, top *limitedConn
+// victim is the connection to close for a newcomer of peer, which holds mine
+// connections; nil when none may be closed. ownIdle reports whether peer has an idle
+// connection (which it may close once idle long enough).
+func (l *connLimiter) victim(peer netip.Addr, mine int, now time.Time) (_ *limitedConn, ownIdle bool) {
+	var slow, idle, top *limitedConn
 	var hog netip.Addr
 	most := 0
 	for p, n := range l.byPeer {
@@ -171,36 +254,35 @@ func (l *connLimiter) victim(peer netip.Addr, now time.Time) *limitedConn {
 			hog, most = p, n
 		}
 	}
-	mine := 0
-	if peer.IsValid() {
-		mine = l.byPeer[peer]
-	}
 	hogging := most > mine+1
 	for c := range l.conns {
 		switch c.state {
-		case http.StateIdle:
-			// Only a connection idle for a while: one that has just answered may
-			// already hold its client's next request, unread, which closing would
-			// lose.
-			if now.Sub(c.idleSince) >= minEvictableIdle && (idle == nil || c.idleSince.Before(idle.idleSince)) {
-				idle = c
-			}
-		case http.StateNew:
-			if now.Sub(c.accepted) >= slowHeaderAge && (slow == nil || c.accepted.Before(slow.accepted)) {
+		case http.StateNew, http.StateActive:
+			// Stalled: whoever it belongs to, it is the slow-loris bound near the cap.
+			if now.Sub(c.since) >= slowAge && (slow == nil || c.since.Before(slow.since)) {
 				slow = c
 			}
-			if hogging && c.peer == hog && (top == nil || c.accepted.Before(top.accepted)) {
+			if c.state == http.StateNew && hogging && c.peer == hog && (top == nil || c.accepted.Before(top.accepted)) {
 				top = c
+			}
+		case http.StateIdle:
+			ownIdle = ownIdle || c.peer == peer
+			// Only a connection idle for a while (one that has just answered may
+			// already hold its client's next request, unread, which closing would
+			// lose), and only the newcomer's own or of an address that holds more than
+			// the newcomer's.
+			if now.Sub(c.since) >= minEvictableIdle && (c.peer == peer || l.byPeer[c.peer] > mine) && (idle == nil || c.since.Before(idle.since)) {
+				idle = c
 			}
 		}
 	}
 	switch {
-	case idle != nil:
-		return idle
 	case slow != nil:
-		return slow
+		return slow, ownIdle
+	case idle != nil:
+		return idle, ownIdle
 	}
-	return top
+	return top, ownIdle
 }
 
 // release frees a connection's slot.
@@ -236,9 +318,8 @@ func (l *connLimiter) connState(c net.Conn, state http.ConnState) {
 		l.mu.Unlock()
 		return
 	}
-	lc.state = state
-	if state == http.StateIdle {
-		lc.idleSince = time.Now()
+	if lc.state != state {
+		lc.state, lc.since = state, time.Now()
 	}
 	l.mu.Unlock()
 	if state == http.StateIdle {
@@ -247,7 +328,7 @@ func (l *connLimiter) connState(c net.Conn, state http.ConnState) {
 }
 
 func (l *connLimiter) Close() error {
-	l.once.Do(func() { close(l.done) })
+	l.closeOnce.Do(func() { close(l.done) })
 	return l.Listener.Close()
 }
 

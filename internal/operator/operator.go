@@ -92,11 +92,12 @@ func ManagedSecrets() labels.Selector {
 // (managed fields never). The signing-key Secret is kept whole. Of a Secret an
 // OAuthClient controls: the credential keys (each within its limit,
 // oauthv1alpha1.CredentialSecretKeyLimits), the operator's annotations and labels, the
-// controller reference. Of any other labelled Secret: its metadata without annotations
-// and data. Anyone who can write a Secret can give it the managed-by label and make an
-// OAuthClient of theirs its controller; such a Secret then costs at most a few KiB in
-// every replica, not up to a megabyte. The OAuthClient controller still sees its owner
-// and reports a conflict; the token server never accepts credentials from it anyway.
+// controller reference, a type of ordinary length. Of any other labelled Secret: its
+// metadata without annotations, owners or data. Anyone who can write a Secret can give
+// it the managed-by label and make an OAuthClient of theirs its controller; such a
+// Secret then costs at most about 16 KiB in every replica, not up to a megabyte. The
+// OAuthClient controller still sees its owner and reports a conflict; the token server
+// never accepts credentials from it anyway.
 func secretTransform(keySecret types.NamespacedName) toolscache.TransformFunc {
 	strip := cache.TransformStripManagedFields()
 	return func(obj any) (any, error) {
@@ -108,14 +109,17 @@ func secretTransform(keySecret types.NamespacedName) toolscache.TransformFunc {
 		if !ok || (s.Namespace == keySecret.Namespace && s.Name == keySecret.Name) {
 			return obj, nil
 		}
+		trimMeta(&s.ObjectMeta)
 		s.Labels = keep(s.Labels, oauthv1alpha1.ManagedByLabel, oauthv1alpha1.ClientLabel)
-		s.StringData, s.Finalizers = nil, nil
-		owner := metav1.GetControllerOf(s)
+		s.StringData = nil
+		if len(s.Type) > maxSecretTypeLength {
+			s.Type = "" // no Secret the operator writes has such a type: it reports a conflict
+		}
 		if oauthv1alpha1.SecretOwner(s) == "" {
 			s.Data, s.Annotations, s.OwnerReferences = nil, nil, nil
 			return s, nil
 		}
-		s.OwnerReferences = []metav1.OwnerReference{*owner}
+		s.OwnerReferences = []metav1.OwnerReference{*metav1.GetControllerOf(s)}
 		s.Annotations = keepWithin(s.Annotations, oauthv1alpha1.MaxCredentialAnnotationBytes, oauthv1alpha1.CredentialSecretAnnotations...)
 		data := make(map[string][]byte, len(oauthv1alpha1.CredentialSecretKeyLimits))
 		for k, v := range s.Data {
@@ -126,6 +130,48 @@ func secretTransform(keySecret types.NamespacedName) toolscache.TransformFunc {
 		s.Data = data
 		return s, nil
 	}
+}
+
+// maxSecretTypeLength bounds the type kept of a Secret ("kubernetes.io/…" types are
+// under 40 bytes); the API server sets no bound on a custom type.
+const maxSecretTypeLength = 128
+
+// objectTransform prepares every other object for the cache: without managed fields,
+// and of what tenants write — OAuthClients, ServiceAccounts (metadata only) — without
+// what the operator never reads, so that labels and annotations a tenant piles on cost
+// no replica memory. An OAuthClient keeps its spec and status (bounded by its CRD's
+// validation) and, of its annotations, only rotate-secret (recorded as
+// oauthv1alpha1.RotationTrigger, which the controller compares).
+func objectTransform() toolscache.TransformFunc {
+	strip := cache.TransformStripManagedFields()
+	return func(obj any) (any, error) {
+		obj, err := strip(obj)
+		if err != nil {
+			return obj, err
+		}
+		switch o := obj.(type) {
+		case *oauthv1alpha1.OAuthClient:
+			trimMeta(&o.ObjectMeta)
+			o.Labels, o.OwnerReferences = nil, nil
+			trigger, requested := o.Annotations[oauthv1alpha1.RotateSecretAnnotation]
+			o.Annotations = nil
+			if requested {
+				o.Annotations = map[string]string{oauthv1alpha1.RotateSecretAnnotation: oauthv1alpha1.RotationTrigger(trigger)}
+			}
+		case *metav1.PartialObjectMetadata:
+			if o.Kind == "ServiceAccount" {
+				trimMeta(&o.ObjectMeta)
+				o.Labels, o.Annotations, o.OwnerReferences = nil, nil, nil
+			}
+		}
+		return obj, nil
+	}
+}
+
+// trimMeta drops the metadata the operator never reads of an object a tenant writes
+// (finalizers, generate name).
+func trimMeta(m *metav1.ObjectMeta) {
+	m.Finalizers, m.GenerateName = nil, ""
 }
 
 // keep returns the entries of m under keys; nil when none.
@@ -225,7 +271,7 @@ func (a *assembly) newManager(ctx context.Context) error {
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Secret{}: {Label: ManagedSecrets(), Transform: secretTransform(a.keySecret)},
 			},
-			DefaultTransform: cache.TransformStripManagedFields(),
+			DefaultTransform: objectTransform(),
 			// Informers watch again within seconds of an outage, however long it was.
 			NewInformer: probe.NewInformer,
 		},
