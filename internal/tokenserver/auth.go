@@ -71,11 +71,6 @@ func (s *Server) authenticate(req *tokenRequest, x *exchange) (*Client, *oauthEr
 		// The token may be good; the API server cannot say now.
 		return nil, &oauthError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavail,
 			description: "the API server could not confirm the ServiceAccount token; retry later", retryAfter: time.Second, reason: reason}
-	case reason == ReasonReplayCacheFull:
-		// The assertion verified, but this replica has no room to remember it: the
-		// client is not at fault, and the answer costs its address nothing.
-		return nil, &oauthError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavail,
-			description: "too many assertions of this client are in use; retry later", retryAfter: replayFullRetryAfter, reason: reason}
 	case reason != "":
 		return nil, authFailed(reason)
 	}
@@ -85,6 +80,25 @@ func (s *Server) authenticate(req *tokenRequest, x *exchange) (*Client, *oauthEr
 // replayFullRetryAfter is the Retry-After of a refusal for a full replay cache: ids
 // expire within privateKeyJWT.maxAssertionLifetime, most much sooner.
 const replayFullRetryAfter = 5 * time.Second
+
+// recordAssertion records the id of the request's client assertion, if it has one to
+// record, once the request is granted a token.
+func (s *Server) recordAssertion(cred *credential) *oauthError {
+	if cred.once == nil {
+		return nil
+	}
+	switch reason := cred.once.record(s.clock.Now()); reason {
+	case "":
+		return nil
+	case ReasonReplayCacheFull:
+		// The assertion verified, but this replica has no room to remember it: the
+		// client is not at fault, and the answer costs its address nothing.
+		return &oauthError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavail,
+			description: "too many assertions of this client are in use; retry later", retryAfter: replayFullRetryAfter, reason: reason}
+	default:
+		return authFailed(reason) // replayed by a request that got here first
+	}
+}
 
 // maxClientIDLength is the longest client_id that can name an OAuthClient: a namespace
 // (a DNS label, 63 bytes), a dot, a name (a DNS subdomain, 253 bytes).
@@ -194,6 +208,9 @@ func (a *serviceAccountAuthenticator) authenticate(c *Client, _ *Credentials, cr
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(assertionLeeway),
+		// One spelling per token: a signature's unused base64 bits must be zero, so a
+		// token cannot be presented (and reviewed, remembered) as sixteen others.
+		jwt.WithStrictDecoding(),
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	).ParseWithClaims(cred.assertion, claims, a.issuer.Keyfunc)
 	if err != nil {
@@ -334,6 +351,9 @@ func (a *privateKeyJWTAuthenticator) authenticate(c *Client, stored *Credentials
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(assertionLeeway),
+		// One spelling per token: a signature's unused base64 bits must be zero, so a
+		// token cannot be presented (and reviewed, remembered) as sixteen others.
+		jwt.WithStrictDecoding(),
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	).ParseWithClaims(cred.assertion, claims, func(t *jwt.Token) (any, error) {
 		return selectKey(keys, t)
@@ -353,8 +373,14 @@ func (a *privateKeyJWTAuthenticator) authenticate(c *Client, stored *Credentials
 	case claims.ID == "" || len(claims.ID) > maxJTILength:
 		return ReasonAssertionMissingClaim
 	}
-	// Last, so that only a verified assertion is remembered.
-	return a.replay.firstUse(c.namespace, c.clientID, claims.ID, exp.Add(assertionLeeway), now)
+	// Only a verified assertion is looked up; it is recorded once the request is
+	// granted a token (Server.token), so refused requests cost no room.
+	key := idDigest(c.clientID, claims.ID)
+	if a.replay.used(key, now) {
+		return ReasonAssertionReplayed
+	}
+	cred.once = &pendingUse{cache: a.replay, namespace: c.namespace, client: c.clientID, key: key, until: exp.Add(assertionLeeway)}
+	return ""
 }
 
 // keysOf are the keys that verify c's assertions now: those its spec names, or its

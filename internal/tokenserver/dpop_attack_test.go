@@ -49,7 +49,7 @@ func TestDPoPProofFloodOfOneClient(t *testing.T) {
 		return jsonBody(map[string]string{"grant_type": "client_credentials", "client_id": id, "client_secret": w.secrets[id]})
 	}
 	refused := 0
-	for range 1000/8 + reservePerClient + 50 {
+	for range 1000/32 + reservePerClient + 50 {
 		switch rec := withDPoP(srv.Handler(), body(greedy), key.proof(t, testTokenURL, time.Now(), nil)); rec.Code {
 		case http.StatusOK:
 		case http.StatusServiceUnavailable:
@@ -65,7 +65,7 @@ func TestDPoPProofFloodOfOneClient(t *testing.T) {
 		t.Errorf("%d proofs refused, want the 50 beyond the client's share and reserve", refused)
 	}
 	boundTo(t, withDPoP(srv.Handler(), body(modest), key.proof(t, testTokenURL, time.Now(), nil)), keys, key.jkt)
-	if n := srv.dpopReplay.size(); n != 1000/8+reservePerClient+1 {
+	if n := srv.dpopReplay.size(); n != 1000/32+reservePerClient+1 {
 		t.Errorf("%d proof ids remembered", n)
 	}
 }

@@ -167,9 +167,9 @@ func TestEveryRefusalReason(t *testing.T) {
 			return post(h, "application/json", withAssertion(pk.id, replayed))
 		}},
 		{reason: ReasonReplayCacheFull, config: "privateKeyJWT: {replayCacheSize: 1000}\n", send: func(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
-			// The client's share of the replay cache (an eighth of it) and its reserve
+			// The client's share of the replay cache (a thirty-second of it) and its reserve
 			// are full.
-			for i := range 1000/8 + reservePerClient {
+			for i := range 1000/32 + reservePerClient {
 				if rec := post(h, "application/json", withAssertion(pk.id, assertion(nil))); rec.Code != http.StatusOK {
 					t.Fatalf("assertion %d within the client's share: %d %s", i, rec.Code, rec.Body)
 				}
@@ -231,7 +231,7 @@ func TestEveryRefusalReason(t *testing.T) {
 		}},
 		{reason: ReasonDPoPReplayCacheFull, config: "dpop: {replayCacheSize: 1000}\n", send: func(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
 			// The client's share of the cache (an eighth) and its reserve are full.
-			for i := range 1000/8 + reservePerClient {
+			for i := range 1000/32 + reservePerClient {
 				if rec := withProof(proof(nil))(t, h); rec.Code != http.StatusOK {
 					t.Fatalf("proof %d within the client's share: %d %s", i, rec.Code, rec.Body)
 				}

@@ -12,16 +12,18 @@ import (
 // (5 minutes by default), which bounds both the window of a cross-replica replay and
 // how long an id is remembered.
 //
-// Only assertions whose signature verified are recorded, so its size follows the token
-// requests of clients holding their keys, not an attacker's junk. Its memory is bounded
+// Only assertions whose signature verified, of requests that are granted a token, are
+// recorded (the check before then only reads), so its size follows the tokens issued to
+// clients holding their keys, not an attacker's junk or requests refused later. Its memory is bounded
 // in bytes: a fixed-size digest of (client_id, jti) per entry. When it has no room for
 // an id, the assertion is refused (never silently accepted) until ids expire.
 //
 // Room is shared so that no tenant can take it from the others: the shared pool holds
-// maxEntries ids, of which one namespace may hold a quarter and one client an eighth;
+// maxEntries ids, of which one namespace may hold a sixteenth and one client a
+// thirty-second;
 // beyond that (the pool full, or its namespace's or its own share spent), each client
 // still has a reserve of its own, reservePerClient ids. A tenant sending assertions at
-// speed from many clients of one namespace thus fills at most a quarter of the pool,
+// speed from many clients of one namespace thus fills at most a sixteenth of the pool,
 // and a client whose neighbours filled everything keeps its reserve: at most
 // maxEntries + reservePerClient × (PrivateKeyJWT clients) ids, about 100 bytes each.
 type replayCache struct {
@@ -44,6 +46,21 @@ type replayCache struct {
 // that asks for a token every 40 seconds with assertions of the longest lifetime.
 const reservePerClient = 8
 
+// pendingUse is an id checked as unused, to be recorded once its request is granted a
+// token.
+type pendingUse struct {
+	cache             *replayCache
+	namespace, client string
+	key               [sha256.Size]byte
+	until             time.Time
+}
+
+// record records the id: "" when it is still unused, else why not (replayed by a
+// request that got there first, or no room).
+func (p *pendingUse) record(now time.Time) Reason {
+	return p.cache.firstUseOf(p.namespace, p.client, p.key, p.until, now)
+}
+
 type seenID struct {
 	until             time.Time
 	namespace, client string
@@ -53,7 +70,7 @@ type seenID struct {
 
 func newReplayCache(maxEntries int) *replayCache {
 	return &replayCache{
-		maxEntries: maxEntries, perNamespace: max(maxEntries/4, 1), perClient: max(maxEntries/8, 1),
+		maxEntries: maxEntries, perNamespace: max(maxEntries/16, 1), perClient: max(maxEntries/32, 1),
 		reservePerClient: reservePerClient,
 		seen:             make(map[[sha256.Size]byte]seenID), byNamespace: map[string]int{}, byClient: map[string]int{},
 		reserved: map[string]int{}, gcEvery: 5 * time.Second,
@@ -65,6 +82,15 @@ func newReplayCache(maxEntries int) *replayCache {
 // ReasonReplayCacheFull when there is no room for it.
 func (c *replayCache) firstUse(namespace, clientID, jti string, exp, now time.Time) Reason {
 	return c.firstUseOf(namespace, clientID, idDigest(clientID, jti), exp, now)
+}
+
+// used reports whether the id key was used before and has not expired: a read, which
+// records nothing (firstUseOf records).
+func (c *replayCache) used(key [sha256.Size]byte, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev, ok := c.seen[key]
+	return ok && now.Before(prev.until)
 }
 
 // idDigest is the key of an id within scope: sha256(scope, 0, id).

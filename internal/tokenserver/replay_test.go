@@ -18,7 +18,7 @@ import (
 func TestReplayCache(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	c := newReplayCache(1000) // 250 per namespace, 125 per client, 8 reserved per client
+	c := newReplayCache(1000) // 62 per namespace, 31 per client, 8 reserved per client
 	exp := now.Add(5 * time.Minute)
 	if !use(c, "a", "a.one", "j1", exp, now) || use(c, "a", "a.one", "j1", exp, now.Add(time.Minute)) {
 		t.Fatal("an id must be accepted once")
@@ -35,10 +35,10 @@ func TestReplayCache(t *testing.T) {
 	if want := c.perClient + c.reservePerClient; accepted != want {
 		t.Errorf("a greedy client got %d entries, want its share and reserve %d", accepted, want)
 	}
-	// Six namespaces of two clients fill the pool (each namespace its quarter's worth).
-	for ns := range 6 {
+	// Namespaces of two clients fill the pool (each namespace its sixteenth's worth).
+	for ns := 0; c.pooled < c.maxEntries && ns < 100; ns++ {
 		for cl := range 2 {
-			for j := range 125 {
+			for j := range c.perClient {
 				use(c, fmt.Sprint("b", ns), fmt.Sprintf("b%d.c%d", ns, cl), fmt.Sprint(j), exp, now)
 			}
 		}

@@ -38,6 +38,9 @@ type credential struct {
 	secret string
 	// assertion is the client_assertion JWT, for credAssertion.
 	assertion string
+	// once is the assertion's id, checked as unused by its authenticator, to be
+	// recorded when the request is granted a token; nil when there is none to record.
+	once *pendingUse
 }
 
 type credentialKind int

@@ -103,6 +103,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*to
 	if g.jkt, oerr = s.bindDPoP(req.dpop, g); oerr != nil {
 		return nil, nil, oerr
 	}
+	if oerr := s.recordAssertion(&req.cred); oerr != nil {
+		if oerr.status == http.StatusUnauthorized {
+			s.failed(addr)
+		}
+		return nil, nil, oerr
+	}
 	resp, oerr := s.issue(g, req.scope, x)
 	return resp, g.api, oerr
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,8 +25,11 @@ const (
 	DefaultReviewTTL = time.Minute
 	// DefaultMaxReviews bounds the decisions remembered (about 100 bytes each).
 	DefaultMaxReviews = 100_000
-	// reviewTimeout bounds one TokenReview.
+	// reviewTimeout bounds one TokenReview, the wait for a turn included.
 	reviewTimeout = 5 * time.Second
+	// maxReviewsInFlight bounds the TokenReviews one replica has in flight: however
+	// many bound tokens arrive at once, the API server sees at most this many.
+	maxReviewsInFlight = 16
 )
 
 // Reviewer asks the API server (TokenReview) whether a ServiceAccount token bound to an
@@ -43,6 +47,7 @@ type Reviewer struct {
 	log       logr.Logger
 
 	flight    singleflight.Group
+	inFlight  *semaphore.Weighted
 	mu        sync.Mutex
 	decisions map[[sha256.Size]byte]decision
 }
@@ -84,7 +89,7 @@ func NewReviewer(o ReviewerOptions) (*Reviewer, error) {
 
 func newReviewer(create func(context.Context, *authenticationv1.TokenReview) (*authenticationv1.TokenReview, error), o ReviewerOptions) *Reviewer {
 	r := &Reviewer{create: create, audiences: o.Audiences, clock: o.Clock, ttl: o.TTL, max: o.MaxReviews, log: o.Log,
-		decisions: map[[sha256.Size]byte]decision{}}
+		inFlight: semaphore.NewWeighted(maxReviewsInFlight), decisions: map[[sha256.Size]byte]decision{}}
 	if r.clock == nil {
 		r.clock = clock.RealClock{}
 	}
@@ -124,6 +129,10 @@ func (r *Reviewer) Review(token string, exp time.Time) (bool, error) {
 func (r *Reviewer) review(token string, key [sha256.Size]byte, exp time.Time) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), reviewTimeout)
 	defer cancel()
+	if err := r.inFlight.Acquire(ctx, 1); err != nil {
+		return false, fmt.Errorf("TokenReview: no turn within %s: %w", reviewTimeout, err)
+	}
+	defer r.inFlight.Release(1)
 	res, err := r.create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: r.audiences}})
 	if err != nil {
 		r.log.Error(err, "review a bound ServiceAccount token with the API server")
