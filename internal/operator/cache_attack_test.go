@@ -56,7 +56,11 @@ func bloat(t *testing.T, ns string, n, want int, mk func(i int) *corev1.Secret) 
 	}
 	heap0 := liveHeap()
 	for i := range n {
-		g.Expect(k8s.Create(ctx, mk(i))).To(Succeed())
+		obj := mk(i)
+		g.Expect(k8s.Create(ctx, obj)).To(Succeed())
+		// envtest has no namespace controller: the package's later tests (a restarted
+		// operator listing everything) must not read these.
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(want))
 	heap1 := liveHeap()
@@ -233,6 +237,7 @@ func TestAttackOAuthClientMetadata(t *testing.T) {
 		oc := &oauthv1alpha1.OAuthClient{ObjectMeta: tenantMetadata(ns, fmt.Sprint("meta-", i), i),
 			Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{"nowhere"}, Disabled: true}}
 		g.Expect(k8s.Create(ctx, oc)).To(Succeed())
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), oc) })
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n))
 	heap1 := liveHeap()
@@ -267,7 +272,9 @@ func TestAttackServiceAccountMetadata(t *testing.T) {
 	}
 	heap0 := liveHeap()
 	for i := range n {
-		g.Expect(k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: tenantMetadata(ns, fmt.Sprint("meta-", i), i)})).To(Succeed())
+		sa := &corev1.ServiceAccount{ObjectMeta: tenantMetadata(ns, fmt.Sprint("meta-", i), i)}
+		g.Expect(k8s.Create(ctx, sa)).To(Succeed())
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), sa) })
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n))
 	heap1 := liveHeap()

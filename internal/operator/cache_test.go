@@ -64,6 +64,7 @@ func TestLabelledSecretsOfOthersCostNoData(t *testing.T) {
 					errs <- err
 					return
 				}
+				t.Cleanup(func() { _ = k8s.Delete(context.Background(), s) })
 			}
 		})
 	}
@@ -155,6 +156,7 @@ func TestSecretsOwnedByATenantsClientCostLittle(t *testing.T) {
 			},
 		}
 		g.Expect(k8s.Create(ctx, s)).To(Succeed())
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), s) })
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n + 1))
 	heap1 := liveHeap()

@@ -324,10 +324,14 @@ func TestTenancy(t *testing.T) {
 
 func TestReadinessAndSigningKeySecret(t *testing.T) {
 	g := NewWithT(t)
-	resp, err := http.Get("http://" + probeAddr + "/readyz")
-	g.Expect(err).NotTo(HaveOccurred())
-	_ = resp.Body.Close()
-	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	g.Eventually(func() (int, error) {
+		resp, err := http.Get("http://" + probeAddr + "/readyz")
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}, 30*time.Second, 100*time.Millisecond).Should(Equal(http.StatusOK))
 
 	keys := &corev1.Secret{}
 	g.Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: operatorNamespace, Name: "oauth-client-operator-signing-keys"}, keys)).To(Succeed())

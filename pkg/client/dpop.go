@@ -206,15 +206,21 @@ func nonceChallenge(resp *http.Response) bool {
 			}
 		}
 	case http.StatusBadRequest:
+		// The first 64 KiB are read to look; the caller still reads the whole body.
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		_ = resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
 		var e struct {
 			Error string `json:"error"`
 		}
 		return err == nil && json.Unmarshal(b, &e) == nil && e.Error == "use_dpop_nonce"
 	}
 	return false
+}
+
+// readCloser reads from Reader and closes Closer.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // dpopTokenTransport adds a proof to the token requests of a DPoP-bound TokenSource.

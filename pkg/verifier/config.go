@@ -96,9 +96,11 @@ type Config struct {
 	DPoPProofMaxAge time.Duration
 
 	// DPoPReplayCacheSize bounds the DPoP proofs remembered against replay
-	// (about 100 bytes each, kept DPoPProofMaxAge): one client may fill an
-	// eighth of it, and each keeps a reserve of 64 beyond. A proof that
-	// finds no room is refused (503), never accepted unremembered. Zero
+	// (about 100 bytes each, kept DPoPProofMaxAge): one client may fill a
+	// thirty-second of it (the clients of one namespace, of client ids
+	// <namespace>.<name>, a sixteenth), and each keeps a reserve of 64
+	// beyond. A proof that finds no room is refused (503), never accepted
+	// unremembered. Zero
 	// means DefaultDPoPReplayCacheSize (100000); negative is an error.
 	DPoPReplayCacheSize int
 }

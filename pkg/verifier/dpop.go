@@ -152,6 +152,11 @@ type DPoPProofOptions struct {
 	Leeway time.Duration
 	// Now is the current time; zero means time.Now().
 	Now time.Time
+	// Thumbprint, when set, is the thumbprint the proof's key must have (the
+	// cnf.jkt of the token it came with): a proof of another key is refused
+	// (DPoPCheckBinding) before its signature is verified, so a stolen token
+	// sent with one junk proof costs no signature verification.
+	Thumbprint string
 }
 
 // dpopClaims are the claims of a DPoP proof (RFC 9449 §4.2). Their types are
@@ -177,6 +182,9 @@ func (dpopClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, ni
 
 // dpopParser parses proofs: compact form, strict base64url, pinned
 // algorithms and the signature; the claims are checked by CheckDPoPProof.
+// privateJWKMembers are the JWK members of private or symmetric keys (RFC 7518 §6).
+var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
 var dpopParser = jwt.NewParser(jwt.WithValidMethods(dpopAlgorithms), jwt.WithStrictDecoding(), jwt.WithoutClaimsValidation())
 
 // CheckDPoPProof checks a DPoP proof (the value of a DPoP header) as RFC
@@ -204,7 +212,7 @@ func CheckDPoPProof(proof string, o DPoPProofOptions) (*DPoPProof, error) {
 	)
 	token, err := dpopParser.ParseWithClaims(proof, &claims, func(t *jwt.Token) (any, error) {
 		called = true
-		jwk, keyErr = proofKey(t)
+		jwk, keyErr = proofKey(t, o.Thumbprint)
 		if keyErr != nil {
 			return nil, keyErr
 		}
@@ -237,7 +245,7 @@ func CheckDPoPProof(proof string, o DPoPProofOptions) (*DPoPProof, error) {
 // proofKey checks the header of a proof and returns its key: the keyfunc of
 // CheckDPoPProof, which golang-jwt calls once the algorithm is known to be
 // allowed.
-func proofKey(t *jwt.Token) (*jose.JSONWebKey, error) {
+func proofKey(t *jwt.Token, thumbprint string) (*jose.JSONWebKey, error) {
 	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "dpop+jwt") {
 		return nil, proofError(DPoPCheckType, "typ must be dpop+jwt")
 	}
@@ -247,6 +255,13 @@ func proofKey(t *jwt.Token) (*jose.JSONWebKey, error) {
 	raw, ok := t.Header["jwk"].(map[string]any)
 	if !ok {
 		return nil, proofError(DPoPCheckKey, "the header has no jwk object")
+	}
+	for _, member := range privateJWKMembers {
+		// go-jose's IsPublic looks at "d" only: an RSA key with its primes and
+		// no d would pass, published in every proof.
+		if _, ok := raw[member]; ok {
+			return nil, proofError(DPoPCheckKey, "the jwk must be a public key without private members")
+		}
 	}
 	b, err := json.Marshal(raw)
 	if err != nil {
@@ -261,12 +276,19 @@ func proofKey(t *jwt.Token) (*jose.JSONWebKey, error) {
 		// as a private or symmetric key.
 		return nil, proofError(DPoPCheckKey, "the jwk must be a public key without private members")
 	}
-	if rsaKey, ok := jwk.Key.(*rsa.PublicKey); ok && rsaKey.N.BitLen() > maxDPoPRSABits {
-		// A client chooses its key: a huge modulus would only cost us time.
-		return nil, proofError(DPoPCheckKey, "RSA keys of proofs are at most 4096 bits")
+	if rsaKey, ok := jwk.Key.(*rsa.PublicKey); ok && (rsaKey.N.BitLen() > maxDPoPRSABits || rsaKey.E != 65537) {
+		// A client chooses its key: a huge modulus or exponent would only cost
+		// us time (the rule of the operator's private_key_jwt client keys too).
+		return nil, proofError(DPoPCheckKey, "RSA keys of proofs are at most 4096 bits, with the exponent 65537")
 	}
 	if k := (&publicKey{alg: jwk.Algorithm, key: jwk.Key}); !usable(jwk.Key) || !k.accepts(t.Method.Alg()) {
 		return nil, proofError(DPoPCheckKey, "the jwk is not a key for alg "+t.Method.Alg()+" (P-256, RSA of 2048 to 4096 bits, Ed25519)")
+	}
+	if thumbprint != "" {
+		if tp, err := jwk.Thumbprint(crypto.SHA256); err != nil ||
+			subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(tp)), []byte(thumbprint)) != 1 {
+			return nil, proofError(DPoPCheckBinding, "the proof's key is not the key the token is bound to")
+		}
 	}
 	return &jwk, nil
 }
@@ -424,6 +446,7 @@ func (v *Verifier) VerifyDPoP(ctx context.Context, rawToken string, req DPoPRequ
 	proof, err := CheckDPoPProof(req.Proof, DPoPProofOptions{
 		Method: req.Method, URL: req.URL, AccessToken: rawToken,
 		MaxAge: v.cfg.DPoPProofMaxAge, Leeway: v.cfg.Leeway, Now: now,
+		Thumbprint: claims.DPoPThumbprint,
 	})
 	if err != nil {
 		return nil, err

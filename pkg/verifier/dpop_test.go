@@ -361,7 +361,7 @@ func TestDPoPReplayCacheBounds(t *testing.T) {
 	send := func(tok string) int {
 		return a.call(t, target, "DPoP "+tok, key.proof(t, proofClaims("GET", target, a.clock.Now(), tok))).Code
 	}
-	for i := range 80/8 + proofReservePerClient {
+	for i := range 80/32 + proofReservePerClient {
 		if code := send(greedy); code != http.StatusOK {
 			t.Fatalf("proof %d within the client's share: %d", i, code)
 		}
@@ -373,7 +373,7 @@ func TestDPoPReplayCacheBounds(t *testing.T) {
 	if code := send(modest); code != http.StatusOK {
 		t.Errorf("another client: %d", code)
 	}
-	if n := a.v.proofs.size(); n > 80/8+proofReservePerClient+1 {
+	if n := a.v.proofs.size(); n > 80/32+proofReservePerClient+1 {
 		t.Errorf("%d proofs remembered", n)
 	}
 	// Once the proofs are too old to be accepted, they are forgotten.

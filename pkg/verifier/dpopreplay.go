@@ -3,6 +3,7 @@ package verifier
 import (
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,21 +22,23 @@ var ErrDPoPReplayCacheFull = errors.New("DPoP replay cache full")
 // caller's junk. It holds a digest of (key thumbprint, jti) per proof,
 // about 100 bytes with its bookkeeping.
 //
-// Room is shared so that no client can take it from the others: the pool
-// holds maxEntries proofs, of which one client (the token's client_id) may
-// hold an eighth; beyond that each client keeps a reserve of its own,
-// reservePerClient proofs. When a client has no room left, its proofs are
+// Room is shared so that no client, nor one tenant's clients, can take it
+// from the others: the pool holds maxEntries proofs, of which one namespace
+// (of a client_id <namespace>.<name>, as the operator gives them; the whole
+// id otherwise) may hold a sixteenth and one client a thirty-second; beyond
+// that each client keeps a reserve of its own, reservePerClient proofs. When a client has no room left, its proofs are
 // refused (ErrDPoPReplayCacheFull, never accepted unrecorded) until some of
 // its own expire. At most maxEntries + reservePerClient × (clients with
 // tokens for this API) entries.
 type proofCache struct {
-	maxEntries, perClient, reservePerClient int
+	maxEntries, perNamespace, perClient, reservePerClient int
 
 	mu sync.Mutex
 	// seen maps the digest of (thumbprint, jti) to its entry.
 	seen     map[[sha256.Size]byte]proofEntry
-	pooled   int
-	byClient map[string]int
+	pooled      int
+	byNamespace map[string]int
+	byClient    map[string]int
 	reserved map[string]int
 	nextGC   time.Time
 }
@@ -54,8 +57,10 @@ type proofEntry struct {
 
 func newProofCache(maxEntries int) *proofCache {
 	return &proofCache{
-		maxEntries: maxEntries, perClient: max(maxEntries/8, 1), reservePerClient: proofReservePerClient,
-		seen: map[[sha256.Size]byte]proofEntry{}, byClient: map[string]int{}, reserved: map[string]int{},
+		maxEntries: maxEntries, perNamespace: max(maxEntries/16, 1), perClient: max(maxEntries/32, 1),
+		reservePerClient: proofReservePerClient,
+		seen:             map[[sha256.Size]byte]proofEntry{}, byNamespace: map[string]int{}, byClient: map[string]int{},
+		reserved: map[string]int{},
 	}
 }
 
@@ -86,10 +91,12 @@ func (c *proofCache) firstUse(client, thumbprint, jti string, until, now time.Ti
 		}
 		c.nextGC = now.Add(proofGCEvery)
 	}
+	ns, _, _ := strings.Cut(client, ".")
 	e := proofEntry{until: until, client: client}
 	switch {
-	case c.pooled < c.maxEntries && c.byClient[client] < c.perClient:
+	case c.pooled < c.maxEntries && c.byNamespace[ns] < c.perNamespace && c.byClient[client] < c.perClient:
 		c.pooled++
+		c.byNamespace[ns]++
 		c.byClient[client]++
 	case c.reserved[client] < c.reservePerClient:
 		e.reserved = true
@@ -103,14 +110,19 @@ func (c *proofCache) firstUse(client, thumbprint, jti string, until, now time.Ti
 
 func (c *proofCache) forget(k [sha256.Size]byte, e proofEntry) {
 	delete(c.seen, k)
-	counts := c.byClient
 	if e.reserved {
-		counts = c.reserved
-	} else {
-		c.pooled--
+		decrement(c.reserved, e.client)
+		return
 	}
-	if counts[e.client]--; counts[e.client] <= 0 {
-		delete(counts, e.client)
+	c.pooled--
+	ns, _, _ := strings.Cut(e.client, ".")
+	decrement(c.byNamespace, ns)
+	decrement(c.byClient, e.client)
+}
+
+func decrement(m map[string]int, k string) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
 	}
 }
 
