@@ -35,12 +35,12 @@ type proofCache struct {
 
 	mu sync.Mutex
 	// seen maps the digest of (thumbprint, jti) to its entry.
-	seen     map[[sha256.Size]byte]proofEntry
+	seen        map[[sha256.Size]byte]proofEntry
 	pooled      int
 	byNamespace map[string]int
 	byClient    map[string]int
-	reserved map[string]int
-	nextGC   time.Time
+	reserved    map[string]int
+	nextGC      time.Time
 }
 
 // proofReservePerClient is each client's reserve beyond the shared pool.
