@@ -60,7 +60,8 @@ type OAuthTrustedIssuerSpec struct {
 
 	// ClaimValidationRules must all hold for a token to be accepted, whichever client it
 	// authenticates: each requires a claim to have a value, or a CEL expression over
-	// the token's claims (`claims`) and the client's namespace (`namespace`) to be true.
+	// the token's claims (`claims`) and the client it would authenticate
+	// (`client.namespace`, `client.name`) to be true.
 	// Expressions are compiled when the object is reconciled; one that does not
 	// compile, does not return a bool, or whose estimated cost is over the limit makes
 	// the issuer not Ready, and no token of it is accepted.
@@ -133,9 +134,10 @@ type ClaimValidationRule struct {
 	RequiredValue string `json:"requiredValue,omitempty"`
 
 	// Expression is a CEL expression that must evaluate to true. It sees `claims`, the
-	// token's claims (a map; numbers are doubles), and `namespace`, the namespace of the
-	// client the token would authenticate. A claim the token lacks makes the
-	// expression fail (use `has(claims.x)` or `'x' in claims` to test for it).
+	// token's claims (a map; numbers are doubles), and `client`, the OAuthClient the
+	// token would authenticate (`client.namespace`, `client.name`; `namespace` alone is
+	// a reserved word of CEL). A claim the token lacks makes the expression fail (use
+	// `has(claims.x)` or `'x' in claims` to test for it).
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
