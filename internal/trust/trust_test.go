@@ -172,7 +172,9 @@ func TestKeySources(t *testing.T) {
 			s.CertificateAuthority = f.caPEM()
 			s.Keys = &oauthv1alpha1.IssuerKeys{DiscoveryURL: f.url() + "/.well-known/openid-configuration"}
 		},
-		"static jwks": func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) { s.Keys = &oauthv1alpha1.IssuerKeys{JWKS: string(f.jwks())} },
+		"static jwks": func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) {
+			s.Keys = &oauthv1alpha1.IssuerKeys{JWKS: string(f.jwks())}
+		},
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -229,12 +231,20 @@ func TestFetchURLRule(t *testing.T) {
 
 	r := newRegistry(t, Options{})
 	for name, obj := range map[string]*oauthv1alpha1.OAuthTrustedIssuer{
-		"http issuer":      issuerObject("a", "http://oidc.example.com", nil),
-		"http jwksURI":     issuerObject("b", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) { s.Keys = &oauthv1alpha1.IssuerKeys{JWKSURI: "http://10.1.2.3/keys"} }),
-		"http discovery":   issuerObject("c", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) { s.Keys = &oauthv1alpha1.IssuerKeys{DiscoveryURL: "http://oidc.example.com/d"} }),
-		"bad static JWKS":  issuerObject("d", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) { s.Keys = &oauthv1alpha1.IssuerKeys{JWKS: `{"keys":[]}`} }),
-		"bad CA":           issuerObject("e", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) { s.CertificateAuthority = "-----BEGIN CERTIFICATE-----\nnope\n" }),
-		"HMAC static JWKS": issuerObject("f", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) { s.Keys = &oauthv1alpha1.IssuerKeys{JWKS: `{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`} }),
+		"http issuer": issuerObject("a", "http://oidc.example.com", nil),
+		"http jwksURI": issuerObject("b", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) {
+			s.Keys = &oauthv1alpha1.IssuerKeys{JWKSURI: "http://10.1.2.3/keys"}
+		}),
+		"http discovery": issuerObject("c", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) {
+			s.Keys = &oauthv1alpha1.IssuerKeys{DiscoveryURL: "http://oidc.example.com/d"}
+		}),
+		"bad static JWKS": issuerObject("d", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) { s.Keys = &oauthv1alpha1.IssuerKeys{JWKS: `{"keys":[]}`} }),
+		"bad CA": issuerObject("e", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) {
+			s.CertificateAuthority = "-----BEGIN CERTIFICATE-----\nnope\n"
+		}),
+		"HMAC static JWKS": issuerObject("f", "https://oidc.example.com", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) {
+			s.Keys = &oauthv1alpha1.IssuerKeys{JWKS: `{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`}
+		}),
 	} {
 		if p := r.Ensure(obj).Problem(); p == nil || p.Reason != oauthv1alpha1.ReasonInvalidKeySource {
 			t.Errorf("%s: problem %v, want %s", name, p, oauthv1alpha1.ReasonInvalidKeySource)
