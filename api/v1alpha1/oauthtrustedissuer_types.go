@@ -312,12 +312,12 @@ type FederatedRule struct {
 const MaxFederatedRules = 8
 
 // MissingClientClaims is the one rule of required client claims: the claims of
-// required (an issuer's requiredClientClaims) that a client rule does not pin. The
-// subject pins "sub".
-func MissingClientClaims(required []string, rule *FederatedRule) []string {
+// required (an issuer's requiredClientClaims) that a client rule pinning claims (its
+// spec.authentication.federated[].claims) does not pin. The rule's subject pins "sub".
+func MissingClientClaims(required []string, claims map[string]string) []string {
 	var missing []string
 	for _, c := range required {
-		if _, ok := rule.Claims[c]; !ok && c != "sub" {
+		if _, ok := claims[c]; !ok && c != "sub" {
 			missing = append(missing, c)
 		}
 	}
