@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/pkg/verifier"
@@ -74,9 +75,9 @@ type Registry struct {
 	issuers map[string]*Issuer
 	ctx     context.Context
 	cancel  context.CancelFunc
-	// changes receives the name of an issuer after each fetch of its keys and each
-	// rebuild; sends never block (a full channel drops the name).
-	changes chan string
+	// changes receives an issuer (by name) after each fetch of its keys and each
+	// rebuild; sends never block (a full channel drops the event).
+	changes chan event.GenericEvent
 }
 
 // NewRegistry returns an empty Registry.
@@ -94,16 +95,19 @@ func NewRegistry(o Options) *Registry {
 		o.Transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Registry{opts: o, issuers: map[string]*Issuer{}, ctx: ctx, cancel: cancel, changes: make(chan string, 1024)}
+	return &Registry{opts: o, issuers: map[string]*Issuer{}, ctx: ctx, cancel: cancel, changes: make(chan event.GenericEvent, 1024)}
 }
 
-// Changes receives the name of an issuer whose keys were fetched (successfully or not)
-// or which was rebuilt: what the controller reports in its status changed.
-func (r *Registry) Changes() <-chan string { return r.changes }
+// Changes receives an event naming an OAuthTrustedIssuer whose keys were fetched
+// (successfully or not) or which was rebuilt: what its status reports changed. A
+// controller watches it as a channel source.
+func (r *Registry) Changes() <-chan event.GenericEvent { return r.changes }
 
 func (r *Registry) changed(name string) {
+	obj := &oauthv1alpha1.OAuthTrustedIssuer{}
+	obj.SetName(name)
 	select {
-	case r.changes <- name:
+	case r.changes <- event.GenericEvent{Object: obj}:
 	default:
 	}
 }
