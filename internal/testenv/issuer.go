@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -51,13 +52,23 @@ var discoveryReader = &rbacv1.ClusterRoleBinding{
 }
 
 // StartIssuerCluster starts etcd and kube-apiserver on loopback (no CRDs), publishes
-// its ServiceAccount issuer and reads its discovery document.
+// its ServiceAccount issuer and reads its discovery document. Its jwks_uri is on
+// 127.0.0.1 (--service-account-jwks-uri), as a cluster that publishes its issuer sets
+// it to an address others reach; without it the API server names its advertise
+// address.
 func StartIssuerCluster(ctx context.Context) (_ *IssuerCluster, err error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
 	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	api := env.ControlPlane.GetAPIServer()
+	api.SecurePort = port
+	api.Configure().Set("service-account-jwks-uri", fmt.Sprintf("https://127.0.0.1:%d/openid/v1/jwks", port))
 	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
 		env.ControlPlaneStartTimeout = time.Minute // two busy cores: more than envtest's 20s
 	}
@@ -90,6 +101,15 @@ func StartIssuerCluster(ctx context.Context) (_ *IssuerCluster, err error) {
 	}
 	c.Issuer, c.JWKSURI = doc.Issuer, doc.JWKSURI
 	return c, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Stop stops the control plane.
