@@ -149,13 +149,17 @@ type parsedToken struct {
 // why not. When it does, cred.expiresAt is the token's exp. review false skips the
 // one check that may ask the API server (a local token bound to a pod).
 func (v *ruleVerifier) verify(c *Client, cred *credential, now time.Time, review bool) Reason {
+	return v.verifyWith(c, cred, now, review, make(map[string]parsedToken, 1))
+}
+
+// verifyWith is verify with the tokens already verified, by issuer, which it adds to.
+func (v *ruleVerifier) verifyWith(c *Client, cred *credential, now time.Time, review bool, parsed map[string]parsedToken) Reason {
 	unverified := jwt.MapClaims{}
 	if _, _, err := jwt.NewParser().ParseUnverified(cred.assertion, unverified); err != nil {
 		return ReasonAssertionMalformed
 	}
 	iss, _ := unverified["iss"].(string)
 	best := verdict{reason: ReasonMethodMismatch}
-	parsed := make(map[string]parsedToken, 1) // by issuer: a token is verified once per issuer
 	for i := range c.rules {
 		r := &c.rules[i]
 		claims, reason := v.verifyRule(c, r, iss, cred.assertion, parsed, now, review)
@@ -315,28 +319,40 @@ func (s *Server) resolveClient(req *tokenRequest, now time.Time) (string, *oauth
 	var matches []*Client
 	for _, c := range s.state.ClientsWithSubject(sub) {
 		if !c.disabled && s.tokenRules.matches(c, iss, sub, unverified) {
-			matches = append(matches, c)
+			if matches = append(matches, c); len(matches) > maxAmbiguousClients {
+				return "", clientIDRequired()
+			}
 		}
 	}
 	slices.SortFunc(matches, func(a, b *Client) int { return strings.Compare(a.clientID, b.clientID) })
-	switch {
-	case len(matches) == 0:
+	switch len(matches) {
+	case 0:
 		return "", grantFailed(ReasonNoMatchingClient)
-	case len(matches) == 1:
+	case 1:
 		return matches[0].clientID, nil
-	case len(matches) <= maxAmbiguousClients:
-		var authenticated []*Client
-		for _, c := range matches {
-			cred := req.cred
-			if s.tokenRules.verify(c, &cred, now, false) == "" {
-				authenticated = append(authenticated, c)
-			}
-		}
-		if len(authenticated) == 1 {
-			return authenticated[0].clientID, nil
+	}
+	// The token is verified once per issuer, whatever the number of clients.
+	parsed := map[string]parsedToken{}
+	var authenticated []*Client
+	for _, c := range matches {
+		cred := req.cred
+		if s.tokenRules.verifyWith(c, &cred, now, false, parsed) == "" {
+			authenticated = append(authenticated, c)
 		}
 	}
-	return "", &oauthError{status: http.StatusBadRequest, code: errInvalidRequest,
+	switch len(authenticated) {
+	case 0:
+		// A token that authenticates none of them: refused as the first one's, a
+		// failed authentication like any other (and counted as one).
+		return matches[0].clientID, nil
+	case 1:
+		return authenticated[0].clientID, nil
+	}
+	return "", clientIDRequired()
+}
+
+func clientIDRequired() *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: errInvalidRequest,
 		description: "the token matches the rules of several clients: send client_id", reason: ReasonClientIDRequired}
 }
 

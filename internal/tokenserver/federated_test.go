@@ -408,6 +408,15 @@ func TestFederatedClientResolution(t *testing.T) {
 	for _, id := range []string{first, second} {
 		decodeOK(t, post(srv.Handler(), "application/json", shapeJWTBearer(id, otok)))
 	}
+	// A forged token stating that subject: it authenticates neither, so it is a refused
+	// grant (and a failed authentication), not a request for client_id.
+	forger := w.trustedAt(open.url, "forger", nil)
+	w.remove(forger.obj)
+	forged := forger.sign(t, unverifiedMap(t, otok))
+	rec = post(srv.Handler(), "application/json", shapeJWTBearer("", forged))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"invalid_grant"`) {
+		t.Errorf("a forged token matching two clients: %d %s, want 400 invalid_grant", rec.Code, rec.Body)
+	}
 	// One disabled: the other is the client.
 	oc := w.objects[objectKey(&oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: evil, Name: "second"}})].(*oauthv1alpha1.OAuthClient)
 	oc.Spec.Disabled = true
@@ -426,6 +435,34 @@ func TestFederatedClientResolution(t *testing.T) {
 	rec = post(srv.Handler(), "application/json", shapeJWTBearer("", open.token(t, "nobody", nil)))
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"invalid_grant"`) {
 		t.Errorf("no matching client: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestFederatedRuleNeverLocal: a FederatedToken rule that names no issuer (which the
+// CRD refuses) is dropped, never taken for a rule of the local ServiceAccount issuer:
+// such a rule would let a tenant name any ServiceAccount of the cluster.
+func TestFederatedRuleNeverLocal(t *testing.T) {
+	w := newWorld(t)
+	ns := w.namespace("never-local", nil)
+	victim := w.namespace("victim", nil)
+	api := w.api("never-local", oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: allNS()})
+	w.create(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: victim, Name: "erp"}})
+	sub := oauthv1alpha1.ServiceAccountSubject(victim, "erp")
+	oc := &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "thief"}, Spec: oauthv1alpha1.OAuthClientSpec{
+		Audiences: []string{api},
+		Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthFederatedToken,
+			Federated: []oauthv1alpha1.FederatedRule{{Issuer: "", Subject: sub}}},
+	}}
+	if c := newClient(oc); len(c.rules) != 0 {
+		t.Fatalf("rules %+v, want none", c.rules)
+	}
+	w.create(oc)
+	srv, _ := w.server("", signing.ES256, nil)
+	tok := saToken(t, w, victim, "erp", []string{"https://issuer.test"}, time.Hour)
+	for _, body := range []string{shapeAssertion(oc.ClientID(), tok), shapeExchange(oc.ClientID(), tok), shapeExchange("", tok)} {
+		if rec := post(srv.Handler(), "application/json", body); rec.Code == http.StatusOK {
+			t.Fatalf("another namespace's ServiceAccount token authenticated the client: %s", rec.Body)
+		}
 	}
 }
 

@@ -183,6 +183,12 @@ func newClient(oc *oauthv1alpha1.OAuthClient) *Client {
 		e.rules = []tokenRule{{issuer: localIssuer, subject: e.subject}}
 	}
 	for _, r := range oc.FederatedRules() {
+		// A rule names an OAuthTrustedIssuer; never, whatever the object says, the
+		// local issuer, whose rule only the ServiceAccountToken method makes (with its
+		// namespace in the subject). The CRD refuses an empty issuer too.
+		if r.Issuer == localIssuer || r.Subject == "" {
+			continue
+		}
 		e.rules = append(e.rules, tokenRule{issuer: r.Issuer, subject: r.Subject, claims: maps.Clone(r.Claims)})
 	}
 	if oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT {

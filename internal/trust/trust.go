@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -296,7 +297,11 @@ func (r *Registry) keySet(obj *oauthv1alpha1.OAuthTrustedIssuer) (*verifier.KeyS
 		}
 	}
 	if opts.JWKS == nil {
-		hc, err := r.httpClient(spec.CertificateAuthority)
+		configured := opts.JWKSURL
+		if configured == "" {
+			configured = opts.DiscoveryURL
+		}
+		hc, err := r.httpClient(spec.CertificateAuthority, isLoopbackURL(configured))
 		if err != nil {
 			return nil, err
 		}
@@ -311,8 +316,11 @@ func (r *Registry) keySet(obj *oauthv1alpha1.OAuthTrustedIssuer) (*verifier.KeyS
 
 // httpClient is the client of one issuer's fetches: bounded in time, trusting ca
 // (PEM) instead of the system's authorities when set, and refusing any URL that
-// oauthv1alpha1.CheckFetchURL refuses (a jwks_uri of plain http to another host, say).
-func (r *Registry) httpClient(ca string) (*http.Client, error) {
+// oauthv1alpha1.CheckFetchURL refuses (a jwks_uri of plain http to another host, say),
+// and any loopback URL unless the URL the spec names is one itself (loopback): an
+// issuer on the internet cannot make the operator read its own pod's endpoints
+// through the jwks_uri of its discovery document.
+func (r *Registry) httpClient(ca string, loopback bool) (*http.Client, error) {
 	base := r.opts.Transport
 	if ca != "" {
 		pool := x509.NewCertPool()
@@ -327,17 +335,30 @@ func (r *Registry) httpClient(ca string) (*http.Client, error) {
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		base = t
 	}
-	return &http.Client{Timeout: fetchTimeout, Transport: guard{base}}, nil
+	return &http.Client{Timeout: fetchTimeout, Transport: guard{next: base, loopback: loopback}}, nil
 }
 
-// guard refuses a request to a URL that oauthv1alpha1.CheckFetchURL refuses.
-type guard struct{ next http.RoundTripper }
+// guard refuses a request to a URL that oauthv1alpha1.CheckFetchURL refuses, and to a
+// loopback host unless loopback is set.
+type guard struct {
+	next     http.RoundTripper
+	loopback bool
+}
 
 func (g guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := oauthv1alpha1.CheckFetchURL(req.URL.String()); err != nil {
 		return nil, fmt.Errorf("refused to fetch: %w", err)
 	}
+	if !g.loopback && oauthv1alpha1.IsLoopbackHost(req.URL.Hostname()) {
+		return nil, fmt.Errorf("refused to fetch %s: a loopback address, named by an issuer that is not on loopback", req.URL.Redacted())
+	}
 	return g.next.RoundTrip(req)
+}
+
+// isLoopbackURL reports whether raw names a loopback host.
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && oauthv1alpha1.IsLoopbackHost(u.Hostname())
 }
 
 // onFetch logs a failed fetch and tells Changes.

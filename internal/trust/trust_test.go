@@ -1,13 +1,16 @@
 package trust
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"crypto/tls"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -39,6 +42,8 @@ type fakeIssuer struct {
 	jwksURI string
 	// redirectJWKS, when set, answers the JWKS with a redirect to it.
 	redirectJWKS string
+	// issuer, when set, is the issuer its discovery document names (else its URL).
+	issuer string
 }
 
 func newFakeIssuer(t testing.TB, tls bool) *fakeIssuer {
@@ -70,7 +75,11 @@ func (f *fakeIssuer) serve(w http.ResponseWriter, r *http.Request) {
 		if jwks == "" {
 			jwks = f.url() + "/jwks"
 		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": f.url(), "jwks_uri": jwks})
+		iss := f.issuer
+		if iss == "" {
+			iss = f.url()
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": iss, "jwks_uri": jwks})
 	case "/jwks":
 		f.jwksReads.Add(1)
 		if f.redirectJWKS != "" {
@@ -271,6 +280,42 @@ func TestFetchURLRule(t *testing.T) {
 	}
 	if n := other.jwksReads.Load(); n != 0 {
 		t.Errorf("the other origin was asked %d times", n)
+	}
+}
+
+// TestNoLoopbackForRemoteIssuers: an issuer that is not on loopback cannot make the
+// operator read a loopback URL (its own pod's endpoints) through the jwks_uri of its
+// discovery document; one on loopback can (local development).
+func TestNoLoopbackForRemoteIssuers(t *testing.T) {
+	t.Parallel()
+	f := newFakeIssuer(t, true)
+	f.issuer = "https://oidc.test"
+	// oidc.test resolves to the fake issuer: every connection goes to it.
+	addr := f.srv.Listener.Addr().String()
+	transport := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the test's stand-in for DNS and a CA
+	}
+	r := newRegistry(t, Options{Transport: transport})
+	claims := jwt.MapClaims{"iss": "https://oidc.test"}
+
+	f.jwksURI = "https://oidc.test/jwks"
+	i := r.Ensure(issuerObject("remote", "https://oidc.test", nil))
+	if err := parse(i, f.token(t, "key-1", claims)); err != nil {
+		t.Fatalf("a remote issuer's own jwks_uri: %v", err)
+	}
+
+	f.jwksURI = f.url() + "/jwks" // https://127.0.0.1:<port>/jwks
+	i = r.Ensure(issuerObject("remote-to-loopback", "https://oidc.test", nil))
+	before := f.jwksReads.Load()
+	err := parse(i, f.token(t, "key-1", claims))
+	if !errors.Is(err, verifier.ErrKeysUnavailable) || !strings.Contains(i.Keys().LastError.Error(), "a loopback address") {
+		t.Errorf("a remote issuer's loopback jwks_uri: %v (last fetch error %v), want refused", err, i.Keys().LastError)
+	}
+	if n := f.jwksReads.Load() - before; n != 0 {
+		t.Errorf("the loopback jwks_uri was read %d times", n)
 	}
 }
 
