@@ -196,6 +196,8 @@ type Issuer struct {
 	// cannot be used); its reason is an oauthv1alpha1.Reason* of the Ready condition.
 	problem *Problem
 	cancel  context.CancelFunc
+	// httpClient fetches the keys; nil for static keys.
+	httpClient *http.Client
 }
 
 // Problem is why an issuer verifies no token.
@@ -236,9 +238,14 @@ func (i *Issuer) CheckClaims(claims map[string]any, namespace, name string) erro
 	return checkRules(i.rules, claims, namespace, name)
 }
 
+// stop ends the background refresh of the keys and closes idle connections to the
+// issuer: an issuer replaced or deleted holds nothing.
 func (i *Issuer) stop() {
 	if i.cancel != nil {
 		i.cancel()
+	}
+	if i.httpClient != nil {
+		i.httpClient.CloseIdleConnections()
 	}
 }
 
@@ -259,7 +266,7 @@ func (r *Registry) build(obj *oauthv1alpha1.OAuthTrustedIssuer) *Issuer {
 		i.problem = &Problem{Reason: oauthv1alpha1.ReasonInvalidRule, Message: err.Error()}
 		return i
 	}
-	if i.keys, err = r.keySet(obj); err != nil {
+	if i.keys, i.httpClient, err = r.keySet(obj); err != nil {
 		i.problem = &Problem{Reason: oauthv1alpha1.ReasonInvalidKeySource, Message: err.Error()}
 		return i
 	}
@@ -270,11 +277,12 @@ func (r *Registry) build(obj *oauthv1alpha1.OAuthTrustedIssuer) *Issuer {
 }
 
 // keySet makes the KeySet of an issuer's keys, checking every URL by
-// oauthv1alpha1.CheckFetchURL.
-func (r *Registry) keySet(obj *oauthv1alpha1.OAuthTrustedIssuer) (*verifier.KeySet, error) {
+// oauthv1alpha1.CheckFetchURL, and the HTTP client it fetches with (nil for static
+// keys).
+func (r *Registry) keySet(obj *oauthv1alpha1.OAuthTrustedIssuer) (*verifier.KeySet, *http.Client, error) {
 	spec := &obj.Spec
 	if err := oauthv1alpha1.CheckFetchURL(spec.Issuer); err != nil {
-		return nil, fmt.Errorf("issuer: %w", err)
+		return nil, nil, fmt.Errorf("issuer: %w", err)
 	}
 	opts := verifier.KeySetOptions{
 		RefreshInterval: r.opts.RefreshInterval,
@@ -287,13 +295,13 @@ func (r *Registry) keySet(obj *oauthv1alpha1.OAuthTrustedIssuer) (*verifier.KeyS
 		opts.JWKS = []byte(k.JWKS)
 	case k != nil && k.JWKSURI != "":
 		if err := oauthv1alpha1.CheckFetchURL(k.JWKSURI); err != nil {
-			return nil, fmt.Errorf("keys.jwksURI: %w", err)
+			return nil, nil, fmt.Errorf("keys.jwksURI: %w", err)
 		}
 		opts.JWKSURL = k.JWKSURI
 	default:
 		opts.DiscoveryURL, opts.Issuer = obj.DiscoveryURL(), spec.Issuer
 		if err := oauthv1alpha1.CheckFetchURL(opts.DiscoveryURL); err != nil {
-			return nil, fmt.Errorf("keys.discoveryURL: %w", err)
+			return nil, nil, fmt.Errorf("keys.discoveryURL: %w", err)
 		}
 	}
 	if opts.JWKS == nil {
@@ -303,15 +311,15 @@ func (r *Registry) keySet(obj *oauthv1alpha1.OAuthTrustedIssuer) (*verifier.KeyS
 		}
 		hc, err := r.httpClient(spec.CertificateAuthority, isLoopbackURL(configured))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts.HTTPClient = hc
 	}
 	ks, err := verifier.NewKeySet(opts)
 	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
+		return nil, nil, fmt.Errorf("keys: %w", err)
 	}
-	return ks, nil
+	return ks, opts.HTTPClient, nil
 }
 
 // httpClient is the client of one issuer's fetches: bounded in time, trusting ca
@@ -353,6 +361,13 @@ func (g guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("refused to fetch %s: a loopback address, named by an issuer that is not on loopback", req.URL.Redacted())
 	}
 	return g.next.RoundTrip(req)
+}
+
+// CloseIdleConnections closes the idle connections of the transport guarded.
+func (g guard) CloseIdleConnections() {
+	if c, ok := g.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // isLoopbackURL reports whether raw names a loopback host.

@@ -47,14 +47,20 @@ type fakeIssuer struct {
 }
 
 func newFakeIssuer(t testing.TB, tls bool) *fakeIssuer {
+	return newFakeIssuerWith(t, tls, nil)
+}
+
+// newFakeIssuerWith is newFakeIssuer whose server reports its connections' states.
+func newFakeIssuerWith(t testing.TB, tls bool, connState func(net.Conn, http.ConnState)) *fakeIssuer {
 	t.Helper()
 	f := &fakeIssuer{keys: map[string]*ecdsa.PrivateKey{}}
 	f.rotate(t, "key-1")
-	h := http.HandlerFunc(f.serve)
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ConnState = connState
 	if tls {
-		f.srv = httptest.NewTLSServer(h)
+		f.srv.StartTLS()
 	} else {
-		f.srv = httptest.NewServer(h)
+		f.srv.Start()
 	}
 	t.Cleanup(f.srv.Close)
 	return f
@@ -550,4 +556,35 @@ func BenchmarkCheckClaims(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestRemoveClosesConnections: an issuer removed (or replaced) keeps no connection to
+// its server open.
+func TestRemoveClosesConnections(t *testing.T) {
+	t.Parallel()
+	var open atomic.Int64
+	f := newFakeIssuerWith(t, false, func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	})
+	r := newRegistry(t, Options{})
+	i := r.Ensure(issuerObject("conns", f.url(), nil))
+	if err := parse(i, f.token(t, "key-1", jwt.MapClaims{"iss": f.url()})); err != nil {
+		t.Fatal(err)
+	}
+	if open.Load() == 0 {
+		t.Fatal("no connection was kept open: the test tests nothing")
+	}
+	r.Remove("conns", "")
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := open.Load(); n != 0 {
+		t.Errorf("%d connections to a removed issuer stay open", n)
+	}
 }
