@@ -64,7 +64,13 @@ func (r *OAuthTrustedIssuerReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	want := issuerStatus(obj, r.Trust.Ensure(obj))
+	issuer := r.Trust.Ensure(obj)
+	if issuer.UID == obj.UID && issuer.Generation > obj.Generation {
+		// The token server has seen a newer generation than this cache: its event
+		// comes next.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	want := issuerStatus(obj, issuer)
 	if equality.Semantic.DeepEqual(obj.Status, want) {
 		return ctrl.Result{RequeueAfter: issuerRecheck}, nil
 	}
