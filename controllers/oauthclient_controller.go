@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -38,6 +40,10 @@ const AudienceIndex = "spec.audiences"
 
 // ServiceAccountIndex indexes OAuthClients by spec.authentication.serviceAccountName.
 const ServiceAccountIndex = "spec.authentication.serviceAccountName"
+
+// TrustedIssuerIndex indexes OAuthClients by the OAuthTrustedIssuers their
+// spec.authentication.federated rules name.
+const TrustedIssuerIndex = "spec.authentication.federated.issuer"
 
 // Event reasons a user may see on an OAuthClient.
 const (
@@ -108,6 +114,7 @@ type observation struct {
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthclients/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthclients/finalizers,verbs=update
 // +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthapis,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.operator.dev,resources=oauthtrustedissuers,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
@@ -142,7 +149,7 @@ func lostRace(err error) bool {
 }
 
 // observe syncs the client's Secret, then checks, in order, what keeps the client from
-// getting tokens: its public keys, its audiences, spec.disabled.
+// getting tokens: its public keys, its federated rules, its audiences, spec.disabled.
 func (r *OAuthClientReconciler) observe(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (observation, error) {
 	var obs observation
 	var err error
@@ -152,6 +159,9 @@ func (r *OAuthClientReconciler) observe(ctx context.Context, oc *oauthv1alpha1.O
 	}
 	if obs.problem = checkPublicKeys(oc); obs.problem != nil {
 		return obs, nil
+	}
+	if obs.problem, err = r.checkFederatedRules(ctx, oc); err != nil || obs.problem != nil {
+		return obs, err
 	}
 	if obs.problem, err = r.checkAudiences(ctx, oc); err != nil || obs.problem != nil {
 		return obs, err
@@ -342,6 +352,48 @@ func (r *OAuthClientReconciler) checkAudiences(ctx context.Context, oc *oauthv1a
 	return nil, nil
 }
 
+// checkFederatedRules verifies that each rule of a FederatedToken client names an
+// OAuthTrustedIssuer that exists, admits the client's namespace and whose
+// requiredClientClaims the rule pins: what the token server checks of every token by
+// the same rules (AllowedNamespaces.NamespaceSelector, MissingClientClaims).
+func (r *OAuthClientReconciler) checkFederatedRules(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (*notReady, error) {
+	rules := oc.FederatedRules()
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: oc.Namespace}, ns); err != nil {
+		return nil, fmt.Errorf("get Namespace %s: %w", oc.Namespace, err)
+	}
+	var problems []string
+	for i := range rules {
+		rule := &rules[i]
+		issuer := &oauthv1alpha1.OAuthTrustedIssuer{}
+		if err := r.Get(ctx, types.NamespacedName{Name: rule.Issuer}, issuer); err != nil {
+			if apierrors.IsNotFound(err) {
+				problems = append(problems, fmt.Sprintf("federated[%d]: OAuthTrustedIssuer %q does not exist", i, rule.Issuer))
+				continue
+			}
+			return nil, fmt.Errorf("get OAuthTrustedIssuer %s: %w", rule.Issuer, err)
+		}
+		sel, err := issuer.Spec.AllowedNamespaces.NamespaceSelector()
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("federated[%d]: OAuthTrustedIssuer %q has an invalid namespace selector: %v", i, rule.Issuer, err))
+		case !sel.Matches(labels.Set(ns.Labels)):
+			problems = append(problems, fmt.Sprintf("federated[%d]: OAuthTrustedIssuer %q does not admit namespace %q", i, rule.Issuer, oc.Namespace))
+		}
+		if missing := oauthv1alpha1.MissingClientClaims(issuer.Spec.RequiredClientClaims, rule.Claims); len(missing) > 0 {
+			problems = append(problems, fmt.Sprintf("federated[%d]: the rule must pin the claims %s, which OAuthTrustedIssuer %q requires",
+				i, strings.Join(quoteAll(missing), ", "), rule.Issuer))
+		}
+	}
+	if len(problems) > 0 {
+		return &notReady{oauthv1alpha1.ReasonFederatedRuleNotAllowed, strings.Join(problems, "; ")}, nil
+	}
+	return nil, nil
+}
+
 // checkPublicKeys refuses public keys of a PrivateKeyJWT client that cannot verify
 // assertions (what CEL cannot tell: the PEM's content, the key's type and size), naming
 // the first bad entry.
@@ -410,7 +462,7 @@ func (r *OAuthClientReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 }
 
 // IndexFields adds the cache indexes the OAuthClient controller lists by
-// (AudienceIndex, ServiceAccountIndex).
+// (AudienceIndex, ServiceAccountIndex, TrustedIssuerIndex).
 // Call it once per cache, before the cache starts: a manager that runs the controller
 // only while it leads indexes its long-lived cache here and registers the controller
 // on every term's manager with SetupControllerWithManager.
@@ -428,12 +480,23 @@ func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
 	}); err != nil {
 		return fmt.Errorf("index OAuthClients by ServiceAccount: %w", err)
 	}
+	if err := indexer.IndexField(ctx, &oauthv1alpha1.OAuthClient{}, TrustedIssuerIndex, func(o client.Object) []string {
+		var names []string
+		for _, r := range o.(*oauthv1alpha1.OAuthClient).FederatedRules() {
+			if !slices.Contains(names, r.Issuer) {
+				names = append(names, r.Issuer)
+			}
+		}
+		return names
+	}); err != nil {
+		return fmt.Errorf("index OAuthClients by trusted issuer: %w", err)
+	}
 	return nil
 }
 
 // SetupControllerWithManager registers the controller and its watches: the client, the
-// Secrets it owns, the OAuthAPIs it names, the labels of its Namespace and its
-// ServiceAccount. The manager's cache must have the indexes of IndexFields.
+// Secrets it owns, the OAuthAPIs and OAuthTrustedIssuers it names (their specs), the
+// labels of its Namespace and its ServiceAccount. The manager's cache must have the indexes of IndexFields.
 func (r *OAuthClientReconciler) SetupControllerWithManager(mgr ctrl.Manager) error {
 	if r.Config == nil {
 		return errors.New("set up OAuthClient controller: no config")
@@ -442,6 +505,8 @@ func (r *OAuthClientReconciler) SetupControllerWithManager(mgr ctrl.Manager) err
 		For(&oauthv1alpha1.OAuthClient{}).
 		Owns(&corev1.Secret{}).
 		Watches(&oauthv1alpha1.OAuthAPI{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfAPI)).
+		Watches(&oauthv1alpha1.OAuthTrustedIssuer{}, handler.EnqueueRequestsFromMapFunc(r.clientsOfTrustedIssuer),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Nothing about a Namespace matters to a client but its labels.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.clientsInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
@@ -457,6 +522,15 @@ func (r *OAuthClientReconciler) clientsOfAPI(ctx context.Context, o client.Objec
 	list := &oauthv1alpha1.OAuthClientList{}
 	if err := r.List(ctx, list, client.MatchingFields{AudienceIndex: o.GetName()}); err != nil {
 		logf.FromContext(ctx).Error(err, "list OAuthClients of OAuthAPI", "oauthapi", o.GetName())
+		return nil
+	}
+	return requestsFor(list)
+}
+
+func (r *OAuthClientReconciler) clientsOfTrustedIssuer(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &oauthv1alpha1.OAuthClientList{}
+	if err := r.List(ctx, list, client.MatchingFields{TrustedIssuerIndex: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "list OAuthClients of OAuthTrustedIssuer", "oauthtrustedissuer", o.GetName())
 		return nil
 	}
 	return requestsFor(list)

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -60,6 +62,14 @@ func readyMessage(oc *oauthv1alpha1.OAuthClient) string {
 	switch {
 	case oc.AuthMethod() == oauthv1alpha1.AuthServiceAccountToken:
 		return fmt.Sprintf("Secret %s holds where to ask; the client authenticates with tokens of ServiceAccount %s", oc.EffectiveSecretName(), oc.Spec.Authentication.ServiceAccountName)
+	case oc.AuthMethod() == oauthv1alpha1.AuthFederatedToken:
+		var issuers []string
+		for _, r := range oc.FederatedRules() {
+			if !slices.Contains(issuers, r.Issuer) {
+				issuers = append(issuers, r.Issuer)
+			}
+		}
+		return fmt.Sprintf("Secret %s holds where to ask; the client authenticates with tokens of OAuthTrustedIssuer %s", oc.EffectiveSecretName(), strings.Join(issuers, ", "))
 	case oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT && !oc.GeneratesKey():
 		return fmt.Sprintf("Secret %s holds where to ask; the client signs assertions with the private halves of its %d public key(s)", oc.EffectiveSecretName(), len(oc.Spec.Authentication.PublicKeys))
 	}

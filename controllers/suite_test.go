@@ -31,9 +31,10 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/testenv"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/trust"
 )
 
-// The envtest tests of this package (build tag integration) run the three reconcilers
+// The envtest tests of this package (build tag integration) run the reconcilers
 // on a manager of their own (no token server, no leader election, nothing else of the
 // operator), against a real kube-apiserver started on first use. The tests without the
 // tag need no API server.
@@ -57,6 +58,10 @@ var (
 	// clock is the controllers' clock; rotation tests move it forward. Tests that move
 	// it, or restart the manager, do not run in parallel (t.Parallel) with others.
 	clock = &testClock{}
+
+	// trustRegistry holds the OAuthTrustedIssuers for the OAuthTrustedIssuer
+	// controller, as the operator's does; its keys go stale within seconds here.
+	trustRegistry = trust.NewRegistry(trust.Options{RefreshInterval: time.Second, MaxAge: 2 * time.Second})
 )
 
 // keySecret is the signing-key Secret the signing-key controller rotates.
@@ -93,6 +98,7 @@ func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.UseDevMode(false)))
 	code := m.Run()
 	stopManager()
+	trustRegistry.Close()
 	if env != nil {
 		if err := env.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stop envtest:", err)
@@ -142,7 +148,7 @@ func createKeySecret() error {
 	})
 }
 
-// startManager runs the three reconcilers on a new manager whose cache holds only the
+// startManager runs the reconcilers on a new manager whose cache holds only the
 // Secrets with the managed-by label, as the operator's does.
 func startManager() error {
 	mgrMu.Lock()
@@ -171,6 +177,9 @@ func startManager() error {
 	}).SetupWithManager(ctx, mgr)
 	if err == nil {
 		err = (&controllers.OAuthAPIReconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr)
+	}
+	if err == nil {
+		err = (&controllers.OAuthTrustedIssuerReconciler{Client: mgr.GetClient(), Recorder: recorder, Trust: trustRegistry}).SetupWithManager(mgr)
 	}
 	if err == nil {
 		err = (&controllers.SigningKeyReconciler{

@@ -23,7 +23,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &OAuthClient{}, &OAuthClientList{}, &OAuthAPI{}, &OAuthAPIList{})
+	s.AddKnownTypes(GroupVersion, &OAuthClient{}, &OAuthClientList{}, &OAuthAPI{}, &OAuthAPIList{}, &OAuthTrustedIssuer{}, &OAuthTrustedIssuerList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -26,6 +26,10 @@ const (
 	// back until its generation budget refills (the Secret was deleted or changed too
 	// often).
 	ReasonCredentialDeferred = "CredentialDeferred"
+	// ReasonFederatedRuleNotAllowed: a rule of spec.authentication.federated names an
+	// OAuthTrustedIssuer that does not exist, does not admit the client's namespace, or
+	// whose requiredClientClaims the rule does not pin.
+	ReasonFederatedRuleNotAllowed = "FederatedRuleNotAllowed"
 )
 
 // OAuthClientSpec is the desired state of a machine-to-machine OAuth client.
@@ -90,7 +94,7 @@ type OAuthClientSpec struct {
 }
 
 // AuthenticationMethod is how a client authenticates at the token endpoint.
-// +kubebuilder:validation:Enum=ClientSecret;ServiceAccountToken;PrivateKeyJWT
+// +kubebuilder:validation:Enum=ClientSecret;ServiceAccountToken;PrivateKeyJWT;FederatedToken
 type AuthenticationMethod string
 
 const (
@@ -104,6 +108,11 @@ const (
 	// that never leaves it (private_key_jwt); the operator generates the key pair into
 	// the client's Secret, or the client names its own public keys.
 	AuthPrivateKeyJWT AuthenticationMethod = "PrivateKeyJWT"
+	// AuthFederatedToken: the client sends a JWT of a trusted external issuer
+	// (OAuthTrustedIssuer: another cluster's ServiceAccount issuer, a CI system, SPIRE)
+	// that one of its rules (spec.authentication.federated) matches; no shared secret
+	// exists.
+	AuthFederatedToken AuthenticationMethod = "FederatedToken"
 )
 
 // ClientAuthentication configures how a client authenticates. Changing the method
@@ -111,10 +120,13 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.method != 'ServiceAccountToken' || has(self.serviceAccountName)",message="serviceAccountName is required when method is ServiceAccountToken"
 // +kubebuilder:validation:XValidation:rule="self.method == 'ServiceAccountToken' || !has(self.serviceAccountName)",message="serviceAccountName may only be set when method is ServiceAccountToken"
 // +kubebuilder:validation:XValidation:rule="self.method == 'PrivateKeyJWT' || !has(self.publicKeys)",message="publicKeys may only be set when method is PrivateKeyJWT"
+// +kubebuilder:validation:XValidation:rule="self.method != 'FederatedToken' || has(self.federated)",message="federated is required when method is FederatedToken"
+// +kubebuilder:validation:XValidation:rule="self.method == 'FederatedToken' || !has(self.federated)",message="federated may only be set when method is FederatedToken"
 type ClientAuthentication struct {
 	// Method is ClientSecret (a generated secret), ServiceAccountToken (the pod's
-	// projected ServiceAccount token, no secret at all) or PrivateKeyJWT (assertions
-	// signed with the client's private key).
+	// projected ServiceAccount token, no secret at all), PrivateKeyJWT (assertions
+	// signed with the client's private key) or FederatedToken (a JWT of a trusted
+	// external issuer: another cluster, a CI job, SPIRE).
 	// +optional
 	// +kubebuilder:default=ClientSecret
 	Method AuthenticationMethod `json:"method,omitempty"`
@@ -138,6 +150,18 @@ type ClientAuthentication struct {
 	// +kubebuilder:validation:items:MaxLength=4096
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.trim().startsWith('-----BEGIN PUBLIC KEY-----') && k.trim().endsWith('-----END PUBLIC KEY-----'))",message="each public key must be a PEM block of type PUBLIC KEY"
 	PublicKeys []string `json:"publicKeys,omitempty"`
+
+	// Federated are the rules of a FederatedToken client, required for it and
+	// forbidden otherwise: a token of the OAuthTrustedIssuer a rule names, with the
+	// rule's subject and claims, authenticates the client. Any rule may match. The
+	// client is Ready only when each named issuer exists, admits the client's
+	// namespace, and the rule pins the issuer's requiredClientClaims (reason
+	// FederatedRuleNotAllowed names the rule otherwise).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Federated []FederatedRule `json:"federated,omitempty"`
 }
 
 // ClientRateLimit is a token-bucket limit on a client's token requests, per token-server
@@ -329,4 +353,12 @@ func ParseClientID(id string) (namespace, name string, ok bool) {
 		return "", "", false
 	}
 	return namespace, name, true
+}
+
+// FederatedRules are the rules of a FederatedToken client; nil for other methods.
+func (c *OAuthClient) FederatedRules() []FederatedRule {
+	if c.AuthMethod() != AuthFederatedToken {
+		return nil
+	}
+	return c.Spec.Authentication.Federated
 }

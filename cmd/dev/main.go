@@ -1,10 +1,11 @@
 // Command dev runs the operator locally without a cluster (`make dev`): etcd and
 // kube-apiserver on loopback, the CRDs and config/samples, the manager with its token
-// server, and the example API when the repository has one. It prints one
-// `ready: token_url=… api_url=… kubeconfig=… token_urls=…,…` line and a short guide on
-// stdout, runs until SIGINT or SIGTERM, then stops everything and exits 0. It exits
-// non-zero when something fails to start or a child process dies (with --replicas N,
-// when the last manager replica has).
+// server, the example API when the repository has one, and cluster B: a second control
+// plane whose ServiceAccount tokens the operator trusts (--cluster-b=false skips it).
+// It prints one `ready: token_url=… api_url=… kubeconfig=… token_urls=…,…
+// cluster_b_kubeconfig=…` line and a short guide on stdout, runs until SIGINT or
+// SIGTERM, then stops everything and exits 0. It exits non-zero when something fails to
+// start or a child process dies (with --replicas N, when the last manager replica has).
 package main
 
 import (
@@ -62,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.Dir, "dir", "", "folder for the binaries, kubeconfig, manager config and logs (default <repo>/bin/dev)")
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for the token endpoint to answer")
 	fs.IntVar(&opts.Replicas, "replicas", 1, "manager processes; more than 1 runs them with leader election, each serving tokens on its own port")
+	fs.BoolVar(&opts.ClusterB, "cluster-b", true, "start a second control plane, another cluster whose ServiceAccount tokens the operator trusts (OAuthTrustedIssuer cluster-b)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -97,8 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// Scripts parse this line: fields are only ever added, never renamed or removed.
-	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s token_urls=%s\n",
-		env.TokenURL, env.APIURL, env.Kubeconfig, strings.Join(env.TokenURLs(), ","))
+	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s token_urls=%s cluster_b_kubeconfig=%s\n",
+		env.TokenURL, env.APIURL, env.Kubeconfig, strings.Join(env.TokenURLs(), ","), clusterBKubeconfig(env))
 	writeGuide(stdout, env)
 
 	code := 0
@@ -167,6 +169,7 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 		p("  go run ./cmd/example-client --dpop --verbose --secret-dir /tmp/%s --audience %s %s", devenv.SampleDPoPClient, devenv.APIAudience, env.APIURL)
 	}
 	p("")
+	writeClusterBGuide(p, env)
 	p("  # the public keys APIs verify tokens with")
 	p("  curl -sS %s/.well-known/jwks.json", env.Issuer)
 	p("")

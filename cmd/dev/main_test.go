@@ -63,6 +63,35 @@ func TestGuideReplicas(t *testing.T) {
 	}
 }
 
+// With cluster B, the guide shows how its ServiceAccount's token is exchanged.
+func TestGuideClusterB(t *testing.T) {
+	env := &devenv.Env{
+		Issuer:     "http://127.0.0.1:18443",
+		TokenURL:   "http://127.0.0.1:18443/oauth2-token",
+		Kubeconfig: "/repo/bin/dev/kubeconfig",
+		ManagerLog: "/repo/bin/dev/manager.log",
+		ClusterB:   &devenv.ClusterB{Kubeconfig: "/repo/bin/dev/cluster-b.kubeconfig"},
+	}
+	var out bytes.Buffer
+	writeGuide(&out, env)
+	for _, want := range []string{
+		"B_TOKEN=$(kubectl --kubeconfig /repo/bin/dev/cluster-b.kubeconfig -n shop create token erp-sync --audience http://127.0.0.1:18443)\n",
+		"curl -sS -X POST http://127.0.0.1:18443/oauth2-token -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n",
+		`-d subject_token_type=urn:ietf:params:oauth:token-type:jwt --data-urlencode subject_token="$B_TOKEN"` + "\n",
+		"shop.cluster-b-sync",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("guide lacks %q:\n%s", want, out.String())
+		}
+	}
+	if got := clusterBKubeconfig(env); got != "/repo/bin/dev/cluster-b.kubeconfig" {
+		t.Errorf("cluster_b_kubeconfig = %q", got)
+	}
+	if got := clusterBKubeconfig(&devenv.Env{}); got != "" {
+		t.Errorf("cluster_b_kubeconfig without cluster B = %q", got)
+	}
+}
+
 func TestShellQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"/repo/bin/dev/kubeconfig": "/repo/bin/dev/kubeconfig",

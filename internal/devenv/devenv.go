@@ -2,8 +2,9 @@
 // kube-apiserver on loopback (envtest's control plane) with the CRDs of
 // config/crd/bases, the objects of config/samples, the real manager binary as a child
 // process with its token server, and the example API (cmd/example-api) when the
-// repository has one. `make dev` (cmd/dev) runs it for people; the end-to-end tests run
-// it for the real binaries.
+// repository has one; with Options.ClusterB, a second control plane standing for
+// another cluster whose ServiceAccount tokens the operator trusts. `make dev` (cmd/dev)
+// runs it for people; the end-to-end tests run it for the real binaries.
 //
 // Everything listens on 127.0.0.1 only. Children run in their own process groups (so a
 // terminal's Ctrl-C reaches only the runner, which stops them in order) and, on Linux,
@@ -99,6 +100,10 @@ type Options struct {
 	Replicas int
 	// APIArgs are extra flags of the example API (e.g. --leeway).
 	APIArgs []string
+	// ClusterB starts a second control plane standing for another cluster of a fleet,
+	// whose ServiceAccount tokens the operator trusts (OAuthTrustedIssuer cluster-b)
+	// for the FederatedToken client shop.cluster-b-sync (clusterb.go).
+	ClusterB bool
 }
 
 // Env is a running environment. Stop it, whatever happens.
@@ -126,6 +131,8 @@ type Env struct {
 	TokenPort, APIPort, MetricsPort, ProbePort int
 	// Replicas are the manager processes (one unless Options.Replicas > 1).
 	Replicas []Replica
+	// ClusterB is the second control plane; nil unless Options.ClusterB.
+	ClusterB *ClusterB
 
 	opts         Options
 	controlPlane *envtest.Environment
@@ -204,8 +211,21 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := e.applySamples(ctx); err != nil {
 		return nil, err
 	}
+	if opts.ClusterB {
+		if err := e.startClusterB(ctx); err != nil {
+			return nil, err
+		}
+		if err := e.trustClusterB(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.startManagers(ctx, bins.Manager); err != nil {
 		return nil, err
+	}
+	if opts.ClusterB {
+		if err := e.waitForClusterB(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if withAPI {
 		if err := e.startExampleAPI(ctx, bins.ExampleAPI); err != nil {
@@ -557,6 +577,11 @@ func (e *Env) Stop() error {
 		if e.controlPlane != nil {
 			if err := e.controlPlane.Stop(); err != nil {
 				errs = append(errs, fmt.Errorf("stop control plane: %w", err))
+			}
+		}
+		if e.ClusterB != nil {
+			if err := e.ClusterB.Stop(); err != nil {
+				errs = append(errs, fmt.Errorf("stop cluster B: %w", err))
 			}
 		}
 		e.stopErr = errors.Join(errs...)

@@ -47,6 +47,11 @@ func requestToken(ctx context.Context, tokenURL, clientID, clientSecret string) 
 		return "", fmt.Errorf("token request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return doTokenRequest(req)
+}
+
+// doTokenRequest sends a token request and returns the access token of a 200 answer.
+func doTokenRequest(req *http.Request) (string, error) {
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("token request: %w", err)

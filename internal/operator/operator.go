@@ -37,6 +37,7 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing/keysecret"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/trust"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/workloadidentity"
 )
 
@@ -206,7 +207,7 @@ func New(ctx context.Context, restCfg *rest.Config, opts Options) (*Operator, er
 		revocations: &signing.Revocations{},
 	}
 	for _, step := range []func(context.Context) error{
-		a.newManager, a.addLeaderWork, a.addSigningKeys, a.addServiceAccountIssuer, a.addTokenService, a.addProbes,
+		a.newManager, a.addTrust, a.addLeaderWork, a.addSigningKeys, a.addServiceAccountIssuer, a.addTokenService, a.addProbes,
 	} {
 		if err := step(ctx); err != nil {
 			return nil, err
@@ -247,7 +248,21 @@ type assembly struct {
 	revocations *signing.Revocations
 	// reviewer confirms bound ServiceAccount tokens with the API server.
 	reviewer *workloadidentity.Reviewer
-	op       Operator
+	// trust holds the OAuthTrustedIssuers, shared by the token server and the
+	// controller.
+	trust *trust.Registry
+	op    Operator
+}
+
+// addTrust adds the registry of trusted external issuers, in every replica: one
+// pkg/verifier KeySet per OAuthTrustedIssuer, refreshed while the process runs.
+func (a *assembly) addTrust(context.Context) error {
+	a.trust = trust.NewRegistry(trust.Options{Clock: a.opts.Clock, Log: ctrl.Log.WithName("trusted-issuers")})
+	if err := a.op.Manager.Add(a.trust); err != nil {
+		return fmt.Errorf("add trusted issuers: %w", err)
+	}
+	a.op.Trust = a.trust
+	return nil
 }
 
 // newManager creates the process's manager. It runs without leader election: its
@@ -328,6 +343,9 @@ func (a *assembly) setupControllers(recorder events.EventRecorder, apiReader cli
 		if err := (&controllers.OAuthAPIReconciler{Client: term.GetClient(), Recorder: recorder}).SetupWithManager(term); err != nil {
 			return fmt.Errorf("set up OAuthAPI controller: %w", err)
 		}
+		if err := (&controllers.OAuthTrustedIssuerReconciler{Client: term.GetClient(), Recorder: recorder, Trust: a.trust}).SetupWithManager(term); err != nil {
+			return fmt.Errorf("set up OAuthTrustedIssuer controller: %w", err)
+		}
 		if err := (&controllers.SigningKeyReconciler{
 			Client:   term.GetClient(),
 			Recorder: recorder,
@@ -405,6 +423,7 @@ func (a *assembly) addTokenService(context.Context) error {
 		metrics:   metrics.Registry,
 		saIssuer:  a.op.ServiceAccountIssuer,
 		reviewer:  a.reviewer,
+		trust:     a.trust,
 		audit:     a.opts.Audit,
 		log:       ctrl.Log.WithName("token-server"),
 	})
@@ -454,6 +473,8 @@ type Operator struct {
 	// Leader runs the leader-only work (reconcilers, key rotation) while this replica
 	// leads.
 	Leader *LeaderWork
+	// Trust holds the trusted external issuers (OAuthTrustedIssuers) and their keys.
+	Trust *trust.Registry
 }
 
 // replicaName names this process in audit records: the pod name (its hostname in

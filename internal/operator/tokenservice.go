@@ -18,6 +18,7 @@ import (
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/tokenserver/clusterstate"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/trust"
 )
 
 // TokenService is the token server as it runs in every replica (a manager runnable that
@@ -46,12 +47,16 @@ type tokenServiceOptions struct {
 	metrics   prometheus.Registerer
 	saIssuer  tokenserver.ServiceAccountIssuer
 	reviewer  tokenserver.BoundTokenReviewer
+	trust     *trust.Registry
 	audit     io.Writer
 	log       logr.Logger
 }
 
 func newTokenService(o tokenServiceOptions) *TokenService {
 	store := tokenserver.NewStore()
+	if o.trust != nil {
+		store.UseRegistry(o.trust)
+	}
 	protocol := tokenserver.New(tokenserver.Options{
 		Config:               o.config,
 		State:                store,

@@ -39,7 +39,8 @@ func newAuditLogger(w io.Writer) *zap.Logger {
 type exchange struct {
 	// clientID is the client_id as presented (or taken from an assertion's sub).
 	clientID string
-	// credential is how the request authenticated: client_secret, client_assertion or none.
+	// credential is how the request authenticated: client_secret, client_assertion,
+	// grant_token (the token of a JWT-bearer grant or a token exchange) or none.
 	credential string
 	// method is the client's authentication method, once it is known.
 	method oauthv1alpha1.AuthenticationMethod
@@ -61,6 +62,8 @@ func (c credentialKind) String() string {
 		return "client_secret"
 	case credAssertion:
 		return "client_assertion"
+	case credGrant:
+		return "grant_token"
 	}
 	return "none"
 }

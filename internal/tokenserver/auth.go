@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
@@ -32,10 +31,10 @@ type authenticator interface {
 
 // AuthMethodsSupported are the token_endpoint_auth_methods_supported of the metadata
 // (RFC 8414): the client secret in the body or by Basic, an assertion signed with the
-// client's own key (private_key_jwt, RFC 7523), and a Kubernetes
-// ServiceAccount token as a JWT-bearer client assertion. The last has no registered
-// name; the name says what it is.
-var AuthMethodsSupported = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "kubernetes_service_account_token"}
+// client's own key (private_key_jwt, RFC 7523), a Kubernetes ServiceAccount token and a
+// JWT of a trusted external issuer (OAuthTrustedIssuer) as a JWT-bearer client
+// assertion. The last two have no registered name; the names say what they are.
+var AuthMethodsSupported = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "kubernetes_service_account_token", "federated_jwt"}
 
 // AssertionAlgorithms is the one list of JWS algorithms accepted in client
 // assertions; "none" and HMAC are never among them.
@@ -48,16 +47,29 @@ const assertionLeeway = 30 * time.Second
 // method judge the credential. x learns the method of a client that exists, for its
 // audit record.
 func (s *Server) authenticate(req *tokenRequest, x *exchange) (*Client, *oauthError) {
+	now := s.clock.Now()
+	// A refused client assertion or secret is 401 invalid_client; a refused grant's
+	// token, 400 invalid_grant.
+	refuse := authFailed
+	if req.cred.kind == credGrant {
+		refuse = grantFailed
+		if req.clientID == "" {
+			id, oerr := s.resolveClient(req, now)
+			if oerr != nil {
+				return nil, oerr
+			}
+			req.clientID, x.clientID = id, id
+		}
+	}
 	var c *Client
 	var stored *Credentials
 	if ns, name, ok := possibleClientID(req.clientID); ok {
 		c, stored = s.state.Client(ns, name)
 	}
-	now := s.clock.Now()
 	if c == nil {
 		// The same work as a wrong secret, so timing does not tell the two apart.
 		s.authenticators[oauthv1alpha1.AuthClientSecret].authenticate(nil, nil, &req.cred, now)
-		return nil, authFailed(ReasonUnknownClient)
+		return nil, refuse(ReasonUnknownClient)
 	}
 	x.method = c.method
 	reason := ReasonMethodMismatch // a method this server does not know
@@ -66,13 +78,13 @@ func (s *Server) authenticate(req *tokenRequest, x *exchange) (*Client, *oauthEr
 	}
 	switch {
 	case reason == "" && c.disabled:
-		return nil, authFailed(ReasonDisabled)
+		return nil, refuse(ReasonDisabled)
 	case reason == ReasonTokenReviewUnavailable:
 		// The token may be good; the API server cannot say now.
 		return nil, &oauthError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavail,
 			description: "the API server could not confirm the ServiceAccount token; retry later", retryAfter: time.Second, reason: reason}
 	case reason != "":
-		return nil, authFailed(reason)
+		return nil, refuse(reason)
 	}
 	return c, nil
 }
@@ -172,10 +184,10 @@ type BoundTokenReviewer interface {
 	Review(token string, exp time.Time) (bool, error)
 }
 
-// serviceAccountAuthenticator verifies a projected ServiceAccount token presented as
-// a client assertion: signed by the cluster's ServiceAccount issuer, for this server
-// (aud), for the client's own ServiceAccount (sub), current, not long-lived, and, when
-// bound to a pod (or a Secret, a node), still valid for the API server.
+// serviceAccountAuthenticator authenticates ServiceAccountToken clients: their one
+// token rule is against the cluster's ServiceAccount issuer, for their ServiceAccount's
+// subject, verified like every token rule (federated.go). It holds the local issuer:
+// its keys, what confirms bound tokens, the ServiceAccounts' UIDs and the lifetime cap.
 type serviceAccountAuthenticator struct {
 	issuer ServiceAccountIssuer
 	// reviewer confirms bound tokens; none are confirmed when nil.
@@ -186,66 +198,15 @@ type serviceAccountAuthenticator struct {
 	// and its token endpoint URL.
 	audiences   []string
 	maxLifetime time.Duration
+	// rules is the one verification path of token rules.
+	rules *ruleVerifier
 }
 
 func (a *serviceAccountAuthenticator) authenticate(c *Client, _ *Credentials, cred *credential, now time.Time) Reason {
-	if cred.kind != credAssertion || c.subject == "" {
+	if !cred.isToken() || c.subject == "" {
 		return ReasonMethodMismatch
 	}
-	iss := ""
-	if a.issuer != nil {
-		iss = a.issuer.Issuer()
-	}
-	if iss == "" {
-		return ReasonIssuerUnavailable
-	}
-	claims := &serviceAccountClaims{}
-	t, err := jwt.NewParser(
-		jwt.WithValidMethods(AssertionAlgorithms),
-		jwt.WithIssuer(iss),
-		jwt.WithAudience(a.audiences...),
-		jwt.WithSubject(c.subject),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(assertionLeeway),
-		// One spelling per token: a signature's unused base64 bits must be zero, so a
-		// token cannot be presented (and reviewed, remembered) as sixteen others.
-		jwt.WithStrictDecoding(),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	).ParseWithClaims(cred.assertion, claims, a.issuer.Keyfunc)
-	if err != nil {
-		return assertionReason(t, err)
-	}
-	switch {
-	case claims.IssuedAt == nil:
-		return ReasonAssertionMissingClaim
-	case !onlyFor(claims.Audience, a.audiences):
-		// Only for this server: a token that is also good for the Kubernetes API (or
-		// any other audience) would give its bearer more than a token request.
-		return ReasonAssertionAudience
-	case !a.currentServiceAccount(c, claims):
-		return ReasonServiceAccountUIDMismatch
-	case claims.ExpiresAt.Sub(claims.IssuedAt.Time) > a.maxLifetime:
-		// A token that lives long is a secret again.
-		return ReasonAssertionLifetime
-	case a.reviewer != nil && claims.Kubernetes.bound():
-		// Last: the only check that may ask the API server.
-		valid, err := a.reviewer.Review(cred.assertion, claims.ExpiresAt.Time)
-		switch {
-		case err != nil:
-			return ReasonTokenReviewUnavailable
-		case !valid:
-			return ReasonBoundObjectInvalidated
-		}
-	}
-	return ""
-}
-
-// currentServiceAccount reports whether the token was issued for the ServiceAccount
-// that exists now, not one deleted (and perhaps recreated under the same name).
-func (a *serviceAccountAuthenticator) currentServiceAccount(c *Client, claims *serviceAccountClaims) bool {
-	uid, ok := a.state.ServiceAccountUID(c.namespace, c.serviceAccount)
-	return ok && claims.Kubernetes.ServiceAccount.UID != "" && types.UID(claims.Kubernetes.ServiceAccount.UID) == uid
+	return a.rules.verify(c, cred, now, true)
 }
 
 // onlyFor reports whether every value of aud is one of ours: the one audience rule of
@@ -291,13 +252,6 @@ func assertionReason(t *jwt.Token, err error) Reason {
 func headerString(t *jwt.Token, name string) string {
 	v, _ := t.Header[name].(string)
 	return v
-}
-
-// serviceAccountClaims are the claims of a Kubernetes ServiceAccount token that the
-// authenticator reads.
-type serviceAccountClaims struct {
-	jwt.RegisteredClaims
-	Kubernetes kubernetesClaims `json:"kubernetes.io"`
 }
 
 // kubernetesClaims are the kubernetes.io claims of a ServiceAccount token: the

@@ -43,6 +43,10 @@ func appendClaims(b []byte, c *claims) []byte {
 func appendTokenResponse(b []byte, r *tokenResponse) []byte {
 	b = append(b, `{"access_token":`...)
 	b = appendString(b, r.AccessToken)
+	if r.IssuedTokenType != "" {
+		b = append(b, `,"issued_token_type":`...)
+		b = appendString(b, r.IssuedTokenType)
+	}
 	b = append(b, `,"token_type":`...)
 	b = appendString(b, r.TokenType)
 	b = append(b, `,"expires_in":`...)

@@ -34,6 +34,7 @@ func TestAppendTokenResponseMatchesEncodingJSON(t *testing.T) {
 		{AccessToken: "eyJ.eyJ.sig", TokenType: "Bearer", ExpiresIn: 3600, Scope: "users:read"},
 		{AccessToken: "a.b.c", TokenType: "Bearer", ExpiresIn: 1},
 		{AccessToken: "a.b.c", TokenType: "DPoP", ExpiresIn: 60},
+		{AccessToken: "x.y.z", IssuedTokenType: TokenTypeAccessToken, TokenType: "Bearer", ExpiresIn: 60, Scope: "a b"},
 	} {
 		var fromHand, fromJSON map[string]any
 		if err := json.Unmarshal(appendTokenResponse(nil, &r), &fromHand); err != nil {

@@ -24,6 +24,7 @@ import (
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/trust"
 )
 
 // The protocol tests need no API server: a world holds the objects a test creates in a
@@ -55,6 +56,8 @@ type world struct {
 	objects map[string]client.Object
 	// kube is the cluster's ServiceAccount token issuer, once used.
 	kube *kubeIssuer
+	// registry builds the world's OAuthTrustedIssuers, once one is created.
+	registry *trust.Registry
 }
 
 // uids numbers the objects created, as the API server gives them UIDs.

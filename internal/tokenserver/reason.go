@@ -12,7 +12,8 @@ package tokenserver
 type Reason string
 
 // Reasons of failed client authentication: the client receives 401 invalid_client,
-// byte for byte the same for every one of them.
+// byte for byte the same for every one of them (for a grant's token: 400
+// invalid_grant, likewise).
 const (
 	// ReasonUnknownClient: no OAuthClient has the client_id (or it cannot name one).
 	ReasonUnknownClient Reason = "unknown_client"
@@ -71,8 +72,29 @@ const (
 	// authentication.
 	ReasonReplayCacheFull Reason = "replay_cache_full"
 	// ReasonIssuerUnavailable: the cluster's ServiceAccount issuer is not known yet
-	// (the API server has not answered since the start).
+	// (the API server has not answered since the start), or no key of the token's
+	// issuer could be obtained (it has not answered since it was trusted).
 	ReasonIssuerUnavailable Reason = "issuer_unavailable"
+	// ReasonIssuerNotTrusted: the client's rule names an OAuthTrustedIssuer that does
+	// not exist, or whose rules or key source cannot be used (its Ready condition says
+	// why).
+	ReasonIssuerNotTrusted Reason = "issuer_not_trusted"
+	// ReasonIssuerNamespaceNotAdmitted: the rule's OAuthTrustedIssuer does not admit
+	// the client's namespace (allowedNamespaces).
+	ReasonIssuerNamespaceNotAdmitted Reason = "issuer_namespace_not_admitted"
+	// ReasonRuleMissingRequiredClaims: the client's rule does not pin a claim its
+	// issuer's requiredClientClaims lists.
+	ReasonRuleMissingRequiredClaims Reason = "rule_missing_required_claims"
+	// ReasonClaimMismatch: a claim the client's rule pins is missing from the token,
+	// or not that string.
+	ReasonClaimMismatch Reason = "claim_mismatch"
+	// ReasonClaimRuleFailed: one of the issuer's claimValidationRules does not hold
+	// for the token and the client (a claim rule, or a CEL expression that is false,
+	// errs or runs over its cost limit).
+	ReasonClaimRuleFailed Reason = "claim_rule_failed"
+	// ReasonNoMatchingClient: a grant's token without client_id matches the rules of
+	// no client; 400 invalid_grant like every refused grant.
+	ReasonNoMatchingClient Reason = "no_matching_client"
 	// ReasonServiceAccountUIDMismatch: the ServiceAccount token was issued for a
 	// ServiceAccount that no longer exists (deleted, or deleted and recreated).
 	ReasonServiceAccountUIDMismatch Reason = "service_account_uid_mismatch"
@@ -94,8 +116,12 @@ const (
 	// ReasonMalformedCredentials: the Authorization header is not valid Basic
 	// credentials.
 	ReasonMalformedCredentials Reason = "malformed_credentials"
-	// ReasonUnsupportedGrantType: grant_type is not client_credentials.
+	// ReasonUnsupportedGrantType: grant_type is not client_credentials, the
+	// JWT-bearer grant or the token exchange.
 	ReasonUnsupportedGrantType Reason = "unsupported_grant_type"
+	// ReasonClientIDRequired: a grant's token without client_id authenticates several
+	// clients; 400 invalid_request.
+	ReasonClientIDRequired Reason = "client_id_required"
 	// ReasonAddressThrottled: the client address failed to authenticate too often
 	// (rateLimit.failedAuthPerMinute); 429.
 	ReasonAddressThrottled Reason = "address_throttled"
@@ -155,7 +181,9 @@ var Reasons = []Reason{
 	ReasonAssertionIssuer, ReasonAssertionSubject, ReasonAssertionAudience, ReasonAssertionLifetime,
 	ReasonAssertionReplayed, ReasonReplayCacheFull, ReasonIssuerUnavailable, ReasonServiceAccountUIDMismatch,
 	ReasonBoundObjectInvalidated, ReasonTokenReviewUnavailable,
-	ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType,
+	ReasonIssuerNotTrusted, ReasonIssuerNamespaceNotAdmitted, ReasonRuleMissingRequiredClaims, ReasonClaimMismatch,
+	ReasonClaimRuleFailed, ReasonNoMatchingClient,
+	ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType, ReasonClientIDRequired,
 	ReasonAddressThrottled, ReasonClientRateLimited,
 	ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonAudienceConflict, ReasonScopeNotAllowed,
 	ReasonDPoPProofRequired, ReasonDPoPProofMalformed, ReasonDPoPProofAlgorithm, ReasonDPoPProofKey, ReasonDPoPProofSignature,

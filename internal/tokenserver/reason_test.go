@@ -71,6 +71,30 @@ func TestEveryRefusalReason(t *testing.T) {
 		Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthServiceAccountToken, ServiceAccountName: "robot"},
 	}}
 	w.create(saClient)
+	// Clients of trusted issuers: one whose rule names no issuer, one in a namespace
+	// the issuer does not admit, one whose rule does not pin the required claim, two
+	// with the same rule.
+	ext := w.trusted("reasons-b", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) {
+		s.AllowedNamespaces = oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromSelector,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{label: "yes"}}}
+		s.RequiredClientClaims = []string{"repository_id"}
+		s.ClaimValidationRules = []oauthv1alpha1.ClaimValidationRule{{Expression: `claims.ref == "refs/heads/main"`}}
+	})
+	repo := map[string]string{"repository_id": "1"}
+	fed := w.federatedClient(ns, "fed", []string{api}, rule(ext, "job", repo))
+	fedNoIssuer := w.federatedClient(ns, "fed-no-issuer", []string{api}, oauthv1alpha1.FederatedRule{Issuer: "nonexistent", Subject: "job"})
+	fedOther := w.federatedClient(otherNS, "fed-other", []string{api}, rule(ext, "job", repo))
+	fedUnpinned := w.federatedClient(ns, "fed-unpinned", []string{api}, rule(ext, "job", nil))
+	w.federatedClient(ns, "twin-1", []string{api}, rule(ext, "twin", repo))
+	w.federatedClient(ns, "twin-2", []string{api}, rule(ext, "twin", repo))
+	extToken := func(sub string, edit func(jwtv5.MapClaims)) string {
+		return ext.token(t, sub, func(c jwtv5.MapClaims) {
+			c["repository_id"], c["ref"] = "1", "refs/heads/main"
+			if edit != nil {
+				edit(c)
+			}
+		})
+	}
 
 	start := time.Now().Truncate(time.Second)
 	clk := clocktesting.NewFakePassiveClock(start)
@@ -195,6 +219,14 @@ func TestEveryRefusalReason(t *testing.T) {
 			s.authenticators[oauthv1alpha1.AuthServiceAccountToken].(*serviceAccountAuthenticator).reviewer = reviewerFunc(
 				func(string, time.Time) (bool, error) { return false, errors.New("connection refused") })
 		}, send: podBound},
+		{reason: ReasonIssuerNotTrusted, send: postBody(withAssertion(fedNoIssuer, extToken("job", nil)))},
+		{reason: ReasonIssuerNamespaceNotAdmitted, send: postBody(withAssertion(fedOther, extToken("job", nil)))},
+		{reason: ReasonRuleMissingRequiredClaims, send: postBody(withAssertion(fedUnpinned, extToken("job", nil)))},
+		{reason: ReasonClaimMismatch, send: postBody(withAssertion(fed, extToken("job", func(c jwtv5.MapClaims) { c["repository_id"] = "2" })))},
+		{reason: ReasonClaimRuleFailed, send: postBody(withAssertion(fed, extToken("job", func(c jwtv5.MapClaims) { c["ref"] = "refs/heads/dev" })))},
+		{reason: ReasonNoMatchingClient, send: postBody(jsonBody(map[string]string{"grant_type": GrantJWTBearer, "assertion": extToken("nobody", nil)}))},
+		{reason: ReasonClientIDRequired, send: postBody(jsonBody(map[string]string{"grant_type": GrantTokenExchange,
+			"subject_token": extToken("twin", nil), "subject_token_type": TokenTypeJWT}))},
 		{reason: ReasonMalformedRequest, send: postBody("{not json")},
 		{reason: ReasonMalformedCredentials, send: postBody(params(), "Authorization", "Bearer abc")},
 		{reason: ReasonUnsupportedGrantType, send: postBody(jsonBody(map[string]string{"grant_type": "password", "client_id": secret, "client_secret": w.secrets[secret]}))},
@@ -295,7 +327,7 @@ func TestEveryRefusalReason(t *testing.T) {
 func authenticationReason(r Reason) bool {
 	switch r {
 	case ReasonMalformedRequest, ReasonMalformedCredentials, ReasonUnsupportedGrantType, ReasonAddressThrottled, ReasonReplayCacheFull,
-		ReasonTokenReviewUnavailable,
+		ReasonTokenReviewUnavailable, ReasonNoMatchingClient, ReasonClientIDRequired,
 		ReasonClientRateLimited, ReasonAudienceRequired, ReasonAudienceNotGranted, ReasonNamespaceNotAdmitted, ReasonAudienceConflict,
 		ReasonScopeNotAllowed, ReasonSigningKeyUnavailable, ReasonSigningFailed,
 		ReasonDPoPProofRequired, ReasonDPoPProofMalformed, ReasonDPoPProofAlgorithm, ReasonDPoPProofKey, ReasonDPoPProofSignature,

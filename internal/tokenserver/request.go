@@ -11,10 +11,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
-// tokenRequest is a parsed client-credentials token request.
+// tokenRequest is a parsed token request: the client-credentials grant, or a token
+// of a trusted issuer presented as the grant (grants.go).
 type tokenRequest struct {
 	grantType string
 	// clientID is the client_id parameter or the Basic user name; "" when neither was
@@ -36,11 +38,15 @@ type credential struct {
 	kind credentialKind
 	// secret is the client secret (body or Basic), for credSecret.
 	secret string
-	// assertion is the client_assertion JWT, for credAssertion.
+	// assertion is the client_assertion JWT, for credAssertion, or the grant's token
+	// (assertion, subject_token), for credGrant.
 	assertion string
 	// once is the assertion's id, checked as unused by its authenticator, to be
 	// recorded when the request is granted a token; nil when there is none to record.
 	once *pendingUse
+	// expiresAt is the exp of the token the authenticator verified, when one limits
+	// the access token's lifetime (tokens of the one rule model); zero otherwise.
+	expiresAt time.Time
 }
 
 type credentialKind int
@@ -51,6 +57,10 @@ const (
 	credSecret
 	// credAssertion: a JWT client assertion (RFC 7521, RFC 7523 §2.2).
 	credAssertion
+	// credGrant: a JWT of a trusted issuer presented as the grant itself: the
+	// assertion of the JWT-bearer grant (RFC 7523 §2.1) or the subject_token of a token
+	// exchange (RFC 8693). It authenticates the client its rules match.
+	credGrant
 )
 
 // maxAssertionBytes bounds a client assertion: a Kubernetes ServiceAccount token or a
@@ -67,6 +77,9 @@ var knownParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true,
 	"client_assertion": true, "client_assertion_type": true,
 	"scope": true, "audience": true, "resource": true,
+	// RFC 7523 §2.1 and RFC 8693 §2.1 (grants.go).
+	"assertion": true, "subject_token": true, "subject_token_type": true, "requested_token_type": true,
+	"actor_token": true, "actor_token_type": true,
 }
 
 // parseTokenRequest reads a token request from an application/json or
@@ -170,8 +183,8 @@ func buildRequest(params map[string]string, authorization []string) (*tokenReque
 	if req.grantType == "" {
 		return nil, badRequest(ReasonMalformedRequest, errInvalidRequest, "grant_type is required")
 	}
-	if req.grantType != "client_credentials" {
-		return nil, badRequest(ReasonUnsupportedGrantType, errUnsupportedGrantType, "only the client_credentials grant is supported")
+	if oerr := req.readGrant(params); oerr != nil {
+		return nil, oerr
 	}
 	if req.cred.kind == credNone || (req.cred.kind == credSecret && (req.clientID == "" || req.cred.secret == "")) {
 		return nil, authFailed(ReasonNoCredential)

@@ -43,6 +43,9 @@ type Server struct {
 	authenticators map[oauthv1alpha1.AuthenticationMethod]authenticator
 	// dpopReplay remembers the ids of the DPoP proofs accepted (dpop.go).
 	dpopReplay *replayCache
+	// tokenRules verifies tokens against clients' token rules (ServiceAccountToken and
+	// FederatedToken clients), and finds the client of a grant without client_id.
+	tokenRules *ruleVerifier
 	metrics    *metrics
 	log        logr.Logger
 	clock      clock.PassiveClock
@@ -90,15 +93,19 @@ func New(o Options) *Server {
 	s.clientAddr = clientaddr.Resolver{TrustedProxies: o.Config.TokenServer.TrustedProxyPrefixes()}.Of
 	s.audit = newAuditor(o.Config.Audit, o.Audit, o.Replica)
 	audiences := []string{o.Config.Issuer, o.Config.TokenURL()}
+	local := &serviceAccountAuthenticator{
+		issuer:      o.ServiceAccountIssuer,
+		reviewer:    o.BoundTokenReviewer,
+		state:       o.State,
+		audiences:   audiences,
+		maxLifetime: o.Config.WorkloadIdentity.MaxTokenLifetime.Duration,
+	}
+	s.tokenRules = &ruleVerifier{state: o.State, audiences: audiences, local: local}
+	local.rules = s.tokenRules
 	s.authenticators = map[oauthv1alpha1.AuthenticationMethod]authenticator{
-		oauthv1alpha1.AuthClientSecret: secretAuthenticator{},
-		oauthv1alpha1.AuthServiceAccountToken: &serviceAccountAuthenticator{
-			issuer:      o.ServiceAccountIssuer,
-			reviewer:    o.BoundTokenReviewer,
-			state:       o.State,
-			audiences:   audiences,
-			maxLifetime: o.Config.WorkloadIdentity.MaxTokenLifetime.Duration,
-		},
+		oauthv1alpha1.AuthClientSecret:        secretAuthenticator{},
+		oauthv1alpha1.AuthServiceAccountToken: local,
+		oauthv1alpha1.AuthFederatedToken:      &federatedAuthenticator{rules: s.tokenRules},
 		oauthv1alpha1.AuthPrivateKeyJWT: &privateKeyJWTAuthenticator{
 			audiences:   audiences,
 			maxLifetime: o.Config.PrivateKeyJWT.MaxAssertionLifetime.Duration,

@@ -3,6 +3,7 @@ package tokenserver
 import (
 	"crypto"
 	"crypto/sha256"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/signing"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/trust"
 )
 
 // State is everything the token endpoint reads of the cluster: clients and the
@@ -36,6 +38,16 @@ type State interface {
 	ServiceAccountUID(namespace, name string) (types.UID, bool)
 	// Clients is the number of clients known.
 	Clients() int
+	// TrustedIssuer returns the OAuthTrustedIssuer name as built for verifying its
+	// tokens; nil when it does not exist.
+	TrustedIssuer(name string) *trust.Issuer
+	// AdmitsToIssuer reports whether the trusted issuer admits the namespace now: the
+	// namespace exists and its labels match the issuer's allowedNamespaces.
+	AdmitsToIssuer(issuer *trust.Issuer, namespace string) bool
+	// ClientsWithSubject returns the clients with a token rule (FederatedToken rules,
+	// and the one rule of a ServiceAccountToken client) for subject: those a token
+	// with that `sub` may authenticate.
+	ClientsWithSubject(subject string) []*Client
 }
 
 // Client is what the token endpoint knows of an OAuthClient.
@@ -43,6 +55,7 @@ type Client struct {
 	uid        types.UID
 	clientID   string
 	namespace  string
+	name       string
 	secretName string
 	disabled   bool
 	// method is how the client authenticates; its authenticator reads the material
@@ -51,6 +64,10 @@ type Client struct {
 	// subject is the `sub` of the ServiceAccount tokens that authenticate a
 	// ServiceAccountToken client, and serviceAccount that ServiceAccount's name.
 	subject, serviceAccount string
+	// rules are the token rules of a FederatedToken client, or the one rule of a
+	// ServiceAccountToken client (against the local cluster's issuer): a token that
+	// satisfies one authenticates the client.
+	rules []tokenRule
 	// keys are the usable spec.authentication.publicKeys of a PrivateKeyJWT client that
 	// names its own; generatesKey is true when its key pair is in its Secret instead.
 	keys         []clientKey
@@ -86,6 +103,20 @@ type Credentials struct {
 	// previousKey the one before the last rotation (accepted until previousUntil).
 	key, previousKey *clientKey
 }
+
+// tokenRule is one token rule of a client: a token of issuer with this subject and
+// these claims (exact strings) authenticates it.
+type tokenRule struct {
+	// issuer names an OAuthTrustedIssuer, or is localIssuer: the cluster's own
+	// ServiceAccount issuer.
+	issuer  string
+	subject string
+	claims  map[string]string
+}
+
+// localIssuer names the cluster's ServiceAccount issuer in a tokenRule: "" is no
+// object's name.
+const localIssuer = ""
 
 // API is what the token endpoint knows of an OAuthAPI.
 type API struct {
@@ -138,7 +169,7 @@ func newClientKey(pub crypto.PublicKey) *clientKey {
 // newClient prepares the entry of an OAuthClient.
 func newClient(oc *oauthv1alpha1.OAuthClient) *Client {
 	e := &Client{
-		uid: oc.UID, clientID: oc.ClientID(), namespace: oc.Namespace, secretName: oc.EffectiveSecretName(),
+		uid: oc.UID, clientID: oc.ClientID(), namespace: oc.Namespace, name: oc.Name, secretName: oc.EffectiveSecretName(),
 		disabled: oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(), requireDPoP: oc.Spec.RequireDPoP,
 		method: oc.AuthMethod(), subject: oc.ServiceAccountSubject(),
 		audiences: append([]string(nil), oc.Spec.Audiences...),
@@ -153,6 +184,16 @@ func newClient(oc *oauthv1alpha1.OAuthClient) *Client {
 	}
 	if e.subject != "" {
 		e.serviceAccount = oc.Spec.Authentication.ServiceAccountName
+		e.rules = []tokenRule{{issuer: localIssuer, subject: e.subject}}
+	}
+	for _, r := range oc.FederatedRules() {
+		// A rule names an OAuthTrustedIssuer; never, whatever the object says, the
+		// local issuer, whose rule only the ServiceAccountToken method makes (with its
+		// namespace in the subject). The CRD refuses an empty issuer too.
+		if r.Issuer == localIssuer || r.Subject == "" {
+			continue
+		}
+		e.rules = append(e.rules, tokenRule{issuer: r.Issuer, subject: r.Subject, claims: maps.Clone(r.Claims)})
 	}
 	if oc.AuthMethod() == oauthv1alpha1.AuthPrivateKeyJWT {
 		e.generatesKey = oc.GeneratesKey()

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
+	"github.com/oauth-client-operator/oauth-client-operator/internal/trust"
 )
 
 // Store is the State of the token endpoint, in memory: Set and Remove record the
@@ -28,6 +29,17 @@ type Store struct {
 	// another depends on them all, so every API change rebuilds the API entries.
 	apiMu      sync.Mutex
 	apiObjects map[string]*oauthv1alpha1.OAuthAPI
+
+	// trusted are the OAuthTrustedIssuers that exist, as their registry built them.
+	trusted index[*trust.Issuer]
+	// bySubject finds the clients with a token rule for a subject (see
+	// ClientsWithSubject); guarded by subjectMu, which Set and Remove of clients hold.
+	subjectMu sync.RWMutex
+	bySubject map[string]map[types.NamespacedName]*Client
+	// registry builds the trusted issuers; shared with the OAuthTrustedIssuer
+	// controller in the operator (UseRegistry).
+	registryMu sync.Mutex
+	registry   *trust.Registry
 }
 
 var _ State = (*Store)(nil)
@@ -38,17 +50,38 @@ func NewStore() *Store {
 		clients: newIndex[*Client](), secrets: newIndex[*Credentials](), apis: newIndex[*API](),
 		namespaces: newIndex[labels.Set](), serviceAccounts: newIndex[types.UID](),
 		apiObjects: map[string]*oauthv1alpha1.OAuthAPI{},
+		trusted:    newIndex[*trust.Issuer](), bySubject: map[string]map[types.NamespacedName]*Client{},
 	}
 }
 
-// Set records obj as it is now: an OAuthClient, a Secret, an OAuthAPI, a Namespace or
-// a ServiceAccount (the object or its metadata). It reports false, recording nothing,
-// for any other kind.
+// UseRegistry makes the store build its trusted issuers with r (the operator's one
+// registry, shared with the OAuthTrustedIssuer controller). Without it the store makes
+// a registry of its own, with the defaults, at the first OAuthTrustedIssuer.
+func (s *Store) UseRegistry(r *trust.Registry) {
+	s.registryMu.Lock()
+	defer s.registryMu.Unlock()
+	s.registry = r
+}
+
+func (s *Store) trustRegistry() *trust.Registry {
+	s.registryMu.Lock()
+	defer s.registryMu.Unlock()
+	if s.registry == nil {
+		s.registry = trust.NewRegistry(trust.Options{})
+	}
+	return s.registry
+}
+
+// Set records obj as it is now: an OAuthClient, a Secret, an OAuthAPI, an
+// OAuthTrustedIssuer, a Namespace or a ServiceAccount (the object or its metadata). It
+// reports false, recording nothing, for any other kind.
 func (s *Store) Set(obj metav1.Object) bool {
 	key := keyOf(obj)
 	switch o := obj.(type) {
 	case *oauthv1alpha1.OAuthClient:
-		s.clients.set(key, newClient(o))
+		s.setClient(key, newClient(o))
+	case *oauthv1alpha1.OAuthTrustedIssuer:
+		s.trusted.set(key, s.trustRegistry().Ensure(o))
 	case *corev1.Secret:
 		s.secrets.set(key, newCredentials(o))
 	case *oauthv1alpha1.OAuthAPI:
@@ -73,7 +106,10 @@ func (s *Store) Remove(obj metav1.Object) {
 	key := keyOf(obj)
 	switch o := obj.(type) {
 	case *oauthv1alpha1.OAuthClient:
-		s.clients.remove(key)
+		s.setClient(key, nil)
+	case *oauthv1alpha1.OAuthTrustedIssuer:
+		s.trusted.remove(key)
+		s.trustRegistry().Remove(o.Name, o.UID)
 	case *corev1.Secret:
 		s.secrets.remove(key)
 	case *oauthv1alpha1.OAuthAPI:
@@ -144,6 +180,56 @@ func (s *Store) ServiceAccountUID(namespace, name string) (types.UID, bool) {
 
 // Clients implements State.
 func (s *Store) Clients() int { return s.clients.len() }
+
+// setClient records the client key as c (nil: deleted), and the subjects of its token
+// rules.
+func (s *Store) setClient(key types.NamespacedName, c *Client) {
+	s.subjectMu.Lock()
+	defer s.subjectMu.Unlock()
+	if old, ok := s.clients.get(key); ok {
+		for _, r := range old.rules {
+			delete(s.bySubject[r.subject], key)
+			if len(s.bySubject[r.subject]) == 0 {
+				delete(s.bySubject, r.subject)
+			}
+		}
+	}
+	if c == nil {
+		s.clients.remove(key)
+		return
+	}
+	s.clients.set(key, c)
+	for _, r := range c.rules {
+		if s.bySubject[r.subject] == nil {
+			s.bySubject[r.subject] = map[types.NamespacedName]*Client{}
+		}
+		s.bySubject[r.subject][key] = c
+	}
+}
+
+// TrustedIssuer implements State.
+func (s *Store) TrustedIssuer(name string) *trust.Issuer {
+	i, _ := s.trusted.get(types.NamespacedName{Name: name})
+	return i
+}
+
+// AdmitsToIssuer implements State; like Admits, it reads only what administrators
+// write.
+func (s *Store) AdmitsToIssuer(issuer *trust.Issuer, namespace string) bool {
+	nsLabels, ok := s.namespaces.get(types.NamespacedName{Name: namespace})
+	return ok && issuer.Selector.Matches(nsLabels)
+}
+
+// ClientsWithSubject implements State.
+func (s *Store) ClientsWithSubject(subject string) []*Client {
+	s.subjectMu.RLock()
+	defer s.subjectMu.RUnlock()
+	out := make([]*Client, 0, len(s.bySubject[subject]))
+	for _, c := range s.bySubject[subject] {
+		out = append(out, c)
+	}
+	return out
+}
 
 // index is one kind of object, by namespace and name (cluster-scoped objects have no
 // namespace).

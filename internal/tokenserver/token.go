@@ -31,12 +31,14 @@ type confirmation struct {
 	JKT string `json:"jkt"`
 }
 
-// tokenResponse is the successful answer (RFC 6749 §5.1).
+// tokenResponse is the successful answer (RFC 6749 §5.1; RFC 8693 §2.2.1 adds
+// issued_token_type to a token exchange's).
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope,omitempty"`
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope,omitempty"`
 }
 
 // grant is what an authenticated request is given.
@@ -50,6 +52,11 @@ type grant struct {
 	// jkt is the thumbprint of the DPoP proof key the token is bound to; "" for a
 	// bearer token.
 	jkt string
+	// notAfter caps the token's exp (exp of a presented token plus ttl); zero when
+	// nothing does.
+	notAfter time.Time
+	// issuedTokenType is the issued_token_type of a token exchange's answer.
+	issuedTokenType string
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +99,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, x *exchange) (*to
 		return nil, nil, oerr
 	}
 	g, oerr := s.authorize(req, x)
-	if oerr != nil && oerr.status == http.StatusUnauthorized {
+	if oerr != nil && (oerr.status == http.StatusUnauthorized || oerr.code == errInvalidGrant) {
 		// Every failed authentication counts against the address it came from.
 		s.failed(addr)
 	}
@@ -135,7 +142,17 @@ func (s *Server) authorize(req *tokenRequest, x *exchange) (*grant, *oauthError)
 	if oerr != nil {
 		return nil, oerr
 	}
-	return &grant{client: c, clientID: c.clientID, method: c.method, api: api, scopes: scopes, ttl: s.lifetime(c, api)}, nil
+	g := &grant{client: c, clientID: c.clientID, method: c.method, api: api, scopes: scopes, ttl: s.lifetime(c, api)}
+	if req.grantType == GrantTokenExchange {
+		g.issuedTokenType = TokenTypeAccessToken
+	}
+	if exp := req.cred.expiresAt; !exp.IsZero() {
+		// A token presented again until it expires (kubelet and CI jobs do) never
+		// yields an access token that outlives it by more than the access token's own
+		// lifetime, however much expiry leeway it was accepted with.
+		g.notAfter = exp.Add(g.ttl)
+	}
+	return g, nil
 }
 
 // resolveAPI picks the API the token is for: the requested audience or resource, or the
@@ -223,6 +240,9 @@ func (s *Server) issue(g *grant, requestedScope string, x *exchange) (*tokenResp
 	jti := randomID()
 	now := s.clock.Now().Unix()
 	ttl := int64(g.ttl / time.Second)
+	if !g.notAfter.IsZero() {
+		ttl = max(min(ttl, g.notAfter.Unix()-now), 1)
+	}
 	scope := strings.Join(g.scopes, " ")
 	c := claims{
 		Issuer: s.cfg.Issuer, Subject: g.clientID, Audience: g.api.audience,
@@ -240,7 +260,7 @@ func (s *Server) issue(g *grant, requestedScope string, x *exchange) (*tokenResp
 			description: "could not issue a token", reason: ReasonSigningFailed}
 	}
 	x.jti, x.exp, x.scope, x.jkt = jti, c.ExpiresAt, scope, g.jkt
-	resp := &tokenResponse{AccessToken: token, TokenType: tokenType, ExpiresIn: ttl}
+	resp := &tokenResponse{AccessToken: token, TokenType: tokenType, ExpiresIn: ttl, IssuedTokenType: g.issuedTokenType}
 	if scope != requestedScope {
 		resp.Scope = scope
 	}

@@ -473,7 +473,8 @@ func TestJWKSAndMetadata(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]string{
-		"grant_types_supported": `["client_credentials"]`, "token_endpoint_auth_methods_supported": `["client_secret_basic","client_secret_post","private_key_jwt","kubernetes_service_account_token"]`,
+		"grant_types_supported":                            `["client_credentials","urn:ietf:params:oauth:grant-type:jwt-bearer","urn:ietf:params:oauth:grant-type:token-exchange"]`,
+		"token_endpoint_auth_methods_supported":            `["client_secret_basic","client_secret_post","private_key_jwt","kubernetes_service_account_token","federated_jwt"]`,
 		"token_endpoint_auth_signing_alg_values_supported": `["RS256","PS256","ES256","EdDSA"]`,
 		"access_token_signing_alg_values_supported":        `["ES256"]`,
 	} {

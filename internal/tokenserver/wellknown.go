@@ -42,10 +42,11 @@ func (s *Server) buildMetadata(algs []string, oidc bool) []byte {
 		"issuer":                                iss,
 		"token_endpoint":                        s.cfg.TokenURL(),
 		"jwks_uri":                              iss + JWKSPath,
-		"grant_types_supported":                 []string{"client_credentials"},
+		"grant_types_supported":                 GrantTypesSupported,
 		"response_types_supported":              []string{},
 		"token_endpoint_auth_methods_supported": AuthMethodsSupported,
-		// Algorithms of client assertions (ServiceAccount tokens, private_key_jwt).
+		// Algorithms of client assertions and grant tokens (ServiceAccount tokens,
+		// trusted issuers' tokens, private_key_jwt).
 		"token_endpoint_auth_signing_alg_values_supported": AssertionAlgorithms,
 		// Algorithms of the access tokens (RFC 9068) this server signs.
 		"access_token_signing_alg_values_supported": algs,

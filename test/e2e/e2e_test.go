@@ -51,6 +51,8 @@ signing: {propagationDelay: 2s, rotationInterval: 1h}
 rateLimit: {failedAuthPerMinute: 6000, failedAuthBurst: 10000}
 `,
 		APIArgs: []string{"--leeway", "1s", "--jwks-refresh-interval", "1s"},
+		// A second control plane, another cluster whose tokens the operator trusts.
+		ClusterB: true,
 	})
 	cancel()
 	if err != nil {

@@ -74,6 +74,7 @@ func TestDefaults(t *testing.T) {
 	g.Expect(kinds(objs)).To(ConsistOf(
 		"CustomResourceDefinition/oauthapis.oauth.operator.dev",
 		"CustomResourceDefinition/oauthclients.oauth.operator.dev",
+		"CustomResourceDefinition/oauthtrustedissuers.oauth.operator.dev",
 		"ClusterRole/oauth-client-operator-manager-role",
 		"ClusterRoleBinding/oauth-client-operator-manager-rolebinding",
 		"Role/oauth-client-operator-leader-election-role",
@@ -346,7 +347,7 @@ func leaves(prefix string, m map[string]any) []string {
 func TestCRDOptions(t *testing.T) {
 	g := NewWithT(t)
 	objs := render(t, defaults, "--set", "crds.keep=false")
-	g.Expect(countKind(objs, "CustomResourceDefinition")).To(Equal(2))
+	g.Expect(countKind(objs, "CustomResourceDefinition")).To(Equal(3))
 	for _, o := range objs {
 		g.Expect(o.GetAnnotations()).NotTo(HaveKey("helm.sh/resource-policy"), "%s %s", o.GetKind(), o.GetName())
 	}

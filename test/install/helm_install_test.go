@@ -84,7 +84,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 
 	// The CRDs already exist (testenv installed them, as a previous install would
 	// have): let the release adopt them, as Helm does for objects labelled for it.
-	for _, crd := range []string{"oauthapis.oauth.operator.dev", "oauthclients.oauth.operator.dev"} {
+	for _, crd := range []string{"oauthapis.oauth.operator.dev", "oauthclients.oauth.operator.dev", "oauthtrustedissuers.oauth.operator.dev"} {
 		u := &unstructured.Unstructured{}
 		u.SetAPIVersion("apiextensions.k8s.io/v1")
 		u.SetKind("CustomResourceDefinition")
@@ -138,7 +138,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	g.Expect(out).To(ContainSubstring("These resources were kept due to the resource policy"))
 	err = admin.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &appsv1.Deployment{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the Deployment is deleted: %v", err)
-	for _, crd := range []string{"oauthapis.oauth.operator.dev", "oauthclients.oauth.operator.dev"} {
+	for _, crd := range []string{"oauthapis.oauth.operator.dev", "oauthclients.oauth.operator.dev", "oauthtrustedissuers.oauth.operator.dev"} {
 		u := &unstructured.Unstructured{}
 		u.SetAPIVersion("apiextensions.k8s.io/v1")
 		u.SetKind("CustomResourceDefinition")

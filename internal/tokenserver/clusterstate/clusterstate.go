@@ -1,8 +1,8 @@
 // Package clusterstate keeps a token server's State (tokenserver.Store) up to date from
 // the manager's informers: OAuthClients, their Secrets (the cache holds only the
-// operator's), OAuthAPIs, Namespaces and ServiceAccounts (metadata only). The token
-// server then reads the cluster from memory, and keeps serving while the API server is
-// briefly unavailable.
+// operator's), OAuthAPIs, OAuthTrustedIssuers, Namespaces and ServiceAccounts (metadata
+// only). The token server then reads the cluster from memory, and keeps serving while
+// the API server is briefly unavailable.
 package clusterstate
 
 import (
@@ -23,8 +23,8 @@ import (
 // Objects are the kinds the token server reads, as the cache holds them.
 func Objects() []client.Object {
 	return []client.Object{
-		&oauthv1alpha1.OAuthClient{}, &corev1.Secret{}, &oauthv1alpha1.OAuthAPI{}, &corev1.Namespace{},
-		ServiceAccountMetadata(),
+		&oauthv1alpha1.OAuthClient{}, &corev1.Secret{}, &oauthv1alpha1.OAuthAPI{}, &oauthv1alpha1.OAuthTrustedIssuer{},
+		&corev1.Namespace{}, ServiceAccountMetadata(),
 	}
 }
 
