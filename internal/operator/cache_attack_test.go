@@ -60,7 +60,7 @@ func bloat(t *testing.T, ns string, n, want int, mk func(i int) *corev1.Secret) 
 		g.Expect(k8s.Create(ctx, obj)).To(Succeed())
 		// envtest has no namespace controller: the package's later tests (a restarted
 		// operator listing everything) must not read these.
-		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
+		deleteLater(t, obj)
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(want))
 	heap1 := liveHeap()
@@ -237,7 +237,7 @@ func TestAttackOAuthClientMetadata(t *testing.T) {
 		oc := &oauthv1alpha1.OAuthClient{ObjectMeta: tenantMetadata(ns, fmt.Sprint("meta-", i), i),
 			Spec: oauthv1alpha1.OAuthClientSpec{Audiences: []string{"nowhere"}, Disabled: true}}
 		g.Expect(k8s.Create(ctx, oc)).To(Succeed())
-		t.Cleanup(func() { _ = k8s.Delete(context.Background(), oc) })
+		deleteLater(t, oc)
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n))
 	heap1 := liveHeap()
@@ -274,7 +274,7 @@ func TestAttackServiceAccountMetadata(t *testing.T) {
 	for i := range n {
 		sa := &corev1.ServiceAccount{ObjectMeta: tenantMetadata(ns, fmt.Sprint("meta-", i), i)}
 		g.Expect(k8s.Create(ctx, sa)).To(Succeed())
-		t.Cleanup(func() { _ = k8s.Delete(context.Background(), sa) })
+		deleteLater(t, sa)
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n))
 	heap1 := liveHeap()
