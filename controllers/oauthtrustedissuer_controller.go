@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -58,7 +60,12 @@ type OAuthTrustedIssuerReconciler struct {
 func (r *OAuthTrustedIssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj := &oauthv1alpha1.OAuthTrustedIssuer{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		// A deleted issuer leaves the registry with the token server's copy.
+		if apierrors.IsNotFound(err) {
+			// Gone: out of the registry too (the token server removes it on the
+			// deletion event; this catches a reconcile of a stale copy that rebuilt it
+			// in between).
+			r.Trust.Remove(req.Name, "")
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !obj.DeletionTimestamp.IsZero() {
@@ -98,8 +105,26 @@ func issuerStatus(obj *oauthv1alpha1.OAuthTrustedIssuer, issuer *trust.Issuer) o
 	}
 	cond := metav1.Condition{Type: oauthv1alpha1.ConditionReady, ObservedGeneration: obj.Generation}
 	cond.Status, cond.Reason, cond.Message = issuerReadiness(issuer, keys)
+	cond.Message = bounded(cond.Message)
 	meta.SetStatusCondition(&st.Conditions, cond)
 	return st
+}
+
+// maxConditionMessage bounds a condition message: an issuer's fetch errors hold what the
+// issuer serves (its URLs), and a message over the API server's limit (32 KiB) would
+// fail the status write and leave a stale Ready=True in place.
+const maxConditionMessage = 1 << 10
+
+// bounded cuts msg to maxConditionMessage bytes, at a rune boundary.
+func bounded(msg string) string {
+	if len(msg) <= maxConditionMessage {
+		return msg
+	}
+	cut := maxConditionMessage - len("…")
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // issuerReadiness is the Ready condition's status, reason and message: the same state

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -91,5 +92,19 @@ func TestIssuerStatus(t *testing.T) {
 	if c.Reason != oauthv1alpha1.ReasonKeysUnavailable || !strings.Contains(c.Message, "no key obtained yet: discovery") ||
 		!strings.Contains(c.Message, "connection refused") {
 		t.Errorf("unreachable: %+v", c)
+	}
+}
+
+// TestConditionMessageBounded: a message made of what an issuer serves (a fetch error
+// naming a URL of any length) stays under the API server's limit.
+func TestConditionMessageBounded(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 100_000)
+	got := bounded(long)
+	if len(got) > maxConditionMessage || !utf8.ValidString(got) {
+		t.Errorf("bounded message: %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
+	}
+	if bounded("short") != "short" {
+		t.Error("a short message changed")
 	}
 }

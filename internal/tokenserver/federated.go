@@ -360,14 +360,21 @@ func clientIDRequired() *oauthError {
 }
 
 // matches reports whether one of c's rules matches a token by what the token states of
-// itself (issuer, subject, claims), and its issuer lets c use the rule.
+// itself (issuer, subject, claims), and its issuer lets c use the rule, its claim
+// rules included: a client a tenant copied another namespace's rule into, which the
+// issuer's rules keep to its own namespace, is no candidate (it could otherwise crowd
+// the real client out of the candidates). Verification follows for the candidates.
 func (v *ruleVerifier) matches(c *Client, iss, sub string, claims jwt.MapClaims) bool {
 	for i := range c.rules {
 		r := &c.rules[i]
 		if r.subject != sub || !claimsMatch(claims, r.claims) {
 			continue
 		}
-		if ti, reason := v.issuerOf(r); reason == "" && ti.url == iss && v.admitted(ti, c, r) == "" {
+		ti, reason := v.issuerOf(r)
+		if reason != "" || ti.url != iss || v.admitted(ti, c, r) != "" {
+			continue
+		}
+		if ti.trusted == nil || ti.trusted.CheckClaims(claims, c.namespace, c.name) == nil {
 			return true
 		}
 	}

@@ -10,8 +10,9 @@
 //
 // Key fetches are bounded: 10 s each, 1 MiB a document, redirects only within the
 // origin asked, at most one fetch per RefreshInterval whatever the tokens' key ids (a
-// flood of made-up kids never makes a request wait), https only (http for loopback
-// hosts), also for a jwks_uri a discovery document names. Cached keys stay in use while
+// request with an unknown kid waits at most for the one fetch allowed then), https only
+// (http for loopback hosts, and no connection to a local address for an issuer not on
+// loopback), also for a jwks_uri a discovery document names. Cached keys stay in use while
 // the issuer does not answer.
 package trust
 
@@ -21,10 +22,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -71,6 +75,9 @@ type Options struct {
 // of every issuer's keys.
 type Registry struct {
 	opts Options
+	// checkDials: the transport is the registry's own (no Options.Transport), whose
+	// dialer refuses local addresses for issuers not on loopback.
+	checkDials bool
 
 	mu      sync.Mutex
 	issuers map[string]*Issuer
@@ -92,11 +99,12 @@ func NewRegistry(o Options) *Registry {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	checkDials := o.Transport == nil
 	if o.Transport == nil {
 		o.Transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Registry{opts: o, issuers: map[string]*Issuer{}, ctx: ctx, cancel: cancel, changes: make(chan event.GenericEvent, 1024)}
+	return &Registry{opts: o, checkDials: checkDials, issuers: map[string]*Issuer{}, ctx: ctx, cancel: cancel, changes: make(chan event.GenericEvent, 1024)}
 }
 
 // Changes receives an event naming an OAuthTrustedIssuer whose keys were fetched
@@ -330,6 +338,13 @@ func (r *Registry) keySet(obj *oauthv1alpha1.OAuthTrustedIssuer) (*verifier.KeyS
 // through the jwks_uri of its discovery document.
 func (r *Registry) httpClient(ca string, loopback bool) (*http.Client, error) {
 	base := r.opts.Transport
+	if t, ok := base.(*http.Transport); ok && !loopback && r.checkDials {
+		// What is refused is the address dialled, not the host's spelling
+		// (0.0.0.0, LOCALHOST, [::ffff:127.0.0.1], a name that resolves to loopback).
+		t = t.Clone()
+		t.DialContext = (&net.Dialer{Timeout: fetchTimeout, KeepAlive: 30 * time.Second, Control: refuseLocal}).DialContext
+		base = t
+	}
 	if ca != "" {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM([]byte(ca)) {
@@ -344,6 +359,20 @@ func (r *Registry) httpClient(ca string, loopback bool) (*http.Client, error) {
 		base = t
 	}
 	return &http.Client{Timeout: fetchTimeout, Transport: guard{next: base, loopback: loopback}}, nil
+}
+
+// refuseLocal is the Control of the dialer of an issuer that is not on loopback: it
+// refuses to connect to a loopback, unspecified or link-local address (the operator's
+// own endpoints, a cloud's metadata service), whatever name led there.
+func refuseLocal(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("refused to connect to %s: not an IP address and port", address)
+	}
+	if a := ap.Addr().Unmap(); a.IsLoopback() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
+		return fmt.Errorf("refused to connect to %s: a local address, reached from an issuer that is not on loopback", address)
+	}
+	return nil
 }
 
 // guard refuses a request to a URL that oauthv1alpha1.CheckFetchURL refuses, and to a
@@ -380,7 +409,11 @@ func isLoopbackURL(raw string) bool {
 func (r *Registry) onFetch(name string) func(error) {
 	return func(err error) {
 		if err != nil {
-			r.opts.Log.Info("fetch the keys of a trusted issuer failed; cached keys, if any, stay in use", "oauthtrustedissuer", name, "error", err.Error())
+			msg := err.Error()
+			if len(msg) > 1<<10 { // an issuer's URLs are in it, of any length
+				msg = msg[:1<<10] + "…"
+			}
+			r.opts.Log.Info("fetch the keys of a trusted issuer failed; cached keys, if any, stay in use", "oauthtrustedissuer", name, "error", msg)
 		}
 		r.changed(name)
 	}

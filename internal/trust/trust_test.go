@@ -588,3 +588,60 @@ func TestRemoveClosesConnections(t *testing.T) {
 		t.Errorf("%d connections to a removed issuer stay open", n)
 	}
 }
+
+// TestCostlyStringFunctionsRefused is the attack review's finding: with string
+// extensions that gave replace, indexOf and the rest no cost, a rule that allocates tens
+// of megabytes, or loops for seconds, per token passed the cost estimate. They are
+// refused at reconcile now, naming the rule.
+func TestCostlyStringFunctionsRefused(t *testing.T) {
+	t.Parallel()
+	r := newRegistry(t, Options{})
+	loop := strings.TrimSuffix(strings.Repeat("0,", 1000), ",")
+	for name, expr := range map[string]string{
+		"replace with an empty needle": `claims.ref.replace("", claims.ref).size() > 0`,
+		"indexOf in a loop":            `[` + loop + `].all(i, claims.a.indexOf(claims.b) >= -1)`,
+	} {
+		i := r.Ensure(issuerObject("costly-"+strings.ReplaceAll(name, " ", "-"), "http://127.0.0.1:1", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) {
+			s.Keys = &oauthv1alpha1.IssuerKeys{JWKSURI: "http://127.0.0.1:1/jwks"}
+			s.ClaimValidationRules = []oauthv1alpha1.ClaimValidationRule{{Expression: expr}}
+		}))
+		if p := i.Problem(); p == nil || !strings.Contains(p.Error(), "claimValidationRules[0]") {
+			t.Errorf("%s: problem %v, want the rule refused as too costly", name, p)
+		}
+	}
+}
+
+// TestLocalAddressesRefusedWhateverTheSpelling is the attack review's finding: the
+// loopback guard compared the host's spelling, so a remote issuer's jwks_uri of
+// https://0.0.0.0:<port> (or LOCALHOST, [::ffff:0.0.0.0], [::]) reached the operator's
+// own listeners. The dialer now refuses the local address itself. (An administrator
+// who names a loopback URL in spec, as 127.0.0.1, localhost or [::1], means it: allowed,
+// for local development.)
+func TestLocalAddressesRefusedWhateverTheSpelling(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int64
+	f := newFakeIssuerWith(t, true, func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	})
+	_, port, _ := net.SplitHostPort(f.srv.Listener.Addr().String())
+	r := newRegistry(t, Options{}) // the registry's own transport, as in the operator
+	for _, host := range []string{"0.0.0.0", "LOCALHOST", "[::ffff:0.0.0.0]", "[::]"} {
+		i := r.Ensure(issuerObject("spelled-"+strings.NewReplacer(".", "-", "[", "", "]", "", ":", "-").Replace(strings.ToLower(host)),
+			"https://issuer.example", func(s *oauthv1alpha1.OAuthTrustedIssuerSpec) {
+				s.Keys = &oauthv1alpha1.IssuerKeys{JWKSURI: "https://" + host + ":" + port + "/jwks"}
+			}))
+		before := conns.Load()
+		err := parse(i, f.token(t, "key-1", jwt.MapClaims{"iss": "https://issuer.example"}))
+		if err == nil {
+			t.Errorf("%s: a token verified with keys read from a local address", host)
+		}
+		if n := conns.Load() - before; n != 0 {
+			t.Errorf("%s: the local listener received %d connections (last fetch error %v)", host, n, i.Keys().LastError)
+		}
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("the local listener received %d connections, want none", n)
+	}
+}

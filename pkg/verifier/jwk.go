@@ -49,8 +49,8 @@ var rsaAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512
 // Keys that cannot be used here (malformed, no kid, "use" other than "sig",
 // or not usable(): a symmetric key, another curve, a weak RSA key) are
 // skipped without failing the set, as RFC 7517 §5 advises; when two keys
-// share a kid the first wins. Only a document that is not a JWK Set is an
-// error.
+// share a kid the first wins; at most maxJWKSKeys are kept. Only a document
+// that is not a JWK Set is an error.
 //
 // The "keys" array is split with encoding/json rather than decoded as a
 // jose.JSONWebKeySet because go-jose fails a whole set on one key it cannot
@@ -77,18 +77,31 @@ func parseJWKS(data []byte) (map[string]*publicKey, error) {
 		if pub := jwk.Public(); usable(pub.Key) { // Public drops private parts, if any
 			keys[jwk.KeyID] = &publicKey{alg: jwk.Algorithm, key: pub.Key}
 		}
+		if len(keys) == maxJWKSKeys {
+			// A token without kid is tried with every key: a set of thousands (a
+			// megabyte holds 6,000) would make each such token cost as many
+			// verifications.
+			break
+		}
 	}
 	return keys, nil
 }
 
+// maxJWKSKeys bounds the keys kept of a JWK Set (the first usable ones): issuers
+// publish a few, the current ones and those retiring.
+const maxJWKSKeys = 64
+
+// maxRSABits bounds an RSA key's modulus: verifying with a larger one only costs time.
+const maxRSABits = 8192
+
 // usable reports whether key is a public key of the supported algorithms:
-// P-256, RSA of at least minRSABits with an odd exponent, or Ed25519.
+// P-256, RSA of minRSABits to maxRSABits with an odd exponent, or Ed25519.
 func usable(key any) bool {
 	switch key := key.(type) {
 	case *ecdsa.PublicKey:
 		return key.Curve == elliptic.P256()
 	case *rsa.PublicKey:
-		return key.N.BitLen() >= minRSABits && key.E%2 == 1
+		return key.N.BitLen() >= minRSABits && key.N.BitLen() <= maxRSABits && key.E%2 == 1
 	case ed25519.PublicKey:
 		return true
 	}

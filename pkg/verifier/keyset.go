@@ -548,7 +548,9 @@ func (ks *KeySet) get(ctx context.Context, url, accept string) ([]byte, http.Hea
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("GET %s: status %s", url, resp.Status)
+		// The status code, not the server's reason phrase: that is any text the server
+		// chooses, of any length, and this error ends up in statuses and logs.
+		return nil, nil, fmt.Errorf("GET %s: status %d %s", url, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocumentSize+1))
 	if err != nil {
