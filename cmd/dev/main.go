@@ -1,8 +1,9 @@
 // Command dev runs the operator locally without a cluster (`make dev`): etcd and
 // kube-apiserver on loopback, the CRDs and config/samples, the manager with its token
 // server, and the example API when the repository has one. It prints one
-// `ready: token_url=… api_url=… kubeconfig=… token_urls=…,…` line and a short guide on
-// stdout, runs until SIGINT or SIGTERM, then stops everything and exits 0. It exits
+// `ready: token_url=… api_url=… kubeconfig=… token_urls=…,… ca=…` line and a short
+// guide on stdout (with --tls the token server speaks HTTPS with a certificate of a
+// local CA, ca= names the CA's certificate; empty without --tls), runs until SIGINT or SIGTERM, then stops everything and exits 0. It exits
 // non-zero when something fails to start or a child process dies (with --replicas N,
 // when the last manager replica has).
 package main
@@ -62,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.Dir, "dir", "", "folder for the binaries, kubeconfig, manager config and logs (default <repo>/bin/dev)")
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for the token endpoint to answer")
 	fs.IntVar(&opts.Replicas, "replicas", 1, "manager processes; more than 1 runs them with leader election, each serving tokens on its own port")
+	fs.BoolVar(&opts.TLS, "tls", false, "serve the token server over HTTPS with a certificate of a local CA written into --dir (ca.crt: use curl --cacert)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -97,8 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// Scripts parse this line: fields are only ever added, never renamed or removed.
-	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s token_urls=%s\n",
-		env.TokenURL, env.APIURL, env.Kubeconfig, strings.Join(env.TokenURLs(), ","))
+	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s token_urls=%s ca=%s\n",
+		env.TokenURL, env.APIURL, env.Kubeconfig, strings.Join(env.TokenURLs(), ","), env.CAFile)
 	writeGuide(stdout, env)
 
 	code := 0
@@ -119,8 +121,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 func writeGuide(w io.Writer, env *devenv.Env) {
 	kc := shellQuote(env.Kubeconfig)
 	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
+	// curl of the token server: it trusts the local CA with --tls.
+	curl, goRun := "curl -sS", "go run"
+	if env.CAFile != "" {
+		curl += " --cacert " + shellQuote(env.CAFile)
+		goRun = "SSL_CERT_FILE=" + shellQuote(env.CAFile) + " go run"
+	}
 	p("")
 	p("The operator runs on a local control plane (etcd + kube-apiserver) with config/samples applied.")
+	if env.CAFile != "" {
+		p("The token server speaks HTTPS with a certificate of the local CA %s;", env.CAFile)
+		p("clients trust it with curl --cacert, or SSL_CERT_FILE for Go programs.")
+	}
 	p("Try it from another terminal:")
 	p("")
 	p("  # the OAuth clients, their client IDs and Ready condition")
@@ -131,7 +143,7 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 		kc, devenv.SampleNamespace, devenv.SampleClient)
 	p("")
 	p("  # a token for the %s API (drop the `| sed …` to see the whole answer)", devenv.APIAudience)
-	p(`  TOKEN=$(curl -sS -X POST %s -H 'Content-Type: application/json' \`, env.TokenURL)
+	p(`  TOKEN=$(%s -X POST %s -H 'Content-Type: application/json' \`, curl, env.TokenURL)
 	p(`    -d '{"grant_type": "client_credentials", "client_id": "%s", "client_secret": "'"$SECRET"'"}' \`, devenv.SampleClientID)
 	p(`    | sed -E 's/.*"access_token":"([^"]+)".*/\1/')`)
 	p("")
@@ -145,7 +157,7 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 	p("  # no secret at all: shop.%s authenticates with its ServiceAccount's token", devenv.SampleServiceAccountClient)
 	p("  SA_TOKEN=$(kubectl --kubeconfig %s -n %s create token %s --audience %s)",
 		kc, devenv.SampleNamespace, devenv.SampleServiceAccountClient, env.Issuer)
-	p(`  curl -sS -X POST %s -d grant_type=client_credentials -d client_id=%s.%s \`, env.TokenURL, devenv.SampleNamespace, devenv.SampleServiceAccountClient)
+	p(`  %s -X POST %s -d grant_type=client_credentials -d client_id=%s.%s \`, curl, env.TokenURL, devenv.SampleNamespace, devenv.SampleServiceAccountClient)
 	p(`    --data-urlencode client_assertion_type=%s \`, tokenserver.JWTBearerAssertionType)
 	p(`    --data-urlencode client_assertion="$SA_TOKEN"`)
 	p("")
@@ -155,11 +167,11 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 	p(`    kubectl --kubeconfig %s -n %s get secret %s -o jsonpath="{.data.$k}" | base64 -d > /tmp/%s/$k; done`,
 		kc, devenv.SampleNamespace, devenv.SamplePrivateKeyClient, devenv.SamplePrivateKeyClient)
 	if env.APIURL != "" {
-		p("  go run ./cmd/example-client --secret-dir /tmp/%s --audience %s %s", devenv.SamplePrivateKeyClient, devenv.APIAudience, env.APIURL)
+		p("  %s ./cmd/example-client --secret-dir /tmp/%s --audience %s %s", goRun, devenv.SamplePrivateKeyClient, devenv.APIAudience, env.APIURL)
 	}
 	p("")
 	p("  # the public keys APIs verify tokens with")
-	p("  curl -sS %s/.well-known/jwks.json", env.Issuer)
+	p("  %s %s/.well-known/jwks.json", curl, env.Issuer)
 	p("")
 	if len(env.Replicas) > 1 {
 		writeReplicasGuide(p, env, kc)

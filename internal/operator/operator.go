@@ -53,6 +53,9 @@ type Options struct {
 	MetricsAddr string
 	// ProbeAddr is the health-probe listen address; "0" disables probes.
 	ProbeAddr string
+	// PprofAddr is the listen address of net/http/pprof (/debug/pprof/); "" or "0"
+	// disables it. For profiling on loopback (the scale benchmark), never exposed.
+	PprofAddr string
 	// LeaderElection makes only one replica reconcile.
 	LeaderElection bool
 	// LeaderElectionID names the Lease.
@@ -213,6 +216,7 @@ func (a *assembly) newManager(ctx context.Context) error {
 		Scheme:                 a.scheme,
 		Metrics:                metricsserver.Options{BindAddress: a.opts.MetricsAddr},
 		HealthProbeBindAddress: a.opts.ProbeAddr,
+		PprofBindAddress:       a.opts.PprofAddr,
 		LeaderElection:         false,
 		Cache: cache.Options{
 			// Secrets hold every tenant's credentials: cache only the operator's own.
