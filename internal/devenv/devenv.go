@@ -105,8 +105,11 @@ type Options struct {
 	// one (replicas added later with StartReplica then follow it, as in a cluster).
 	// More than one replica always elects.
 	LeaderElection bool
-	// ManagerArgs are extra flags of every manager replica (e.g. --pprof-bind-address).
+	// ManagerArgs are extra flags of every manager replica.
 	ManagerArgs []string
+	// Pprof serves net/http/pprof in every manager replica, each on a free port of
+	// 127.0.0.1 (Replica.PprofPort).
+	Pprof bool
 	// ManagerEnv are extra environment variables (NAME=value) of every manager replica
 	// (e.g. GOMEMLIMIT), besides this process's own.
 	ManagerEnv []string
@@ -133,6 +136,9 @@ type Env struct {
 	// CAFile is the local CA's certificate (PEM) with Options.TLS: what clients of the
 	// token server trust; empty without TLS.
 	CAFile string
+	// TLSFiles are the local CA's and the token server's certificate files with
+	// Options.TLS.
+	TLSFiles LocalTLS
 	// HTTP is a client for the environment's endpoints (it trusts CAFile).
 	HTTP *http.Client
 	// ManagerLog and APILog are the children's log files (stdout and stderr);
@@ -146,7 +152,6 @@ type Env struct {
 
 	opts         Options
 	controlPlane *envtest.Environment
-	tls          LocalTLS
 
 	mu            sync.Mutex // guards managers, api, Replicas once started
 	managers      []*child   // by replica, as Replicas
@@ -169,6 +174,8 @@ type Replica struct {
 	TokenURL string
 	// TokenPort, MetricsPort and ProbePort are its ports on 127.0.0.1.
 	TokenPort, MetricsPort, ProbePort int
+	// PprofPort serves net/http/pprof with Options.Pprof; 0 without.
+	PprofPort int
 	// Log is its log file.
 	Log string
 
@@ -253,7 +260,7 @@ func (e *Env) setUpTLS() error {
 		if err != nil {
 			return err
 		}
-		e.tls, e.CAFile = files, files.CAFile
+		e.TLSFiles, e.CAFile = files, files.CAFile
 		e.logf("token server certificate %s from the local CA %s", files.CertFile, files.CAFile)
 	}
 	c, err := HTTPClient(e.CAFile, 5*time.Second)
@@ -280,10 +287,15 @@ func (e *Env) reservePorts(withAPI bool) error {
 	for i := range e.Replicas {
 		r := &e.Replicas[i]
 		r.Name = "manager"
+		if i > 0 {
+			r.Name = fmt.Sprintf("manager-%d", i+1)
+		}
+		if opts.Pprof {
+			ports = append(ports, &portRequest{Role: "pprof of " + r.Name, Port: &r.PprofPort})
+		}
 		if i == 0 {
 			continue
 		}
-		r.Name = fmt.Sprintf("manager-%d", i+1)
 		ports = append(ports,
 			&portRequest{Role: RoleToken + " of " + r.Name, Port: &r.TokenPort},
 			&portRequest{Role: RoleMetrics + " of " + r.Name, Port: &r.MetricsPort},
@@ -348,6 +360,9 @@ func (e *Env) prepareReplica(r *Replica, leaderElect bool) error {
 	}
 	if leaderElect {
 		r.args = append(r.args, "--leader-elect")
+	}
+	if r.PprofPort != 0 {
+		r.args = append(r.args, "--pprof-bind-address", hostPort(r.PprofPort))
 	}
 	r.args = append(r.args, e.opts.ManagerArgs...)
 	return nil
@@ -429,7 +444,7 @@ func (e *Env) startControlPlane(ctx context.Context) error {
 func (e *Env) writeManagerConfig(name string, tokenPort int) (string, error) {
 	tokenServer := map[string]any{"address": hostPort(tokenPort)}
 	if e.opts.TLS {
-		tokenServer["tls"] = map[string]any{"certFile": e.tls.CertFile, "keyFile": e.tls.KeyFile}
+		tokenServer["tls"] = map[string]any{"certFile": e.TLSFiles.CertFile, "keyFile": e.TLSFiles.KeyFile}
 	}
 	base := map[string]any{
 		"issuer":      e.Issuer,
@@ -568,7 +583,11 @@ func (e *Env) StartReplica() (int, error) {
 	}
 	i := len(e.Replicas)
 	r := Replica{Name: fmt.Sprintf("manager-%d", i+1)}
-	for _, p := range []*int{&r.TokenPort, &r.MetricsPort, &r.ProbePort} {
+	ports := []*int{&r.TokenPort, &r.MetricsPort, &r.ProbePort}
+	if e.opts.Pprof {
+		ports = append(ports, &r.PprofPort)
+	}
+	for _, p := range ports {
 		port, err := FreePort()
 		if err != nil {
 			return 0, fmt.Errorf("start replica: %w", err)
