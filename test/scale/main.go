@@ -45,12 +45,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
@@ -105,6 +107,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scale: -clients, -namespaces, -create-concurrency and -burst-concurrency must be positive")
 		os.Exit(2)
 	}
+	// The readiness watch logs through controller-runtime; the progress lines say what
+	// matters.
+	ctrllog.SetLogger(logr.Discard())
 	os.Exit(run(o))
 }
 
@@ -456,8 +461,8 @@ var memoryGroups = []heapGroup{
 	// Secrets and Namespaces come as protobuf; custom resources and metadata-only
 	// ServiceAccounts as JSON: with many clients, the JSON-decoded objects are the
 	// OAuthClients.
-	{"informer cache: Secrets (protobuf-decoded, transform)", regexp.MustCompile(`operator\.secretTransform|k8s\.io/api/core/v1\.\(\*Secret\)`)},
-	{"informer cache: OAuthClients (JSON-decoded, transform)", regexp.MustCompile(`sigs\.k8s\.io/json|encoding/json\.\(\*decodeState\)|operator\.oauthClientTransform|v1alpha1\.\(\*OAuthClient\)`)},
+	{"informer cache: Secrets (protobuf-decoded, transform)", regexp.MustCompile(`secretTransform|k8s\.io/api/core/v1\.\(\*Secret\)|serializer/protobuf`)},
+	{"informer cache: OAuthClients (JSON-decoded, transform)", regexp.MustCompile(`sigs\.k8s\.io/json|encoding/json\.\(\*decodeState\)|oauthClientTransform|serializer/json\.\(\*Serializer\)\.Decode`)},
 	{"informer indexes and queues (client-go cache)", regexp.MustCompile(`client-go/tools/cache\.`)},
 	{"reconcile queue", regexp.MustCompile(`client-go/util/workqueue|controller-runtime/pkg/internal/controller`)},
 }
@@ -681,7 +686,9 @@ func scaleCredentials(ctx context.Context, c client.Client) ([]cred, error) {
 		return nil, errors.New("no client secrets found")
 	}
 	// client-%06d: the name orders them by creation.
-	slices.SortFunc(out, func(a, b cred) int { return strings.Compare(a.id[strings.IndexByte(a.id, '.'):], b.id[strings.IndexByte(b.id, '.'):]) })
+	slices.SortFunc(out, func(a, b cred) int {
+		return strings.Compare(a.id[strings.IndexByte(a.id, '.'):], b.id[strings.IndexByte(b.id, '.'):])
+	})
 	return out, nil
 }
 
