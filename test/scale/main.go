@@ -126,7 +126,8 @@ type report struct {
 	readyCurve []string
 	baseline   *latencies
 	seq, burst *latencies
-	hwm, rss   int64 // bytes, of the first manager process
+	seqSample  *latencies // the sample client alone, alternating with seq
+	hwm, rss   int64      // bytes, of the first manager process
 	maxRSS     int64
 
 	settled      *memory
@@ -164,6 +165,8 @@ type replicaStart struct {
 type resyncResult struct {
 	leadAfter, reconciledAfter time.Duration
 	reconciles                 float64
+	mem                        *memory // the new leader's, 5 s after the resync
+	groups                     []string
 	err                        string
 }
 
@@ -436,8 +439,15 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report, dir s
 		fmt.Fprintln(os.Stderr, "scale: read secrets:", err)
 		return 1
 	}
-	logf("token latency: %d sequential requests for random clients of %d", o.seqRequests, len(creds))
-	rep.seq = tokenLoad(ctx, hc, env.TokenURL, creds, o.seqRequests, 1)
+	// Alternating runs, so that the machine's drift falls on both: random clients of
+	// all, and the sample client alone (what the baseline measured) at the same time.
+	logf("token latency: %d sequential requests for random clients of %d, alternating with the sample client's", o.seqRequests, len(creds))
+	rep.seq, rep.seqSample = &latencies{workers: 1}, &latencies{workers: 1}
+	const rounds = 6
+	for range rounds {
+		rep.seq.add(tokenLoad(ctx, hc, env.TokenURL, creds, o.seqRequests/rounds, 1))
+		rep.seqSample.add(tokenLoad(ctx, hc, env.TokenURL, base, o.seqRequests/rounds, 1))
+	}
 	logf("token latency: %d requests from %d goroutines", o.burstRequests, o.burst)
 	rep.burst = tokenLoad(ctx, hc, env.TokenURL, creds, o.burstRequests, o.burst)
 	if calls, err := managerMetrics(env.MetricsPort, "rest_client_requests_total"); err == nil {
@@ -465,6 +475,20 @@ var memoryGroups = []heapGroup{
 	{"informer cache: OAuthClients (JSON-decoded, transform)", regexp.MustCompile(`sigs\.k8s\.io/json|encoding/json\.\(\*decodeState\)|oauthClientTransform|serializer/json\.\(\*Serializer\)\.Decode`)},
 	{"informer indexes and queues (client-go cache)", regexp.MustCompile(`client-go/tools/cache\.`)},
 	{"reconcile queue", regexp.MustCompile(`client-go/util/workqueue|controller-runtime/pkg/internal/controller`)},
+}
+
+// profiledMemory takes a replica's heap profile (after a collection) into path, then
+// reads its memory, and splits its heap by memoryGroups.
+func profiledMemory(ctx context.Context, r devenv.Replica, pid int, path string) (*memory, []string) {
+	if err := heapProfile(r.PprofPort, path); err != nil {
+		return managerMemory(r.MetricsPort, pid), []string{"heap profile: " + err.Error()}
+	}
+	m := managerMemory(r.MetricsPort, pid)
+	groups, err := pprofGroups(ctx, path, memoryGroups)
+	if err != nil {
+		groups = []string{err.Error()}
+	}
+	return m, groups
 }
 
 // managerMemory reads a manager's memory: VmRSS and the Go runtime's figures.
@@ -568,11 +592,8 @@ func startSecondReplica(ctx context.Context, env *devenv.Env, hc *http.Client, c
 		}
 	}
 	time.Sleep(5 * time.Second)
-	res.mem = managerMemory(r.MetricsPort, managerPIDOf(env, i))
 	res.profile = strings.TrimSuffix(rep.heapProfile, ".pb.gz") + "-follower.pb.gz"
-	if err := heapProfile(r.PprofPort, res.profile); err == nil {
-		res.groups, _ = pprofGroups(ctx, res.profile, memoryGroups)
-	}
+	res.mem, res.groups = profiledMemory(ctx, r, managerPIDOf(env, i), res.profile)
 	return res
 }
 
@@ -609,6 +630,8 @@ func measureResync(ctx context.Context, env *devenv.Env, clients int, rep *repor
 		res.reconciles = sum(s, "controller", "oauthclient")
 	}
 	logf("resync: led after %s, %0.f reconciles done after %s", res.leadAfter.Round(time.Millisecond), res.reconciles, res.reconciledAfter.Round(time.Millisecond))
+	time.Sleep(5 * time.Second)
+	res.mem, res.groups = profiledMemory(ctx, second, managerPIDOf(env, 1), filepath.Join(filepath.Dir(env.ManagerLog), "heap-leader-after-resync.pb.gz"))
 	if apiErr == nil {
 		if after, err := apiServerRequests(ctx, env.Config); err == nil {
 			rep.loads = append(rep.loads, after.since(before, "resync: the new leader reconciles every client"))
@@ -748,6 +771,17 @@ func post(ctx context.Context, hc *http.Client, u, body string) (int, string, er
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	return resp.StatusCode, string(b), nil
+}
+
+// add merges o into l.
+func (l *latencies) add(o *latencies) {
+	l.d = append(l.d, o.d...)
+	slices.Sort(l.d)
+	l.failures += o.failures
+	if l.firstErr == "" {
+		l.firstErr = o.firstErr
+	}
+	l.wall += o.wall
 }
 
 func (l *latencies) pct(p float64) time.Duration {

@@ -38,19 +38,25 @@ func printReport(w io.Writer, o options, r *report) {
 	p("manager memory:   peak VmHWM %s during the run (max sampled VmRSS %s)", mib(r.hwm), mib(r.maxRSS))
 	if r.settled != nil {
 		perClient := r.settled.rss / float64(o.clients)
-		p("settled:          %s", r.settled)
-		p("                  %.1f KiB VmRSS per client  target < %s and <= %d KiB per client: %s",
-			perClient/1024, mib(targetRSS), targetPerClient>>10, verdict(r.settled.rss > 0 && r.settled.rss < targetRSS && perClient <= targetPerClient))
+		p("settled:          %s (the Go figures right after a collection)", r.settled)
+		p("                  %.1f KiB VmRSS per client  target < %s and <= %d KiB per client: %s; Go heap live %.1f KiB per client",
+			perClient/1024, mib(targetRSS), targetPerClient>>10, verdict(r.settled.rss > 0 && r.settled.rss < targetRSS && perClient <= targetPerClient),
+			r.settled.heapAlloc/float64(o.clients)/1024)
 	}
 	p("token latency, sample clients only (baseline):  %s", r.baseline)
-	p("token latency, %d clients cached, sequential:  %s", o.clients, r.seq)
+	p("token latency, %d clients cached, sequential, random clients:  %s", o.clients, r.seq)
+	p("token latency, %d clients cached, sequential, the sample client (alternating runs):  %s", o.clients, r.seqSample)
 	p("token latency, %d clients cached, concurrent:  %s", o.clients, r.burst)
-	if r.baseline != nil && r.seq != nil && len(r.baseline.d) > 0 && len(r.seq.d) > 0 {
-		p50 := float64(r.seq.pct(50)) / float64(r.baseline.pct(50))
-		p99 := float64(r.seq.pct(99)) / float64(r.baseline.pct(99))
-		p("latency ratio (%d clients / samples only): p50 %.2f, p99 %.2f  target <= %.1f: %s",
-			o.clients, p50, p99, targetLatencyGrow, verdict(p50 <= targetLatencyGrow && p99 <= targetLatencyGrow))
+	ratio := func(name string, a, b *latencies) {
+		if a == nil || b == nil || len(a.d) == 0 || len(b.d) == 0 {
+			return
+		}
+		p50 := float64(a.pct(50)) / float64(b.pct(50))
+		p99 := float64(a.pct(99)) / float64(b.pct(99))
+		p("latency ratio, %s: p50 %.2f, p99 %.2f  target <= %.1f: %s", name, p50, p99, targetLatencyGrow, verdict(p50 <= targetLatencyGrow && p99 <= targetLatencyGrow))
 	}
+	ratio(fmt.Sprintf("random of %d clients / samples only before they were created", o.clients), r.seq, r.baseline)
+	ratio(fmt.Sprintf("random of %d clients / the sample client, same time", o.clients), r.seq, r.seqSample)
 	if rs := r.replica; rs != nil {
 		if rs.err != "" {
 			p("second replica:   %s", rs.err)
@@ -69,6 +75,10 @@ func printReport(w io.Writer, o options, r *report) {
 		}
 		p("resync:           the second replica led %s after the first stopped; %.0f reconciles done after %s",
 			durOr(rs.leadAfter, "-"), rs.reconciles, durOr(rs.reconciledAfter, "-"))
+		p("new leader's memory 5 s after the resync (no creation burst behind it): %s", rs.mem)
+		for _, l := range rs.groups {
+			p("  %s", l)
+		}
 	}
 	if len(r.loads) > 0 {
 		p("")
