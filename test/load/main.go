@@ -82,7 +82,7 @@ func main() {
 	serve := flag.Bool("serve-minimal", false, "internal: run as the minimal token server (config on stdin)")
 	var o options
 	flag.IntVar(&o.workers, "workers", envInt("LOAD_WORKERS", 8), "concurrent workers (LOAD_WORKERS)")
-	flag.Int64Var(&o.requests, "requests", int64(envInt("LOAD_REQUESTS", 12500)), "request limit of one measured run (LOAD_REQUESTS)")
+	flag.Int64Var(&o.requests, "requests", int64(envInt("LOAD_REQUESTS", 60000)), "request limit of one measured run (LOAD_REQUESTS)")
 	flag.DurationVar(&o.duration, "duration", envDuration("LOAD_DURATION", 5*time.Second), "time limit of one measured run (LOAD_DURATION)")
 	flag.DurationVar(&o.warmup, "warmup", envDuration("LOAD_WARMUP", 2*time.Second), "warm-up of each server before measuring, not counted (LOAD_WARMUP)")
 	flag.IntVar(&o.rounds, "rounds", envInt("LOAD_ROUNDS", 4), "measured runs per server and mode, alternating real and minimal (LOAD_ROUNDS)")

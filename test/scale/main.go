@@ -10,8 +10,10 @@
 //     heap profile (top entries, and the split between the informer caches of
 //     OAuthClients and Secrets, the token server's registry and the rest);
 //   - the token endpoint's latency with every client cached (sequential requests for
-//     random clients, p50/p99, and a concurrent burst) next to the same measurement
-//     taken before the clients were created;
+//     random clients, p50/p99) next to the same measurement taken before the clients
+//     were created, and under concurrent load (16 and 64 connections: p50, p99,
+//     p99.9 and the garbage collections meanwhile: latency under GC with a large
+//     heap);
 //   - the time a second replica takes to start and serve its first token with every
 //     client present, and its memory;
 //   - the API server's load (requests per second, by verb): while the clients are
@@ -39,6 +41,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +81,8 @@ const (
 
 type options struct {
 	clients, namespaces, createWorkers int
-	seqRequests, burstRequests, burst  int
+	seqRequests, burstRequests         int
+	concurrency                        []int
 	settle                             time.Duration
 	replica, resync                    bool
 	managerEnv                         string
@@ -93,8 +97,8 @@ func main() {
 	flag.IntVar(&o.namespaces, "namespaces", 20, "namespaces to spread them over")
 	flag.IntVar(&o.createWorkers, "create-concurrency", 16, "goroutines creating clients")
 	flag.IntVar(&o.seqRequests, "token-requests", 3000, "sequential token requests (random clients), before and after creating the clients")
-	flag.IntVar(&o.burstRequests, "burst-requests", 2000, "token requests of the concurrent burst")
-	flag.IntVar(&o.burst, "burst-concurrency", 8, "goroutines of the concurrent burst")
+	flag.IntVar(&o.burstRequests, "concurrent-requests", 30000, "token requests of each concurrent run")
+	conc := flag.String("concurrency", "16,64", "connections of the concurrent runs, separated by commas")
 	flag.DurationVar(&o.settle, "settle", 20*time.Second, "wait after the reconcile queue is empty before measuring memory")
 	flag.BoolVar(&o.replica, "replica", true, "measure a second replica's start with every client present")
 	flag.BoolVar(&o.resync, "resync", true, "measure a resync: stop the first replica, the second leads and reconciles every client")
@@ -103,8 +107,16 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "folder for binaries, kubeconfig, logs and heap profiles (default: a temporary folder)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the folder (logs, heap profiles) afterwards")
 	flag.Parse()
-	if o.clients < 1 || o.namespaces < 1 || o.createWorkers < 1 || o.burst < 1 {
-		fmt.Fprintln(os.Stderr, "scale: -clients, -namespaces, -create-concurrency and -burst-concurrency must be positive")
+	for _, c := range strings.Split(*conc, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(c)); err == nil && n > 0 {
+			o.concurrency = append(o.concurrency, n)
+		} else if strings.TrimSpace(c) != "" {
+			fmt.Fprintf(os.Stderr, "scale: -concurrency: %q is not a positive number\n", c)
+			os.Exit(2)
+		}
+	}
+	if o.clients < 1 || o.namespaces < 1 || o.createWorkers < 1 {
+		fmt.Fprintln(os.Stderr, "scale: -clients, -namespaces and -create-concurrency must be positive")
 		os.Exit(2)
 	}
 	// The readiness watch logs through controller-runtime; the progress lines say what
@@ -125,9 +137,10 @@ type report struct {
 	readyTime  time.Duration // from the first create until all were Ready; 0: not reached
 	readyCurve []string
 	baseline   *latencies
-	seq, burst *latencies
-	seqSample  *latencies // the sample client alone, alternating with seq
-	hwm, rss   int64      // bytes, of the first manager process
+	seq        *latencies
+	concurrent []*latencies // by o.concurrency
+	seqSample  *latencies   // the sample client alone, alternating with seq
+	hwm, rss   int64        // bytes, of the first manager process
 	maxRSS     int64
 
 	settled      *memory
@@ -448,8 +461,17 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report, dir s
 		rep.seq.add(tokenLoad(ctx, hc, env.TokenURL, creds, o.seqRequests/rounds, 1))
 		rep.seqSample.add(tokenLoad(ctx, hc, env.TokenURL, base, o.seqRequests/rounds, 1))
 	}
-	logf("token latency: %d requests from %d goroutines", o.burstRequests, o.burst)
-	rep.burst = tokenLoad(ctx, hc, env.TokenURL, creds, o.burstRequests, o.burst)
+	for _, n := range o.concurrency {
+		logf("token latency: %d requests on %d connections", o.burstRequests, n)
+		chc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
+		gc0 := gcCycles(env.MetricsPort)
+		l := tokenLoad(ctx, chc, env.TokenURL, creds, o.burstRequests, n)
+		if gc0 >= 0 {
+			l.gcCycles = gcCycles(env.MetricsPort) - gc0
+		}
+		rep.concurrent = append(rep.concurrent, l)
+		chc.CloseIdleConnections()
+	}
 	if calls, err := managerMetrics(env.MetricsPort, "rest_client_requests_total"); err == nil {
 		rep.managerCalls = restCalls(calls)
 	}
@@ -531,6 +553,16 @@ func waitQueueDrained(ctx context.Context, metricsPort int, minReconciles float6
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// gcCycles is the number of garbage collections the manager at metricsPort has run;
+// -1 when unknown.
+func gcCycles(metricsPort int) float64 {
+	s, err := managerMetrics(metricsPort, "go_gc_duration_seconds_count")
+	if err != nil || len(s) == 0 {
+		return -1
+	}
+	return sum(s)
 }
 
 // restCalls summarizes a manager's own API requests (rest_client_requests_total) by
@@ -721,6 +753,7 @@ type latencies struct {
 	firstErr string
 	wall     time.Duration
 	workers  int
+	gcCycles float64 // the manager's collections during the run; 0: not measured
 }
 
 // tokenLoad sends n token requests for random clients from `workers` goroutines.
@@ -799,9 +832,12 @@ func (l *latencies) String() string {
 	if len(l.d) == 0 {
 		return fmt.Sprintf("no successful request (%d failures: %s)", l.failures, l.firstErr)
 	}
-	s := fmt.Sprintf("n=%d p50=%s p90=%s p99=%s max=%s  (%.0f req/s, %d goroutine(s))",
-		len(l.d), ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), ms(l.d[len(l.d)-1]),
+	s := fmt.Sprintf("n=%d p50=%s p90=%s p99=%s p99.9=%s max=%s  (%.0f req/s, %d connection(s))",
+		len(l.d), ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), ms(l.pct(99.9)), ms(l.d[len(l.d)-1]),
 		float64(len(l.d))/l.wall.Seconds(), l.workers)
+	if l.gcCycles > 0 {
+		s += fmt.Sprintf(", %.0f GC cycles of the manager", l.gcCycles)
+	}
 	if l.failures > 0 {
 		s += fmt.Sprintf("; %d FAILED, first: %s", l.failures, l.firstErr)
 	}

@@ -24,7 +24,7 @@ func printReport(w io.Writer, o options, r *report) {
 	p("")
 	p("=== oauth-client-operator scale benchmark ===")
 	p("machine: %s, %d CPUs (%s), %s; load average at the end: %s", host, numCPU(), cpuModel(), time.Now().UTC().Format(time.RFC3339), loadAverage())
-	p("clients: %d in %d namespaces, created by %d goroutines (client QPS 500, burst 1000); manager env: %q; timeout %s",
+	p("clients: %d in %d namespaces, created by %d goroutines (client QPS 500, burst 1000); manager environment: %q; timeout %s",
 		o.clients, o.namespaces, o.createWorkers, o.managerEnv, o.timeout)
 	p("environment start (build, etcd, kube-apiserver, manager): %s", r.envStart.Round(time.Millisecond))
 	p("")
@@ -46,7 +46,9 @@ func printReport(w io.Writer, o options, r *report) {
 	p("token latency, sample clients only (baseline):  %s", r.baseline)
 	p("token latency, %d clients cached, sequential, random clients:  %s", o.clients, r.seq)
 	p("token latency, %d clients cached, sequential, the sample client (alternating runs):  %s", o.clients, r.seqSample)
-	p("token latency, %d clients cached, concurrent:  %s", o.clients, r.burst)
+	for _, l := range r.concurrent {
+		p("token latency, %d clients cached, concurrent:  %s", o.clients, l)
+	}
 	ratio := func(name string, a, b *latencies) {
 		if a == nil || b == nil || len(a.d) == 0 || len(b.d) == 0 {
 			return
