@@ -2,7 +2,10 @@ package signing
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -85,11 +88,68 @@ func (s *Signer) Sign(claims []byte) (string, error) {
 	buf = append(buf, s.header...)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, claims)
-	sig, err := s.method.Sign(string(buf), s.key)
+	var sig []byte
+	var err error
+	if k, ok := s.key.(*ecdsa.PrivateKey); ok && s.alg == ES256 {
+		sig, err = signES256(k, buf)
+	} else {
+		sig, err = s.method.Sign(string(buf), s.key)
+	}
 	if err != nil {
 		return "", fmt.Errorf("sign token with key %q: %w", s.kid, err)
 	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
 	return string(buf), nil
+}
+
+// signES256 signs as golang-jwt's ES256 does (RFC 7518 §3.4: SHA-256, then r and s as
+// 32 bytes each), from crypto/ecdsa's ASN.1 signature: golang-jwt goes through
+// ecdsa.Sign, which parses that same signature into big integers it then writes out
+// again, about ten allocations and a kilobyte of every token request's garbage
+// (issue 21, BenchmarkToken/ES256/sign-only).
+func signES256(key *ecdsa.PrivateKey, signingInput []byte) ([]byte, error) {
+	digest := sha256.Sum256(signingInput)
+	der, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err != nil {
+		return nil, err
+	}
+	return rawSignature(der, 32)
+}
+
+// rawSignature turns an ASN.1 ECDSA signature, SEQUENCE { INTEGER r, INTEGER s } with
+// short lengths (as crypto/ecdsa writes it for curves up to P-384), into r and s as
+// size big-endian bytes each.
+func rawSignature(der []byte, size int) ([]byte, error) {
+	bad := errors.New("malformed ECDSA signature")
+	if len(der) < 2 || der[0] != 0x30 || der[1] >= 0x80 || int(der[1]) != len(der)-2 {
+		return nil, bad
+	}
+	rest := der[2:]
+	out := make([]byte, 2*size)
+	for i := range 2 {
+		if len(rest) < 2 || rest[0] != 0x02 || rest[1] >= 0x80 {
+			return nil, bad
+		}
+		n := int(rest[1])
+		if n == 0 || len(rest) < 2+n {
+			return nil, bad
+		}
+		v := rest[2 : 2+n]
+		rest = rest[2+n:]
+		if v[0]&0x80 != 0 {
+			return nil, bad // negative
+		}
+		if len(v) > 1 && v[0] == 0 {
+			v = v[1:] // the sign byte of a value whose top bit is set
+		}
+		if len(v) > size {
+			return nil, bad
+		}
+		copy(out[(i+1)*size-len(v):(i+1)*size], v)
+	}
+	if len(rest) != 0 {
+		return nil, bad
+	}
+	return out, nil
 }

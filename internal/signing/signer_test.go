@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
@@ -197,5 +198,78 @@ func BenchmarkRawSignature(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestES256SignaturesVerifyWithGolangJWT: ES256 tokens (signed without golang-jwt's
+// Sign) verify with golang-jwt and go-jose, over enough signatures that r and s take
+// every shape their ASN.1 form has (a sign byte, a shorter value).
+func TestES256SignaturesVerifyWithGolangJWT(t *testing.T) {
+	t.Parallel()
+	k := fixtureKey(t, ES256)
+	s, err := NewSigner(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := k.Private.Public()
+	for i := range 1000 {
+		token, err := s.Sign(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return pub, nil },
+			jwt.WithValidMethods([]string{"ES256"}), jwt.WithoutClaimsValidation())
+		if err != nil || !parsed.Valid {
+			t.Fatalf("token %d does not verify with golang-jwt: %v", i, err)
+		}
+		if i%100 == 0 {
+			if _, _, err := verifyWithJose(t, token, pub); err != nil {
+				t.Fatalf("token %d does not verify with go-jose: %v", i, err)
+			}
+		}
+	}
+}
+
+// TestRawSignature: ASN.1 ECDSA signatures to r||s, and what is refused.
+func TestRawSignature(t *testing.T) {
+	t.Parallel()
+	full := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	der := func(ints ...[]byte) []byte {
+		var body []byte
+		for _, v := range ints {
+			body = append(body, 0x02, byte(len(v)))
+			body = append(body, v...)
+		}
+		return append([]byte{0x30, byte(len(body))}, body...)
+	}
+	for _, tc := range []struct {
+		name string
+		der  []byte
+		want []byte // nil: refused
+	}{
+		{"32-byte values", der(full(0x11), full(0x22)), append(full(0x11), full(0x22)...)},
+		{"sign bytes", der(append([]byte{0}, full(0x81)...), append([]byte{0}, full(0xff)...)), append(full(0x81), full(0xff)...)},
+		{"short values", der([]byte{0x01}, []byte{0x7f, 0x02}), append(append(make([]byte, 31), 0x01), append(make([]byte, 30), 0x7f, 0x02)...)},
+		{"zero", der([]byte{0}, []byte{0}), make([]byte, 64)},
+		{"negative", der([]byte{0x80}, full(0x01)), nil},
+		{"too long", der(append([]byte{0x01}, full(0x01)...), full(0x01)), nil},
+		{"empty integer", der([]byte{}, full(0x01)), nil},
+		{"one integer", der(full(0x01)), nil},
+		{"three integers", der(full(0x01), full(0x01), []byte{1}), nil},
+		{"trailing bytes", append(der(full(0x01), full(0x01)), 0), nil},
+		{"not a sequence", append([]byte{0x31}, der(full(0x01), full(0x01))[1:]...), nil},
+		{"wrong length", append([]byte{0x30, 0x10}, der(full(0x01), full(0x01))[2:]...), nil},
+		{"empty", nil, nil},
+	} {
+		got, err := rawSignature(tc.der, 32)
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("%s: accepted as %x", tc.name, got)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: %x, %v; want %x", tc.name, got, err, tc.want)
+		}
 	}
 }
