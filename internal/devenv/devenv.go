@@ -5,7 +5,8 @@
 // repository has one. `make dev` (cmd/dev) runs it for people; the end-to-end tests run
 // it for the real binaries.
 //
-// Everything listens on 127.0.0.1 only. Children run in their own process groups (so a
+// With Options.TLS the token server serves HTTPS with a certificate of a local CA
+// written into Dir (`make dev --tls`). Everything listens on 127.0.0.1 only. Children run in their own process groups (so a
 // terminal's Ctrl-C reaches only the runner, which stops them in order) and, on Linux,
 // get SIGTERM if the runner dies. The envtest binaries are found as internal/testenv
 // finds them: $KUBEBUILDER_ASSETS, else bin/k8s (`make envtest`).
