@@ -16,7 +16,7 @@ func clusterBKubeconfig(env *devenv.Env) string {
 
 // writeClusterBGuide shows how a workload of another cluster gets a token with its own
 // ServiceAccount token: a token of cluster B exchanged (RFC 8693) for an access token.
-func writeClusterBGuide(p func(string, ...any), env *devenv.Env) {
+func writeClusterBGuide(p func(string, ...any), env *devenv.Env, curl string) {
 	if env.ClusterB == nil {
 		return
 	}
@@ -25,7 +25,7 @@ func writeClusterBGuide(p func(string, ...any), env *devenv.Env) {
 		devenv.SampleNamespace, devenv.ClusterBServiceAccount, devenv.ClusterBClient)
 	p("  B_TOKEN=$(kubectl --kubeconfig %s -n %s create token %s --audience %s)",
 		shellQuote(env.ClusterB.Kubeconfig), devenv.SampleNamespace, devenv.ClusterBServiceAccount, env.Issuer)
-	p(`  curl -sS -X POST %s -d grant_type=%s \`, env.TokenURL, tokenserver.GrantTokenExchange)
+	p(`  %s -X POST %s -d grant_type=%s \`, curl, env.TokenURL, tokenserver.GrantTokenExchange)
 	p(`    -d subject_token_type=%s --data-urlencode subject_token="$B_TOKEN"`, tokenserver.TokenTypeJWT)
 	p("")
 }

@@ -3,9 +3,11 @@
 // server, the example API when the repository has one, and cluster B: a second control
 // plane whose ServiceAccount tokens the operator trusts (--cluster-b=false skips it).
 // It prints one `ready: token_url=… api_url=… kubeconfig=… token_urls=…,…
-// cluster_b_kubeconfig=…` line and a short guide on stdout, runs until SIGINT or
-// SIGTERM, then stops everything and exits 0. It exits non-zero when something fails to
-// start or a child process dies (with --replicas N, when the last manager replica has).
+// cluster_b_kubeconfig=… ca=…` line and a short guide on stdout (with --tls the token
+// server speaks HTTPS with a certificate of a local CA and ca= names the CA's
+// certificate; empty without --tls), runs until SIGINT or SIGTERM, then stops
+// everything and exits 0. It exits non-zero when something fails to start or a child
+// process dies (with --replicas N, when the last manager replica has).
 package main
 
 import (
@@ -64,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for the token endpoint to answer")
 	fs.IntVar(&opts.Replicas, "replicas", 1, "manager processes; more than 1 runs them with leader election, each serving tokens on its own port")
 	fs.BoolVar(&opts.ClusterB, "cluster-b", true, "start a second control plane, another cluster whose ServiceAccount tokens the operator trusts (OAuthTrustedIssuer cluster-b)")
+	fs.BoolVar(&opts.TLS, "tls", false, "serve the token server over HTTPS with a certificate of a local CA written into --dir (ca.crt: use curl --cacert)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -99,8 +102,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// Scripts parse this line: fields are only ever added, never renamed or removed.
-	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s token_urls=%s cluster_b_kubeconfig=%s\n",
-		env.TokenURL, env.APIURL, env.Kubeconfig, strings.Join(env.TokenURLs(), ","), clusterBKubeconfig(env))
+	_, _ = fmt.Fprintf(stdout, "ready: token_url=%s api_url=%s kubeconfig=%s token_urls=%s cluster_b_kubeconfig=%s ca=%s\n",
+		env.TokenURL, env.APIURL, env.Kubeconfig, strings.Join(env.TokenURLs(), ","), clusterBKubeconfig(env), env.CAFile)
 	writeGuide(stdout, env)
 
 	code := 0
@@ -121,8 +124,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 func writeGuide(w io.Writer, env *devenv.Env) {
 	kc := shellQuote(env.Kubeconfig)
 	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
+	// curl of the token server: it trusts the local CA with --tls.
+	curl, goRun := "curl -sS", "go run"
+	if env.CAFile != "" {
+		curl += " --cacert " + shellQuote(env.CAFile)
+		goRun = "SSL_CERT_FILE=" + shellQuote(env.CAFile) + " go run"
+	}
 	p("")
 	p("The operator runs on a local control plane (etcd + kube-apiserver) with config/samples applied.")
+	if env.CAFile != "" {
+		p("The token server speaks HTTPS with a certificate of the local CA %s;", env.CAFile)
+		p("clients trust it with curl --cacert, or SSL_CERT_FILE for Go programs.")
+	}
 	p("Try it from another terminal:")
 	p("")
 	p("  # the OAuth clients, their client IDs and Ready condition")
@@ -133,7 +146,7 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 		kc, devenv.SampleNamespace, devenv.SampleClient)
 	p("")
 	p("  # a token for the %s API (drop the `| sed …` to see the whole answer)", devenv.APIAudience)
-	p(`  TOKEN=$(curl -sS -X POST %s -H 'Content-Type: application/json' \`, env.TokenURL)
+	p(`  TOKEN=$(%s -X POST %s -H 'Content-Type: application/json' \`, curl, env.TokenURL)
 	p(`    -d '{"grant_type": "client_credentials", "client_id": "%s", "client_secret": "'"$SECRET"'"}' \`, devenv.SampleClientID)
 	p(`    | sed -E 's/.*"access_token":"([^"]+)".*/\1/')`)
 	p("")
@@ -147,7 +160,7 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 	p("  # no secret at all: shop.%s authenticates with its ServiceAccount's token", devenv.SampleServiceAccountClient)
 	p("  SA_TOKEN=$(kubectl --kubeconfig %s -n %s create token %s --audience %s)",
 		kc, devenv.SampleNamespace, devenv.SampleServiceAccountClient, env.Issuer)
-	p(`  curl -sS -X POST %s -d grant_type=client_credentials -d client_id=%s.%s \`, env.TokenURL, devenv.SampleNamespace, devenv.SampleServiceAccountClient)
+	p(`  %s -X POST %s -d grant_type=client_credentials -d client_id=%s.%s \`, curl, env.TokenURL, devenv.SampleNamespace, devenv.SampleServiceAccountClient)
 	p(`    --data-urlencode client_assertion_type=%s \`, tokenserver.JWTBearerAssertionType)
 	p(`    --data-urlencode client_assertion="$SA_TOKEN"`)
 	p("")
@@ -157,7 +170,7 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 	p(`    kubectl --kubeconfig %s -n %s get secret %s -o jsonpath="{.data.$k}" | base64 -d > /tmp/%s/$k; done`,
 		kc, devenv.SampleNamespace, devenv.SamplePrivateKeyClient, devenv.SamplePrivateKeyClient)
 	if env.APIURL != "" {
-		p("  go run ./cmd/example-client --secret-dir /tmp/%s --audience %s %s", devenv.SamplePrivateKeyClient, devenv.APIAudience, env.APIURL)
+		p("  %s ./cmd/example-client --secret-dir /tmp/%s --audience %s %s", goRun, devenv.SamplePrivateKeyClient, devenv.APIAudience, env.APIURL)
 	}
 	p("")
 	p("  # DPoP: shop.%s has requireDPoP, so each token is bound to a key that never leaves", devenv.SampleDPoPClient)
@@ -166,12 +179,12 @@ func writeGuide(w io.Writer, env *devenv.Env) {
 	p(`    kubectl --kubeconfig %s -n %s get secret %s -o jsonpath="{.data.$k}" | base64 -d > /tmp/%s/$k; done`,
 		kc, devenv.SampleNamespace, devenv.SampleDPoPClient, devenv.SampleDPoPClient)
 	if env.APIURL != "" {
-		p("  go run ./cmd/example-client --dpop --verbose --secret-dir /tmp/%s --audience %s %s", devenv.SampleDPoPClient, devenv.APIAudience, env.APIURL)
+		p("  %s ./cmd/example-client --dpop --verbose --secret-dir /tmp/%s --audience %s %s", goRun, devenv.SampleDPoPClient, devenv.APIAudience, env.APIURL)
 	}
 	p("")
-	writeClusterBGuide(p, env)
+	writeClusterBGuide(p, env, curl)
 	p("  # the public keys APIs verify tokens with")
-	p("  curl -sS %s/.well-known/jwks.json", env.Issuer)
+	p("  %s %s/.well-known/jwks.json", curl, env.Issuer)
 	p("")
 	if len(env.Replicas) > 1 {
 		writeReplicasGuide(p, env, kc)

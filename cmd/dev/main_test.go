@@ -132,3 +132,33 @@ func TestBadPortEnv(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
 	}
 }
+
+// With --tls, every command that reaches the token server trusts the local CA, and the
+// guide says where the CA is.
+func TestGuideTLS(t *testing.T) {
+	env := &devenv.Env{
+		Issuer:     "https://127.0.0.1:18443",
+		TokenURL:   "https://127.0.0.1:18443/oauth2-token",
+		APIURL:     "http://127.0.0.1:18080/api/users",
+		Kubeconfig: "/repo/bin/dev/kubeconfig",
+		ManagerLog: "/repo/bin/dev/manager.log",
+		CAFile:     "/my repo/bin/dev/ca.crt",
+	}
+	var out bytes.Buffer
+	writeGuide(&out, env)
+	for _, want := range []string{
+		"certificate of the local CA /my repo/bin/dev/ca.crt",
+		`TOKEN=$(curl -sS --cacert '/my repo/bin/dev/ca.crt' -X POST https://127.0.0.1:18443/oauth2-token -H 'Content-Type: application/json'`,
+		`curl -sS --cacert '/my repo/bin/dev/ca.crt' -X POST https://127.0.0.1:18443/oauth2-token -d grant_type=client_credentials -d client_id=shop.inventory`,
+		"--audience https://127.0.0.1:18443)",
+		`SSL_CERT_FILE='/my repo/bin/dev/ca.crt' go run ./cmd/example-client`,
+		"curl -sS --cacert '/my repo/bin/dev/ca.crt' https://127.0.0.1:18443/.well-known/jwks.json\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("guide lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "http://127.0.0.1:18443") {
+		t.Errorf("the guide names the token server over plain HTTP:\n%s", out.String())
+	}
+}

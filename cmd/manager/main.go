@@ -33,6 +33,7 @@ func run() error {
 	flag.StringVar(&opts.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the operator's namespace (signing keys, leader-election lease); default $POD_NAMESPACE")
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", `metrics listen address; "0" disables metrics`)
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", `health-probe listen address (/healthz, /readyz); "0" disables probes`)
+	flag.StringVar(&opts.PprofAddr, "pprof-bind-address", "", `net/http/pprof listen address, e.g. 127.0.0.1:6060 (never a public one); "" disables it`)
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader so only one replica reconciles (every replica serves tokens)")
 	flag.DurationVar(&opts.LeaseDuration, "leader-elect-lease-duration", operator.DefaultLeaseDuration, "how long a leader's Lease holds without renewal before another replica may take it")
 	flag.DurationVar(&opts.RenewDeadline, "leader-elect-renew-deadline", operator.DefaultRenewDeadline, "how long the leader tries to renew its Lease before it stops the leader-only work (shorter than the lease duration)")

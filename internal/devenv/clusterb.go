@@ -131,5 +131,5 @@ func (e *Env) ExchangeClusterBToken(ctx context.Context) (string, error) {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return doTokenRequest(req)
+	return doTokenRequest(e.HTTP, req)
 }

@@ -6,7 +6,8 @@
 // another cluster whose ServiceAccount tokens the operator trusts. `make dev` (cmd/dev)
 // runs it for people; the end-to-end tests run it for the real binaries.
 //
-// Everything listens on 127.0.0.1 only. Children run in their own process groups (so a
+// With Options.TLS the token server serves HTTPS with a certificate of a local CA
+// written into Dir (`make dev --tls`). Everything listens on 127.0.0.1 only. Children run in their own process groups (so a
 // terminal's Ctrl-C reaches only the runner, which stops them in order) and, on Linux,
 // get SIGTERM if the runner dies. The envtest binaries are found as internal/testenv
 // finds them: $KUBEBUILDER_ASSETS, else bin/k8s (`make envtest`).
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,11 +106,28 @@ type Options struct {
 	// whose ServiceAccount tokens the operator trusts (OAuthTrustedIssuer cluster-b)
 	// for the FederatedToken client shop.cluster-b-sync (clusterb.go).
 	ClusterB bool
+	// TLS makes the token server serve HTTPS with a certificate of a local CA that
+	// Start writes into Dir (WriteLocalTLS); the issuer and every token URL are then
+	// https://…, Env.CAFile names the CA, and the example API trusts it.
+	TLS bool
+	// LeaderElection runs every manager replica with --leader-elect, even a single
+	// one (replicas added later with StartReplica then follow it, as in a cluster).
+	// More than one replica always elects.
+	LeaderElection bool
+	// ManagerArgs are extra flags of every manager replica.
+	ManagerArgs []string
+	// Pprof serves net/http/pprof in every manager replica, each on a free port of
+	// 127.0.0.1 (Replica.PprofPort).
+	Pprof bool
+	// ManagerEnv are extra environment variables (NAME=value) of every manager replica
+	// (e.g. GOMEMLIMIT), besides this process's own.
+	ManagerEnv []string
 }
 
 // Env is a running environment. Stop it, whatever happens.
 type Env struct {
-	// Issuer is the token server's base URL, http://127.0.0.1:<TokenPort>.
+	// Issuer is the token server's base URL, http://127.0.0.1:<TokenPort> (https://
+	// with Options.TLS).
 	Issuer string
 	// TokenURL is the token endpoint, Issuer + "/oauth2-token".
 	TokenURL string
@@ -123,6 +142,14 @@ type Env struct {
 	Client client.Client
 	// Dir holds the binaries, kubeconfig, manager config and logs.
 	Dir string
+	// CAFile is the local CA's certificate (PEM) with Options.TLS: what clients of the
+	// token server trust; empty without TLS.
+	CAFile string
+	// TLSFiles are the local CA's and the token server's certificate files with
+	// Options.TLS.
+	TLSFiles LocalTLS
+	// HTTP is a client for the environment's endpoints (it trusts CAFile).
+	HTTP *http.Client
 	// ManagerLog and APILog are the children's log files (stdout and stderr);
 	// ManagerLog is the first replica's.
 	ManagerLog, APILog string
@@ -137,9 +164,10 @@ type Env struct {
 	opts         Options
 	controlPlane *envtest.Environment
 
-	mu       sync.Mutex // guards managers, api
-	managers []*child   // by replica, as Replicas
-	api      *child
+	mu            sync.Mutex // guards managers, api, Replicas once started
+	managers      []*child   // by replica, as Replicas
+	api           *child
+	managerBinary string
 
 	failOnce sync.Once
 	failed   chan struct{} // closed when a child exited unexpectedly
@@ -157,10 +185,20 @@ type Replica struct {
 	TokenURL string
 	// TokenPort, MetricsPort and ProbePort are its ports on 127.0.0.1.
 	TokenPort, MetricsPort, ProbePort int
+	// PprofPort serves net/http/pprof with Options.Pprof; 0 without.
+	PprofPort int
 	// Log is its log file.
 	Log string
 
 	args []string
+}
+
+// scheme is the token server's URL scheme.
+func (e *Env) scheme() string {
+	if e.opts.TLS {
+		return "https://"
+	}
+	return "http://"
 }
 
 // TokenURLs returns every replica's token endpoint, the first one first.
@@ -203,7 +241,10 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, err
 		}
 	}
-	e.Issuer = "http://" + hostPort(e.TokenPort)
+	if err := e.setUpTLS(); err != nil {
+		return nil, err
+	}
+	e.Issuer = e.scheme() + hostPort(e.TokenPort)
 	e.TokenURL = e.Issuer + config.TokenPath
 	if err := e.startControlPlane(ctx); err != nil {
 		return nil, err
@@ -235,6 +276,25 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	return e, nil
 }
 
+// setUpTLS writes the local CA and the token server's certificate with Options.TLS,
+// and builds the client of the environment's endpoints.
+func (e *Env) setUpTLS() error {
+	if e.opts.TLS {
+		files, err := WriteLocalTLS(e.opts.Dir)
+		if err != nil {
+			return err
+		}
+		e.TLSFiles, e.CAFile = files, files.CAFile
+		e.logf("token server certificate %s from the local CA %s", files.CertFile, files.CAFile)
+	}
+	c, err := HTTPClient(e.CAFile, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	e.HTTP = c
+	return nil
+}
+
 // reservePorts picks the ports of every replica (and of the example API), failing with
 // a *PortInUseError when a chosen one is taken.
 func (e *Env) reservePorts(withAPI bool) error {
@@ -251,10 +311,15 @@ func (e *Env) reservePorts(withAPI bool) error {
 	for i := range e.Replicas {
 		r := &e.Replicas[i]
 		r.Name = "manager"
+		if i > 0 {
+			r.Name = fmt.Sprintf("manager-%d", i+1)
+		}
+		if opts.Pprof {
+			ports = append(ports, &portRequest{Role: "pprof of " + r.Name, Port: &r.PprofPort})
+		}
 		if i == 0 {
 			continue
 		}
-		r.Name = fmt.Sprintf("manager-%d", i+1)
 		ports = append(ports,
 			&portRequest{Role: RoleToken + " of " + r.Name, Port: &r.TokenPort},
 			&portRequest{Role: RoleMetrics + " of " + r.Name, Port: &r.MetricsPort},
@@ -281,23 +346,10 @@ func (e *Env) applySamples(ctx context.Context) error {
 // sample client gets a token from every one.
 func (e *Env) startManagers(ctx context.Context, binary string) error {
 	e.managers = make([]*child, len(e.Replicas))
+	e.managerBinary = binary
 	for i := range e.Replicas {
-		r := &e.Replicas[i]
-		r.TokenURL = "http://" + hostPort(r.TokenPort) + config.TokenPath
-		configFile, err := e.writeManagerConfig(r.Name, r.TokenPort)
-		if err != nil {
+		if err := e.prepareReplica(&e.Replicas[i], e.opts.LeaderElection || len(e.Replicas) > 1); err != nil {
 			return err
-		}
-		r.Log = filepath.Join(e.opts.Dir, r.Name+".log")
-		r.args = []string{binary,
-			"--config", configFile,
-			"--kubeconfig", e.Kubeconfig,
-			"--namespace", OperatorNamespace,
-			"--metrics-bind-address", hostPort(r.MetricsPort),
-			"--health-probe-bind-address", hostPort(r.ProbePort),
-		}
-		if len(e.Replicas) > 1 {
-			r.args = append(r.args, "--leader-elect")
 		}
 	}
 	e.ManagerLog = e.Replicas[0].Log
@@ -312,6 +364,31 @@ func (e *Env) startManagers(ctx context.Context, binary string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// prepareReplica writes r's config file and sets its token URL, log and command line.
+func (e *Env) prepareReplica(r *Replica, leaderElect bool) error {
+	r.TokenURL = e.scheme() + hostPort(r.TokenPort) + config.TokenPath
+	configFile, err := e.writeManagerConfig(r.Name, r.TokenPort)
+	if err != nil {
+		return err
+	}
+	r.Log = filepath.Join(e.opts.Dir, r.Name+".log")
+	r.args = []string{e.managerBinary,
+		"--config", configFile,
+		"--kubeconfig", e.Kubeconfig,
+		"--namespace", OperatorNamespace,
+		"--metrics-bind-address", hostPort(r.MetricsPort),
+		"--health-probe-bind-address", hostPort(r.ProbePort),
+	}
+	if leaderElect {
+		r.args = append(r.args, "--leader-elect")
+	}
+	if r.PprofPort != 0 {
+		r.args = append(r.args, "--pprof-bind-address", hostPort(r.PprofPort))
+	}
+	r.args = append(r.args, e.opts.ManagerArgs...)
 	return nil
 }
 
@@ -389,9 +466,13 @@ func (e *Env) startControlPlane(ctx context.Context) error {
 // parser) and returns its path: every replica has the first one's issuer and its own
 // token port.
 func (e *Env) writeManagerConfig(name string, tokenPort int) (string, error) {
+	tokenServer := map[string]any{"address": hostPort(tokenPort)}
+	if e.opts.TLS {
+		tokenServer["tls"] = map[string]any{"certFile": e.TLSFiles.CertFile, "keyFile": e.TLSFiles.KeyFile}
+	}
 	base := map[string]any{
 		"issuer":      e.Issuer,
-		"tokenServer": map[string]any{"address": hostPort(tokenPort)},
+		"tokenServer": tokenServer,
 		"tokens":      map[string]any{"defaultTTL": "1h"},
 		"signing":     map[string]any{"algorithm": "ES256"},
 	}
@@ -432,12 +513,12 @@ func merge(dst, src map[string]any) {
 
 func (e *Env) startManager(i int, restart bool) error {
 	r := e.Replicas[i]
-	return e.startTracked(&e.managers[i], r.Name, r.Log, restart, r.args)
+	return e.startTracked(&e.managers[i], r.Name, r.Log, restart, r.args, e.opts.ManagerEnv)
 }
 
 // startTracked starts a child into *slot, unless Stop has begun: Stop then sees every
 // child that was started.
-func (e *Env) startTracked(slot **child, name, logPath string, appendLog bool, args []string) error {
+func (e *Env) startTracked(slot **child, name, logPath string, appendLog bool, args, env []string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	select {
@@ -445,7 +526,7 @@ func (e *Env) startTracked(slot **child, name, logPath string, appendLog bool, a
 		return fmt.Errorf("start %s: environment stopped", name)
 	default:
 	}
-	c, err := e.startChild(name, logPath, appendLog, args)
+	c, err := e.startChild(name, logPath, appendLog, args, env)
 	if err != nil {
 		return err
 	}
@@ -463,8 +544,14 @@ func (e *Env) startExampleAPI(ctx context.Context, binary string) error {
 		"--listen", hostPort(e.APIPort),
 	}
 	args = append(args, e.opts.APIArgs...)
+	var env []string
+	if e.CAFile != "" {
+		// The example API fetches the JWKS from the issuer: it trusts the local CA
+		// (crypto/x509 reads SSL_CERT_FILE instead of the system's roots).
+		env = append(env, "SSL_CERT_FILE="+e.CAFile)
+	}
 	e.logf("starting the example API (log: %s)", e.APILog)
-	if err := e.startTracked(&e.api, "example-api", e.APILog, false, args); err != nil {
+	if err := e.startTracked(&e.api, "example-api", e.APILog, false, args, env); err != nil {
 		return err
 	}
 	e.APIURL = "http://" + hostPort(e.APIPort) + "/api/users"
@@ -507,6 +594,61 @@ func (e *Env) RestartOperator(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// StartReplica starts one more manager replica on free ports and returns its index in
+// Replicas, without waiting for it to serve (WaitForReplica does). It runs with
+// --leader-elect: start the environment with Options.LeaderElection so that it follows
+// the replica that leads, as in a cluster. Call it from one goroutine, not during
+// RestartOperator.
+func (e *Env) StartReplica() (int, error) {
+	if e.managerBinary == "" {
+		return 0, errors.New("start replica: the environment has not started")
+	}
+	i := len(e.Replicas)
+	r := Replica{Name: fmt.Sprintf("manager-%d", i+1)}
+	ports := []*int{&r.TokenPort, &r.MetricsPort, &r.ProbePort}
+	if e.opts.Pprof {
+		ports = append(ports, &r.PprofPort)
+	}
+	for _, p := range ports {
+		port, err := FreePort()
+		if err != nil {
+			return 0, fmt.Errorf("start replica: %w", err)
+		}
+		*p = port
+	}
+	if err := e.prepareReplica(&r, true); err != nil {
+		return 0, fmt.Errorf("start replica: %w", err)
+	}
+	e.mu.Lock()
+	e.Replicas = append(e.Replicas, r)
+	e.managers = append(e.managers, nil)
+	e.mu.Unlock()
+	e.logf("starting the %s (log: %s)", r.Name, r.Log)
+	if err := e.startManager(i, false); err != nil {
+		return 0, err
+	}
+	return i, nil
+}
+
+// WaitForReplica waits until replica i serves the sample client a token (at most
+// ReadyTimeout).
+func (e *Env) WaitForReplica(ctx context.Context, i int) error { return e.waitForToken(ctx, i) }
+
+// StopReplica stops replica i (SIGTERM, then SIGKILL after StopTimeout); the others go
+// on. With leader election, one that leads hands over its Lease as it stops.
+func (e *Env) StopReplica(i int) error {
+	e.mu.Lock()
+	var m *child
+	if i >= 0 && i < len(e.managers) {
+		m = e.managers[i]
+	}
+	e.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("stop replica %d: not running", i)
+	}
+	return m.stop(e.opts.StopTimeout)
 }
 
 // Wait blocks until a child process exits unexpectedly, and returns an error naming it

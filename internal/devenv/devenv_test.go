@@ -266,3 +266,118 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("manager pids %v after stopping %d, before %v", left, pids[first], pids)
 	}
 }
+
+// TestTLS runs the environment with TLS, as `make dev --tls`: issuer and token URL are
+// https://, a client that trusts the CA file gets a token, one that does not is
+// refused the certificate, plain HTTP to the token port gets a 400 that says why, and
+// the example API (which fetches the JWKS over HTTPS) accepts the token.
+func TestTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bins, err := devenv.BuildBinaries(ctx, testenv.Root(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := devenv.Start(ctx, devenv.Options{Dir: dir, Binaries: bins, Log: testLog{t}, TLS: true,
+		StopTimeout: 15 * time.Second, ReadyTimeout: 90 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+
+	if want := fmt.Sprintf("https://127.0.0.1:%d", env.TokenPort); env.Issuer != want || env.TokenURL != want+"/oauth2-token" {
+		t.Fatalf("issuer %s, token URL %s; want %s", env.Issuer, env.TokenURL, want)
+	}
+	if env.CAFile != filepath.Join(dir, "ca.crt") {
+		t.Errorf("CAFile %q, want ca.crt in %s", env.CAFile, dir)
+	}
+	id, secret, err := env.SampleCredentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := env.RequestToken(ctx, id, secret) // env.HTTP trusts CAFile
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertAPI(t, env, token)
+
+	body := fmt.Sprintf(`{"grant_type": "client_credentials", "client_id": %q, "client_secret": %q}`, id, secret)
+	if resp, err := http.Post(env.TokenURL, "application/json", strings.NewReader(body)); err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("a client that does not trust the local CA got an answer")
+	}
+	plain := strings.Replace(env.TokenURL, "https://", "http://", 1)
+	resp, err := http.Post(plain, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("plain HTTP to the TLS port: %v", err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(data), "HTTP request to an HTTPS server") {
+		t.Errorf("plain HTTP to the TLS port: %s %q", resp.Status, data)
+	}
+}
+
+// TestStartReplica: in an environment whose single manager elects (LeaderElection), a
+// replica started later serves tokens and follows; when the first one stops, the
+// added one leads and the environment goes on.
+func TestStartReplica(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bins, err := devenv.BuildBinaries(ctx, testenv.Root(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := devenv.Start(ctx, devenv.Options{Dir: dir, Binaries: bins, Log: testLog{t}, NoExampleAPI: true,
+		LeaderElection: true, StopTimeout: 15 * time.Second, ReadyTimeout: 90 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	leads := func(i int) bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", env.Replicas[i].MetricsPort))
+		if err != nil {
+			return false
+		}
+		data, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return strings.Contains(string(data), "\nleader_election_master_status{name=\"oauth-client-operator.oauth.operator.dev\"} 1\n")
+	}
+	waitLeads := func(i int) {
+		deadline := time.Now().Add(45 * time.Second)
+		for !leads(i) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not lead", env.Replicas[i].Name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitLeads(0)
+
+	i, err := env.StartReplica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.WaitForReplica(ctx, i); err != nil {
+		t.Fatal(err)
+	}
+	if i != 1 || len(env.TokenURLs()) != 2 || env.TokenURLs()[1] == env.TokenURL {
+		t.Fatalf("added replica %d, token URLs %v", i, env.TokenURLs())
+	}
+	if leads(1) {
+		t.Fatal("the added replica leads while the first one does")
+	}
+	pids := env.ManagerPIDs()
+	if err := env.StopReplica(0); err != nil {
+		t.Fatal(err)
+	}
+	gone(t, pids[0])
+	waitLeads(1)
+	waitCtx, waitCancel := context.WithTimeout(ctx, 2*time.Second)
+	defer waitCancel()
+	if err := env.Wait(waitCtx); err != nil {
+		t.Fatalf("the environment failed when the first replica was stopped: %v", err)
+	}
+}

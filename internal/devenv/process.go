@@ -23,11 +23,12 @@ type child struct {
 	expected atomic.Bool   // the exit is ours (Stop, RestartOperator)
 }
 
-// startChild runs args in its own process group with stdout and stderr to logPath
-// (truncated, or appended to on a restart). On Linux the child gets SIGTERM if this
-// process dies. An exit nobody asked for is reported through e.fail, except a manager
-// replica's while another replica runs (see childExited).
-func (e *Env) startChild(name, logPath string, appendLog bool, args []string) (*child, error) {
+// startChild runs args, with env added to this process's environment, in its own
+// process group with stdout and stderr to logPath (truncated, or appended to on a
+// restart). On Linux the child gets SIGTERM if this process dies. An exit nobody asked
+// for is reported through e.fail, except a manager replica's while another replica
+// runs (see childExited).
+func (e *Env) startChild(name, logPath string, appendLog bool, args, env []string) (*child, error) {
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if appendLog {
 		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
@@ -38,6 +39,9 @@ func (e *Env) startChild(name, logPath string, appendLog bool, args []string) (*
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = e.opts.Dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = sysProcAttr()
 	_, _ = fmt.Fprintf(logFile, "=== devenv: %s %s (%s)\n", name, strings.Join(args, " "), time.Now().Format(time.RFC3339))

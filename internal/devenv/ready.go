@@ -16,8 +16,6 @@ import (
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 )
 
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
 // SampleCredentials reads the sample client's client_secret from the Secret the
 // operator wrote for it.
 func (e *Env) SampleCredentials(ctx context.Context) (clientID, clientSecret string, err error) {
@@ -35,10 +33,10 @@ func (e *Env) SampleCredentials(ctx context.Context) (clientID, clientSecret str
 // RequestToken runs the client-credentials grant at TokenURL with a JSON body and
 // returns the access token.
 func (e *Env) RequestToken(ctx context.Context, clientID, clientSecret string) (string, error) {
-	return requestToken(ctx, e.TokenURL, clientID, clientSecret)
+	return e.requestToken(ctx, e.TokenURL, clientID, clientSecret)
 }
 
-func requestToken(ctx context.Context, tokenURL, clientID, clientSecret string) (string, error) {
+func (e *Env) requestToken(ctx context.Context, tokenURL, clientID, clientSecret string) (string, error) {
 	body, _ := json.Marshal(map[string]string{
 		"grant_type": "client_credentials", "client_id": clientID, "client_secret": clientSecret,
 	})
@@ -47,12 +45,13 @@ func requestToken(ctx context.Context, tokenURL, clientID, clientSecret string) 
 		return "", fmt.Errorf("token request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	return doTokenRequest(req)
+	return doTokenRequest(e.HTTP, req)
 }
 
-// doTokenRequest sends a token request and returns the access token of a 200 answer.
-func doTokenRequest(req *http.Request) (string, error) {
-	resp, err := httpClient.Do(req)
+// doTokenRequest sends a token request with c and returns the access token of a 200
+// answer.
+func doTokenRequest(c *http.Client, req *http.Request) (string, error) {
+	resp, err := c.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("token request: %w", err)
 	}
@@ -78,7 +77,7 @@ func (e *Env) waitForToken(ctx context.Context, i int) error {
 	err := e.poll(ctx, func(ctx context.Context) bool {
 		id, secret, err := e.SampleCredentials(ctx)
 		if err == nil {
-			_, err = requestToken(ctx, tokenURL, id, secret)
+			_, err = e.requestToken(ctx, tokenURL, id, secret)
 		}
 		last = err
 		return err == nil
@@ -127,7 +126,7 @@ func (e *Env) getAPI(ctx context.Context) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/vnd.api+json")
-	resp, err := httpClient.Do(req)
+	resp, err := e.HTTP.Do(req)
 	if err != nil {
 		return err
 	}

@@ -10,12 +10,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,4 +217,84 @@ func TestTLSCertificateReloadedWithoutRestart(t *testing.T) {
 
 	second.write(t, certFile, keyFile)
 	waitServed(t, addr, roots, second.serial)
+}
+
+// TestTLSResumesSessions: a client that reconnects resumes its TLS 1.3 session (no
+// certificate, no signature), a client without the session makes a full handshake,
+// and keep-alive serves several requests on one connection over HTTP/1.1.
+func TestTLSResumesSessions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	pair := newTestPair(t, "resume")
+	pair.write(t, certFile, keyFile)
+	addr := startServer(t, tlsConfig(certFile, keyFile), nil).Addr().String()
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pair.certPEM)
+
+	get := func(c *http.Client) *http.Response {
+		t.Helper()
+		resp, err := c.Get("https://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp
+	}
+	newClient := func(cache tls.ClientSessionCache, keepAlive bool) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots, ClientSessionCache: cache},
+			DisableKeepAlives: !keepAlive,
+		}}
+	}
+
+	resuming := newClient(tls.NewLRUClientSessionCache(8), false)
+	first := get(resuming)
+	if first.TLS.Version != tls.VersionTLS13 || first.TLS.DidResume || first.ProtoMajor != 1 {
+		t.Fatalf("first connection: version %x, resumed %v, %s; want a full TLS 1.3 handshake, HTTP/1.1", first.TLS.Version, first.TLS.DidResume, first.Proto)
+	}
+	for i := range 3 {
+		if r := get(resuming); !r.TLS.DidResume || r.TLS.Version != tls.VersionTLS13 {
+			t.Fatalf("reconnection %d: resumed %v, version %x; want a resumed TLS 1.3 session", i+1, r.TLS.DidResume, r.TLS.Version)
+		}
+	}
+	if r := get(newClient(nil, false)); r.TLS.DidResume {
+		t.Fatal("a client without a session cache resumed")
+	}
+
+	// Keep-alive: one connection, one handshake, several requests.
+	var conns atomic.Int32
+	ka := newClient(nil, true)
+	ka.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
+		conns.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, a)
+	}
+	for range 5 {
+		get(ka)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("5 keep-alive requests used %d connections, want 1", n)
+	}
+}
+
+// TestTLSPortRefusesPlainHTTP: a plain-HTTP request to the TLS port is answered with a
+// 400 that says what went wrong, not a hang or a reset.
+func TestTLSPortRefusesPlainHTTP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	newTestPair(t, "plain").write(t, certFile, keyFile)
+	addr := startServer(t, tlsConfig(certFile, keyFile), nil).Addr().String()
+
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Post("http://"+addr+"/oauth2-token", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "HTTP request to an HTTPS server") {
+		t.Fatalf("plain HTTP to the TLS port: %s %q, want 400 naming the mistake", resp.Status, body)
+	}
 }

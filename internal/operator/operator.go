@@ -13,14 +13,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -55,6 +53,9 @@ type Options struct {
 	MetricsAddr string
 	// ProbeAddr is the health-probe listen address; "0" disables probes.
 	ProbeAddr string
+	// PprofAddr is the listen address of net/http/pprof (/debug/pprof/); "" or "0"
+	// disables it. For profiling on loopback (the scale benchmark), never exposed.
+	PprofAddr string
 	// LeaderElection makes only one replica reconcile.
 	LeaderElection bool
 	// LeaderElectionID names the Lease.
@@ -87,112 +88,6 @@ func Scheme() *runtime.Scheme {
 // ManagedSecrets selects the Secrets the operator manages; the cache holds no other.
 func ManagedSecrets() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{oauthv1alpha1.ManagedByLabel: oauthv1alpha1.ManagedByValue})
-}
-
-// secretTransform prepares a Secret for the cache, keeping only what the operator reads
-// (managed fields never). The signing-key Secret is kept whole. Of a Secret an
-// OAuthClient controls: the credential keys (each within its limit,
-// oauthv1alpha1.CredentialSecretKeyLimits), the operator's annotations and labels, the
-// controller reference, a type of ordinary length. Of any other labelled Secret: its
-// metadata without annotations, owners or data. Anyone who can write a Secret can give
-// it the managed-by label and make an OAuthClient of theirs its controller; such a
-// Secret then costs at most about 16 KiB in every replica, not up to a megabyte. The
-// OAuthClient controller still sees its owner and reports a conflict; the token server
-// never accepts credentials from it anyway.
-func secretTransform(keySecret types.NamespacedName) toolscache.TransformFunc {
-	strip := cache.TransformStripManagedFields()
-	return func(obj any) (any, error) {
-		obj, err := strip(obj)
-		if err != nil {
-			return obj, err
-		}
-		s, ok := obj.(*corev1.Secret)
-		if !ok || (s.Namespace == keySecret.Namespace && s.Name == keySecret.Name) {
-			return obj, nil
-		}
-		trimMeta(&s.ObjectMeta)
-		s.Labels = keep(s.Labels, oauthv1alpha1.ManagedByLabel, oauthv1alpha1.ClientLabel)
-		s.StringData = nil
-		if len(s.Type) > maxSecretTypeLength {
-			s.Type = "" // no Secret the operator writes has such a type: it reports a conflict
-		}
-		if oauthv1alpha1.SecretOwner(s) == "" {
-			s.Data, s.Annotations, s.OwnerReferences = nil, nil, nil
-			return s, nil
-		}
-		s.OwnerReferences = []metav1.OwnerReference{*metav1.GetControllerOf(s)}
-		s.Annotations = keepWithin(s.Annotations, oauthv1alpha1.MaxCredentialAnnotationBytes, oauthv1alpha1.CredentialSecretAnnotations...)
-		data := make(map[string][]byte, len(oauthv1alpha1.CredentialSecretKeyLimits))
-		for k, v := range s.Data {
-			if limit, ok := oauthv1alpha1.CredentialSecretKeyLimits[k]; ok && len(v) <= limit {
-				data[k] = v
-			}
-		}
-		s.Data = data
-		return s, nil
-	}
-}
-
-// maxSecretTypeLength bounds the type kept of a Secret ("kubernetes.io/…" types are
-// under 40 bytes); the API server sets no bound on a custom type.
-const maxSecretTypeLength = 128
-
-// objectTransform prepares every other object for the cache: without managed fields,
-// and of what tenants write — OAuthClients, ServiceAccounts (metadata only) — without
-// what the operator never reads, so that labels and annotations a tenant piles on cost
-// no replica memory. An OAuthClient keeps its spec and status (bounded by its CRD's
-// validation) and, of its annotations, only rotate-secret (recorded as
-// oauthv1alpha1.RotationTrigger, which the controller compares).
-func objectTransform() toolscache.TransformFunc {
-	strip := cache.TransformStripManagedFields()
-	return func(obj any) (any, error) {
-		obj, err := strip(obj)
-		if err != nil {
-			return obj, err
-		}
-		switch o := obj.(type) {
-		case *oauthv1alpha1.OAuthClient:
-			trimMeta(&o.ObjectMeta)
-			o.Labels, o.OwnerReferences = nil, nil
-			trigger, requested := o.Annotations[oauthv1alpha1.RotateSecretAnnotation]
-			o.Annotations = nil
-			if requested {
-				o.Annotations = map[string]string{oauthv1alpha1.RotateSecretAnnotation: oauthv1alpha1.RotationTrigger(trigger)}
-			}
-		case *metav1.PartialObjectMetadata:
-			if o.Kind == "ServiceAccount" {
-				trimMeta(&o.ObjectMeta)
-				o.Labels, o.Annotations, o.OwnerReferences = nil, nil, nil
-			}
-		}
-		return obj, nil
-	}
-}
-
-// trimMeta drops the metadata the operator never reads of an object a tenant writes
-// (finalizers, generate name).
-func trimMeta(m *metav1.ObjectMeta) {
-	m.Finalizers, m.GenerateName = nil, ""
-}
-
-// keep returns the entries of m under keys; nil when none.
-func keep(m map[string]string, keys ...string) map[string]string {
-	return keepWithin(m, -1, keys...)
-}
-
-// keepWithin returns the entries of m under keys whose values are at most limit bytes
-// (any when limit < 0); nil when none.
-func keepWithin(m map[string]string, limit int, keys ...string) map[string]string {
-	var out map[string]string
-	for _, k := range keys {
-		if v, ok := m[k]; ok && (limit < 0 || len(v) <= limit) {
-			if out == nil {
-				out = make(map[string]string, len(keys))
-			}
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // New builds the manager with every controller and runnable registered.
@@ -277,6 +172,7 @@ func (a *assembly) newManager(ctx context.Context) error {
 		Scheme:                 a.scheme,
 		Metrics:                metricsserver.Options{BindAddress: a.opts.MetricsAddr},
 		HealthProbeBindAddress: a.opts.ProbeAddr,
+		PprofBindAddress:       a.opts.PprofAddr,
 		LeaderElection:         false,
 		Cache: cache.Options{
 			// Secrets hold every tenant's credentials: cache only the operator's own.
@@ -284,7 +180,8 @@ func (a *assembly) newManager(ctx context.Context) error {
 			// is kept without its data: the controller needs only its owner to report
 			// the conflict.
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: ManagedSecrets(), Transform: secretTransform(a.keySecret)},
+				&corev1.Secret{}:             {Label: ManagedSecrets(), Transform: secretTransform(a.keySecret)},
+				&oauthv1alpha1.OAuthClient{}: {Transform: oauthClientTransform()},
 			},
 			DefaultTransform: objectTransform(),
 			// Informers watch again within seconds of an outage, however long it was.

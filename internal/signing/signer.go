@@ -2,13 +2,18 @@ package signing
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // AccessTokenType is the "typ" header of RFC 9068 JWT access tokens.
@@ -85,11 +90,50 @@ func (s *Signer) Sign(claims []byte) (string, error) {
 	buf = append(buf, s.header...)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, claims)
-	sig, err := s.method.Sign(string(buf), s.key)
+	var sig []byte
+	var err error
+	if k, ok := s.key.(*ecdsa.PrivateKey); ok && s.alg == ES256 {
+		sig, err = signES256(k, buf)
+	} else {
+		sig, err = s.method.Sign(string(buf), s.key)
+	}
 	if err != nil {
 		return "", fmt.Errorf("sign token with key %q: %w", s.kid, err)
 	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
 	return string(buf), nil
+}
+
+// signES256 signs as golang-jwt's ES256 does (RFC 7518 §3.4: SHA-256, then r and s as
+// 32 bytes each), from crypto/ecdsa's ASN.1 signature: golang-jwt goes through
+// ecdsa.Sign, which parses that same signature into big integers it then writes out
+// again, about ten allocations and a kilobyte of every token request's garbage
+// (issue 21, BenchmarkToken/ES256/sign-only).
+func signES256(key *ecdsa.PrivateKey, signingInput []byte) ([]byte, error) {
+	digest := sha256.Sum256(signingInput)
+	der, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err != nil {
+		return nil, err
+	}
+	return rawSignature(der, 32)
+}
+
+// rawSignature turns an ASN.1 ECDSA signature, SEQUENCE { INTEGER r, INTEGER s } in DER,
+// into r and s as size big-endian bytes each. The DER is read with cryptobyte (the parser
+// crypto/ecdsa itself uses), whose *[]byte integers point into der: no big integers.
+// FuzzRawSignature checks it against encoding/asn1 into big.Int.
+func rawSignature(der []byte, size int) ([]byte, error) {
+	var seq cryptobyte.String
+	var r, s []byte
+	input := cryptobyte.String(der)
+	if !input.ReadASN1(&seq, cbasn1.SEQUENCE) || !input.Empty() ||
+		!seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() ||
+		len(r) > size || len(s) > size {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	copy(out[size-len(r):size], r)
+	copy(out[2*size-len(s):], s)
+	return out, nil
 }

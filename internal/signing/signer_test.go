@@ -1,9 +1,15 @@
 package signing
 
 import (
+	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -198,4 +204,120 @@ func BenchmarkRawSignature(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestES256SignaturesVerifyWithGolangJWT: ES256 tokens (signed without golang-jwt's
+// Sign) verify with golang-jwt and go-jose, over enough signatures that r and s take
+// every shape their ASN.1 form has (a sign byte, a shorter value).
+func TestES256SignaturesVerifyWithGolangJWT(t *testing.T) {
+	t.Parallel()
+	k := fixtureKey(t, ES256)
+	s, err := NewSigner(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := k.Private.Public()
+	for i := range 1000 {
+		token, err := s.Sign(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return pub, nil },
+			jwt.WithValidMethods([]string{"ES256"}), jwt.WithoutClaimsValidation())
+		if err != nil || !parsed.Valid {
+			t.Fatalf("token %d does not verify with golang-jwt: %v", i, err)
+		}
+		if i%100 == 0 {
+			if _, _, err := verifyWithJose(t, token, pub); err != nil {
+				t.Fatalf("token %d does not verify with go-jose: %v", i, err)
+			}
+		}
+	}
+}
+
+// TestRawSignature: ASN.1 ECDSA signatures to r||s, and what is refused.
+func TestRawSignature(t *testing.T) {
+	t.Parallel()
+	full := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	der := func(ints ...[]byte) []byte {
+		var body []byte
+		for _, v := range ints {
+			body = append(body, 0x02, byte(len(v)))
+			body = append(body, v...)
+		}
+		return append([]byte{0x30, byte(len(body))}, body...)
+	}
+	for _, tc := range []struct {
+		name string
+		der  []byte
+		want []byte // nil: refused
+	}{
+		{"32-byte values", der(full(0x11), full(0x22)), append(full(0x11), full(0x22)...)},
+		{"sign bytes", der(append([]byte{0}, full(0x81)...), append([]byte{0}, full(0xff)...)), append(full(0x81), full(0xff)...)},
+		{"short values", der([]byte{0x01}, []byte{0x7f, 0x02}), append(append(make([]byte, 31), 0x01), append(make([]byte, 30), 0x7f, 0x02)...)},
+		{"zero", der([]byte{0}, []byte{0}), make([]byte, 64)},
+		{"negative", der([]byte{0x80}, full(0x01)), nil},
+		{"too long", der(append([]byte{0x01}, full(0x01)...), full(0x01)), nil},
+		{"empty integer", der([]byte{}, full(0x01)), nil},
+		{"one integer", der(full(0x01)), nil},
+		{"three integers", der(full(0x01), full(0x01), []byte{1}), nil},
+		{"trailing bytes", append(der(full(0x01), full(0x01)), 0), nil},
+		{"not a sequence", append([]byte{0x31}, der(full(0x01), full(0x01))[1:]...), nil},
+		{"wrong length", append([]byte{0x30, 0x10}, der(full(0x01), full(0x01))[2:]...), nil},
+		{"empty", nil, nil},
+	} {
+		got, err := rawSignature(tc.der, 32)
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("%s: accepted as %x", tc.name, got)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: %x, %v; want %x", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func remarshals(v any, der []byte) bool {
+	b, err := asn1.Marshal(v)
+	return err == nil && bytes.Equal(b, der)
+}
+
+// FuzzRawSignature: rawSignature agrees with encoding/asn1 (into big.Int, written out
+// with FillBytes; DER checked by marshalling back) on every input: the same inputs accepted, the same r||s out.
+func FuzzRawSignature(f *testing.F) {
+	k := fixtureKey(f, ES256).Private.(*ecdsa.PrivateKey)
+	for range 8 {
+		digest := sha256.Sum256([]byte("seed"))
+		der, err := ecdsa.SignASN1(rand.Reader, k, digest[:])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Add([]byte{0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00})
+	f.Add([]byte{0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x01})
+	f.Add([]byte{0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		got, err := rawSignature(der, 32)
+		var sig struct{ R, S *big.Int }
+		rest, aerr := asn1.Unmarshal(der, &sig)
+		// encoding/asn1 skips elements after the struct's fields; marshalling back to the
+		// same bytes is DER's one encoding of exactly two integers.
+		libOK := aerr == nil && len(rest) == 0 && sig.R.Sign() >= 0 && sig.S.Sign() >= 0 &&
+			sig.R.BitLen() <= 256 && sig.S.BitLen() <= 256 && remarshals(sig, der)
+		if (err == nil) != libOK {
+			t.Fatalf("%x: rawSignature err %v, encoding/asn1 accepts %v (%v)", der, err, libOK, aerr)
+		}
+		if err != nil {
+			return
+		}
+		want := make([]byte, 64)
+		sig.R.FillBytes(want[:32])
+		sig.S.FillBytes(want[32:])
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%x: %x, encoding/asn1 %x", der, got, want)
+		}
+	})
 }

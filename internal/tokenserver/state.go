@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"maps"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,9 +74,10 @@ type Client struct {
 	keys         []clientKey
 	generatesKey bool
 	audiences    []string
-	scopes       map[string]bool
-	scopeList    []string
-	ttl          time.Duration
+	// scopeList are the client's scopes in spec order, at most 64 (the CRD's limit):
+	// a slice costs a few bytes a client where a set cost hundreds (issue 21).
+	scopeList []string
+	ttl       time.Duration
 	// perMinute and burst are the client's own request limit; 0 when it has none.
 	perMinute, burst int
 	// gracePeriod is how long after a rotation the previous credential of its Secret
@@ -142,6 +144,9 @@ type clientKey struct {
 	pub crypto.PublicKey
 }
 
+// hasScope reports whether the client may be granted scope.
+func (c *Client) hasScope(scope string) bool { return slices.Contains(c.scopeList, scope) }
+
 // previousValid reports whether the previous credential of stored (secret or public
 // key) still authenticates c at now: from the rotation time until the earlier of the
 // expiry annotation and the rotation time plus c's grace period. Whatever the
@@ -173,11 +178,12 @@ func newClient(oc *oauthv1alpha1.OAuthClient) *Client {
 		disabled: oc.Spec.Disabled || !oc.DeletionTimestamp.IsZero(), requireDPoP: oc.Spec.RequireDPoP,
 		method: oc.AuthMethod(), subject: oc.ServiceAccountSubject(),
 		audiences: append([]string(nil), oc.Spec.Audiences...),
-		scopes:    make(map[string]bool, len(oc.Spec.Scopes)),
 	}
-	for _, s := range oc.Spec.Scopes {
-		e.scopes[string(s)] = true
-		e.scopeList = append(e.scopeList, string(s))
+	if len(oc.Spec.Scopes) > 0 {
+		e.scopeList = make([]string, len(oc.Spec.Scopes))
+		for i, s := range oc.Spec.Scopes {
+			e.scopeList[i] = string(s)
+		}
 	}
 	if oc.Spec.AccessTokenTTL != nil {
 		e.ttl = oc.Spec.AccessTokenTTL.Duration

@@ -3,6 +3,7 @@ package tokenserver
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -119,4 +120,61 @@ func filledStore(tb testing.TB, n int) (*Store, []types.NamespacedName) {
 		tb.Fatalf("credentials of %s not indexed as controlled: client %v secret %v", keys[0], c, s)
 	}
 	return r, keys
+}
+
+// BenchmarkStoreMemory reports the heap the token server's registry holds per client
+// (the client's entry, its Secret's entry and their index slots), besides the objects
+// themselves, which the informer cache holds anyway:
+//
+//	go test -run '^$' -bench BenchmarkStoreMemory ./internal/tokenserver/
+func BenchmarkStoreMemory(b *testing.B) {
+	const n = 20_000
+	for b.Loop() {
+		clients, secrets := storeObjects(n)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		r := NewStore()
+		for i := range clients {
+			r.Set(clients[i])
+			r.Set(secrets[i])
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if r.Clients() != n {
+			b.Fatalf("%d clients indexed", r.Clients())
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/client")
+		runtime.KeepAlive(clients)
+		runtime.KeepAlive(secrets)
+	}
+}
+
+// storeObjects builds n clients as in production (one audience, one scope, status
+// written) and the Secrets they control.
+func storeObjects(n int) ([]*oauthv1alpha1.OAuthClient, []*corev1.Secret) {
+	clients := make([]*oauthv1alpha1.OAuthClient, n)
+	secrets := make([]*corev1.Secret, n)
+	for i := range n {
+		ns, name := fmt.Sprintf("tenant-%02d", i%20), fmt.Sprintf("client-%06d", i)
+		uid := types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", i))
+		clients[i] = &oauthv1alpha1.OAuthClient{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid, ResourceVersion: "1"},
+			Spec: oauthv1alpha1.OAuthClientSpec{
+				Audiences: []string{"back-office"},
+				Scopes:    []oauthv1alpha1.Scope{"users:read"},
+			},
+		}
+		secrets[i] = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: ns, Name: name, ResourceVersion: "1",
+				OwnerReferences: []metav1.OwnerReference{{
+					APIVersion: oauthv1alpha1.GroupVersion.String(), Kind: "OAuthClient",
+					Name: name, UID: uid, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+				}},
+			},
+			Data: map[string][]byte{oauthv1alpha1.SecretKeyClientSecret: fmt.Appendf(nil, "secret-%06d-%036d", i, i)},
+		}
+	}
+	return clients, secrets
 }

@@ -197,7 +197,7 @@ func grantScopes(c *Client, api *API, requested string) ([]string, *oauthError) 
 	}
 	scopes := strings.Fields(requested)
 	for _, sc := range scopes {
-		if !c.scopes[sc] || !api.scopes[sc] {
+		if !c.hasScope(sc) || !api.scopes[sc] {
 			return nil, badRequest(ReasonScopeNotAllowed, errInvalidScope, "a requested scope is not allowed for this client and audience")
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/httpserver"
 )
 
 // minimalConfig is what the parent sends the minimal server on its stdin: the one
@@ -28,10 +31,14 @@ type minimalConfig struct {
 	Audience string `json:"audience"`
 	Scope    string `json:"scope"`
 	TTL      int64  `json:"ttl_seconds"`
+	// CertFile and KeyFile, when set, make it serve HTTPS with that pair (the real
+	// server's) and the real server's TLS settings (httpserver.TLSConfig).
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 }
 
 // minimalServer is the baseline: the least a token endpoint does for the JSON
-// client-credentials grant. It decodes the body with encoding/json, looks the client up
+// client-credentials grant, over HTTP or HTTPS. It decodes the body with encoding/json, looks the client up
 // in a map, compares the secret in constant time and signs an RFC 9068 token with
 // golang-jwt ES256, with the real server's claims and header shape.
 type minimalServer struct {
@@ -136,8 +143,26 @@ func serveMinimal(maxLife time.Duration) error {
 		return err
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	fmt.Printf("listening http://%s/oauth2-token\n", ln.Addr())
+	// HTTP/1.1 only, as the real server.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	scheme := "http"
+	if cfg.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return fmt.Errorf("TLS pair: %w", err)
+		}
+		srv.TLSConfig = httpserver.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pair, nil })
+		scheme = "https"
+	}
+	go func() {
+		if scheme == "https" {
+			_ = srv.ServeTLS(ln, "", "") // as the real server
+		} else {
+			_ = srv.Serve(ln)
+		}
+	}()
+	fmt.Printf("listening %s://%s/oauth2-token\n", scheme, ln.Addr())
 
 	done := make(chan struct{})
 	go func() {

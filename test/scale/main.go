@@ -1,24 +1,33 @@
 // Command scale is the operator's scale benchmark (`make bench-scale`; not part of
 // `make test`). It starts the environment of `make dev` without the example API
 // (internal/devenv: etcd, kube-apiserver and the real manager binary as a child
-// process), creates many OAuthClients, and measures
+// process, with leader election as in a cluster), creates many OAuthClients, and
+// measures
 //
-//   - the time until every client is Ready (status condition Ready=True),
-//   - the operator process's peak resident memory (VmHWM of /proc/<pid>/status, sampled
-//     throughout, and the final VmRSS),
-//   - the token endpoint's latency with all those clients cached: sequential requests
-//     for random clients (p50/p99) and a burst from several goroutines, next to the
-//     same measurement taken before the clients were created.
+//   - the time until every client is Ready (status condition Ready=True), seen through
+//     one watch;
+//   - the manager's memory once settled: VmRSS, the Go heap after a collection, and a
+//     heap profile (top entries, and the split between the informer caches of
+//     OAuthClients and Secrets, the token server's registry and the rest);
+//   - the token endpoint's latency with every client cached (sequential requests for
+//     random clients, p50/p99) next to the same measurement taken before the clients
+//     were created, and under concurrent load (16 and 64 connections: p50, p99,
+//     p99.9 and the garbage collections meanwhile: latency under GC with a large
+//     heap);
+//   - the time a second replica takes to start and serve its first token with every
+//     client present, and its memory;
+//   - the API server's load (requests per second, by verb): while the clients are
+//     created, while settled, while the second replica starts, and during a resync:
+//     the first replica stops, the second takes the lead and reconciles every client
+//     again from its cache.
 //
-// It prints a report against the targets: all Ready within 5 minutes, RSS under
-// 300 MiB, token latency independent of the number of clients. A global timeout stops
+// It prints a report against the targets of issue 21. A global timeout stops
 // everything and reports what was reached.
 //
-//	go run ./test/scale -clients 10000 -timeout 10m
+//	go run ./test/scale -clients 100000 -timeout 40m
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -29,6 +38,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,22 +48,26 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
 )
 
-// Targets of the issue.
+// Targets of issue 21.
 const (
-	targetReady = 5 * time.Minute
-	targetRSS   = 300 << 20
+	targetReady       = 10 * time.Minute
+	targetRSS         = 1 << 30
+	targetPerClient   = 10 << 10
+	targetReplica     = time.Minute
+	targetLatencyGrow = 1.1
 )
 
 // scaleLabel marks the benchmark's namespaces and clients.
@@ -66,7 +81,11 @@ const (
 
 type options struct {
 	clients, namespaces, createWorkers int
-	seqRequests, burstRequests, burst  int
+	seqRequests, burstRequests         int
+	concurrency                        []int
+	settle                             time.Duration
+	replica, resync                    bool
+	managerEnv                         string
 	timeout                            time.Duration
 	dir                                string
 	keep                               bool
@@ -77,37 +96,91 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 10000, "number of OAuthClients to create")
 	flag.IntVar(&o.namespaces, "namespaces", 20, "namespaces to spread them over")
 	flag.IntVar(&o.createWorkers, "create-concurrency", 16, "goroutines creating clients")
-	flag.IntVar(&o.seqRequests, "token-requests", 2000, "sequential token requests (random clients)")
-	flag.IntVar(&o.burstRequests, "burst-requests", 400, "token requests of the concurrent burst")
-	flag.IntVar(&o.burst, "burst-concurrency", 8, "goroutines of the concurrent burst")
-	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "global timeout: stop everything and report what was reached")
-	flag.StringVar(&o.dir, "dir", "", "folder for binaries, kubeconfig and logs (default: a temporary folder)")
-	flag.BoolVar(&o.keep, "keep", false, "keep the folder (manager log) afterwards")
+	flag.IntVar(&o.seqRequests, "token-requests", 3000, "sequential token requests (random clients), before and after creating the clients")
+	flag.IntVar(&o.burstRequests, "concurrent-requests", 30000, "token requests of each concurrent run")
+	conc := flag.String("concurrency", "16,64", "connections of the concurrent runs, separated by commas")
+	flag.DurationVar(&o.settle, "settle", 20*time.Second, "wait after the reconcile queue is empty before measuring memory")
+	flag.BoolVar(&o.replica, "replica", true, "measure a second replica's start with every client present")
+	flag.BoolVar(&o.resync, "resync", true, "measure a resync: stop the first replica, the second leads and reconciles every client")
+	flag.StringVar(&o.managerEnv, "manager-env", "", "environment of the manager processes, NAME=value separated by commas (e.g. GOMEMLIMIT=512MiB)")
+	flag.DurationVar(&o.timeout, "timeout", 40*time.Minute, "global timeout: stop everything and report what was reached")
+	flag.StringVar(&o.dir, "dir", "", "folder for binaries, kubeconfig, logs and heap profiles (default: a temporary folder)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the folder (logs, heap profiles) afterwards")
 	flag.Parse()
-	if o.clients < 1 || o.namespaces < 1 || o.createWorkers < 1 || o.burst < 1 {
-		fmt.Fprintln(os.Stderr, "scale: -clients, -namespaces, -create-concurrency and -burst-concurrency must be positive")
+	for _, c := range strings.Split(*conc, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(c)); err == nil && n > 0 {
+			o.concurrency = append(o.concurrency, n)
+		} else if strings.TrimSpace(c) != "" {
+			fmt.Fprintf(os.Stderr, "scale: -concurrency: %q is not a positive number\n", c)
+			os.Exit(2)
+		}
+	}
+	if o.clients < 1 || o.namespaces < 1 || o.createWorkers < 1 {
+		fmt.Fprintln(os.Stderr, "scale: -clients, -namespaces and -create-concurrency must be positive")
 		os.Exit(2)
 	}
+	// The readiness watch logs through controller-runtime; the progress lines say what
+	// matters.
+	ctrllog.SetLogger(logr.Discard())
 	os.Exit(run(o))
 }
 
 // report collects what was reached; it is printed whatever happens.
 type report struct {
-	mu          sync.Mutex
-	start       time.Time
-	envStart    time.Duration
-	created     int64
-	createErrs  int64
-	createTime  time.Duration
-	ready       int
-	readyTime   time.Duration // from the first create until all were Ready; 0: not reached
-	readyCurve  []string
-	baseline    *latencies
-	seq, burstL *latencies
-	hwm, rss    int64 // bytes, of the manager process
-	maxRSS      int64
-	metrics     []string
-	notes       []string
+	mu         sync.Mutex
+	start      time.Time
+	envStart   time.Duration
+	created    int64
+	createErrs int64
+	createTime time.Duration
+	ready      int
+	readyTime  time.Duration // from the first create until all were Ready; 0: not reached
+	readyCurve []string
+	baseline   *latencies
+	seq        *latencies
+	concurrent []*latencies // by o.concurrency
+	seqSample  *latencies   // the sample client alone, alternating with seq
+	hwm, rss   int64        // bytes, of the first manager process
+	maxRSS     int64
+
+	settled      *memory
+	heapTop      []string
+	heapGroups   []string
+	heapProfile  string
+	replica      *replicaStart
+	loads        []*apiLoad
+	resync       *resyncResult
+	managerCalls []string
+	notes        []string
+}
+
+// memory is a manager's memory at one moment.
+type memory struct {
+	rss, heapInuse, heapAlloc, sys float64 // bytes
+}
+
+func (m *memory) String() string {
+	if m == nil {
+		return "not measured"
+	}
+	return fmt.Sprintf("VmRSS %s, Go heap in use %s (live after GC %s), Go runtime total %s",
+		mib(int64(m.rss)), mib(int64(m.heapInuse)), mib(int64(m.heapAlloc)), mib(int64(m.sys)))
+}
+
+type replicaStart struct {
+	firstToken, firstScaleToken, ready time.Duration
+	mem                                *memory
+	profile                            string
+	groups                             []string
+	err                                string
+}
+
+type resyncResult struct {
+	leadAfter, reconciledAfter time.Duration
+	reconciles                 float64
+	mem                        *memory // the new leader's, 5 s after the resync
+	groups                     []string
+	err                        string
 }
 
 func (r *report) note(format string, args ...any) {
@@ -134,13 +207,22 @@ func run(o options) int {
 			defer func() { _ = os.RemoveAll(d) }()
 		}
 	}
+	var managerEnv []string
+	if o.managerEnv != "" {
+		managerEnv = strings.Split(o.managerEnv, ",")
+	}
 
 	rep := &report{start: time.Now()}
 	logf("starting the environment in %s", dir)
 	env, err := devenv.Start(ctx, devenv.Options{
-		Dir:          dir,
-		NoExampleAPI: true,
-		Log:          os.Stderr,
+		Dir:            dir,
+		NoExampleAPI:   true,
+		Log:            os.Stderr,
+		LeaderElection: true,
+		Pprof:          true,
+		ManagerEnv:     managerEnv,
+		StopTimeout:    30 * time.Second,
+		ReadyTimeout:   5 * time.Minute,
 		// The benchmark authenticates thousands of times from 127.0.0.1; none fails,
 		// but keep the failed-authentication limit out of the way regardless.
 		ManagerConfig: "rateLimit: {failedAuthPerMinute: 60000, failedAuthBurst: 100000}\n",
@@ -156,18 +238,12 @@ func run(o options) int {
 			fmt.Fprintln(os.Stderr, "scale: stop:", err)
 		}
 		if o.keep {
-			logf("manager log kept: %s", env.ManagerLog)
+			logf("kept: %s (manager logs, heap profiles)", dir)
 		}
 	}()
 
-	pids := env.ChildPIDs()
-	if len(pids) != 1 {
-		fmt.Fprintf(os.Stderr, "scale: expected one child (the manager), got %v\n", pids)
-		return 1
-	}
-	managerPID := pids[0]
-
-	// Sample the manager's memory throughout.
+	managerPID := env.ManagerPIDs()[0]
+	// Sample the first manager's memory throughout.
 	samplerDone := make(chan struct{})
 	samplerCtx, stopSampler := context.WithCancel(context.Background())
 	go func() {
@@ -189,18 +265,10 @@ func run(o options) int {
 		}
 	}()
 
-	code := measure(ctx, o, env, rep)
+	code := measure(ctx, o, env, rep, dir)
 
-	// Final memory, metrics, then stop sampling.
-	if hwm, rss, err := procMemory(managerPID); err == nil {
-		rep.mu.Lock()
-		rep.hwm, rep.rss = hwm, rss
-		rep.maxRSS = max(rep.maxRSS, rss)
-		rep.mu.Unlock()
-	}
 	stopSampler()
 	<-samplerDone
-	rep.metrics = scrapeMetrics(env.MetricsPort)
 	if ctx.Err() != nil {
 		rep.note("stopped early: %v", context.Cause(ctx))
 		code = 1
@@ -217,23 +285,22 @@ func run(o options) int {
 	return code
 }
 
-// measure runs the phases: baseline token latency, creation, readiness, token latency
-// with every client cached. It returns the exit code.
-func measure(ctx context.Context, o options, env *devenv.Env, rep *report) int {
+// measure runs the phases and returns the exit code.
+func measure(ctx context.Context, o options, env *devenv.Env, rep *report, dir string) int {
 	hc := &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
 	}
 
-	// Baseline: token latency with only the two sample clients.
+	// Baseline: token latency with only the sample clients.
 	sampleSecret, err := secretOf(ctx, env.Client, devenv.SampleNamespace, "web-shop")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scale: sample secret:", err)
 		return 1
 	}
 	base := []cred{{id: oauthv1alpha1.ClientID(devenv.SampleNamespace, "web-shop"), secret: sampleSecret}}
-	logf("baseline: %d token requests with the sample clients only", min(o.seqRequests, 500))
-	rep.baseline = tokenLoad(ctx, hc, env.TokenURL, base, min(o.seqRequests, 500), 1)
+	logf("baseline: %d token requests with the sample clients only", o.seqRequests)
+	rep.baseline = tokenLoad(ctx, hc, env.TokenURL, base, o.seqRequests, 1)
 
 	cfg := rest.CopyConfig(env.Config)
 	cfg.QPS, cfg.Burst = 500, 1000
@@ -249,6 +316,13 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report) int {
 		fmt.Fprintln(os.Stderr, "scale: client:", err)
 		return 1
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	readyWatch, err := watchReadiness(watchCtx, cfg, s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		return 1
+	}
 
 	nsName := func(i int) string { return fmt.Sprintf("scale-%02d", i) }
 	for i := range o.namespaces {
@@ -260,6 +334,7 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report) int {
 	}
 
 	// Create the clients with bounded concurrency, and watch them become Ready.
+	apiBefore, apiErr := apiServerRequests(ctx, env.Config)
 	logf("creating %d OAuthClients in %d namespaces with %d goroutines", o.clients, o.namespaces, o.createWorkers)
 	createStart := time.Now()
 	var next atomic.Int64
@@ -295,15 +370,16 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report) int {
 	go func() { wg.Wait(); createTime = time.Since(createStart); close(createdCh) }()
 
 	var lastLog time.Time
-	ticker := time.NewTicker(2 * time.Second)
-	defer ticker.Stop()
 	createdLogged := false
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			<-createdCh
 			return 1
-		case <-ticker.C:
+		case <-tick.C:
+		case <-readyWatch.changed:
 		}
 		select {
 		case <-createdCh:
@@ -314,33 +390,60 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report) int {
 			}
 		default:
 		}
-		ready, total, err := countReady(ctx, c)
-		if err != nil {
-			if ctx.Err() != nil {
-				continue
-			}
-			logf("list: %v", err)
-			continue
-		}
+		ready, total := readyWatch.counts()
 		elapsed := time.Since(createStart)
 		rep.mu.Lock()
 		rep.ready = ready
 		rep.mu.Unlock()
-		if time.Since(lastLog) >= 15*time.Second || ready == o.clients {
+		done := ready >= o.clients && createdLogged
+		if time.Since(lastLog) >= 15*time.Second || done {
 			lastLog = time.Now()
 			hwm, rss := memNow(rep)
-			line := fmt.Sprintf("t=%6.1fs created=%5d listed=%5d ready=%5d  manager VmRSS=%s VmHWM=%s",
+			line := fmt.Sprintf("t=%6.1fs created=%6d seen=%6d ready=%6d  manager VmRSS=%s VmHWM=%s",
 				elapsed.Seconds(), atomic.LoadInt64(&rep.created), total, ready, mib(rss), mib(hwm))
 			logf("%s", line)
 			rep.mu.Lock()
 			rep.readyCurve = append(rep.readyCurve, line)
 			rep.mu.Unlock()
 		}
-		if ready == o.clients && createdLogged {
+		if done {
 			rep.readyTime = elapsed
 			break
 		}
 	}
+	stopWatch()
+	if apiErr == nil {
+		if after, err := apiServerRequests(ctx, env.Config); err == nil {
+			rep.loads = append(rep.loads, after.since(apiBefore, "creation until all Ready (the benchmark's creates included)"))
+		}
+	}
+
+	// Settle: the reconcile queue empty, then a quiet while; then memory.
+	logf("settling: waiting for an empty reconcile queue, then %s", o.settle)
+	if err := waitQueueDrained(ctx, env.MetricsPort, 0); err != nil {
+		rep.note("settle: %v", err)
+	}
+	idleBefore, _ := apiServerRequests(ctx, env.Config)
+	select {
+	case <-ctx.Done():
+		return 1
+	case <-time.After(o.settle):
+	}
+	if idleAfter, err := apiServerRequests(ctx, env.Config); err == nil {
+		rep.loads = append(rep.loads, idleAfter.since(idleBefore, "settled, idle"))
+	}
+	rep.heapProfile = filepath.Join(dir, fmt.Sprintf("heap-%d.pb.gz", o.clients))
+	if err := heapProfile(env.Replicas[0].PprofPort, rep.heapProfile); err != nil {
+		rep.note("heap profile: %v", err)
+	} else {
+		rep.heapTop = pprofTop(ctx, rep.heapProfile, 20)
+		groups, err := pprofGroups(ctx, rep.heapProfile, memoryGroups)
+		if err != nil {
+			rep.note("heap groups: %v", err)
+		}
+		rep.heapGroups = groups
+	}
+	rep.settled = managerMemory(env.MetricsPort, managerPIDOf(env, 0))
 
 	// Token latency with every client cached.
 	logf("reading the %d client secrets", o.clients)
@@ -349,11 +452,239 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report) int {
 		fmt.Fprintln(os.Stderr, "scale: read secrets:", err)
 		return 1
 	}
-	logf("token latency: %d sequential requests for random clients of %d", o.seqRequests, len(creds))
-	rep.seq = tokenLoad(ctx, hc, env.TokenURL, creds, o.seqRequests, 1)
-	logf("token latency: %d requests from %d goroutines", o.burstRequests, o.burst)
-	rep.burstL = tokenLoad(ctx, hc, env.TokenURL, creds, o.burstRequests, o.burst)
+	// Alternating runs, so that the machine's drift falls on both: random clients of
+	// all, and the sample client alone (what the baseline measured) at the same time.
+	logf("token latency: %d sequential requests for random clients of %d, alternating with the sample client's", o.seqRequests, len(creds))
+	rep.seq, rep.seqSample = &latencies{workers: 1}, &latencies{workers: 1}
+	const rounds = 6
+	for range rounds {
+		rep.seq.add(tokenLoad(ctx, hc, env.TokenURL, creds, o.seqRequests/rounds, 1))
+		rep.seqSample.add(tokenLoad(ctx, hc, env.TokenURL, base, o.seqRequests/rounds, 1))
+	}
+	for _, n := range o.concurrency {
+		logf("token latency: %d requests on %d connections", o.burstRequests, n)
+		chc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
+		gc0 := gcCycles(env.MetricsPort)
+		l := tokenLoad(ctx, chc, env.TokenURL, creds, o.burstRequests, n)
+		if gc0 >= 0 {
+			l.gcCycles = gcCycles(env.MetricsPort) - gc0
+		}
+		rep.concurrent = append(rep.concurrent, l)
+		chc.CloseIdleConnections()
+	}
+	if calls, err := managerMetrics(env.MetricsPort, "rest_client_requests_total"); err == nil {
+		rep.managerCalls = restCalls(calls)
+	}
+
+	if o.replica {
+		rep.replica = startSecondReplica(ctx, env, hc, creds, rep)
+		if o.resync && rep.replica.err == "" {
+			rep.resync = measureResync(ctx, env, o.clients, rep)
+		}
+	}
 	return 0
+}
+
+// memoryGroups split the manager's heap: each sample goes to the first group whose
+// expression matches one of its frames.
+var memoryGroups = []heapGroup{
+	{"token server registry (tokenserver.Store)", regexp.MustCompile(`tokenserver\.\(\*Store\)|tokenserver\.new(Client|Credentials|API)`)},
+	{"event recorder (events/v1 series cache)", regexp.MustCompile(`client-go/tools/events\.|k8s\.io/api/events/`)},
+	// Secrets and Namespaces come as protobuf; custom resources and metadata-only
+	// ServiceAccounts as JSON: with many clients, the JSON-decoded objects are the
+	// OAuthClients.
+	{"informer cache: Secrets (protobuf-decoded, transform)", regexp.MustCompile(`secretTransform|k8s\.io/api/core/v1\.\(\*Secret\)|serializer/protobuf`)},
+	{"informer cache: OAuthClients (JSON-decoded, transform)", regexp.MustCompile(`sigs\.k8s\.io/json|encoding/json\.\(\*decodeState\)|oauthClientTransform|serializer/json\.\(\*Serializer\)\.Decode`)},
+	{"informer indexes and queues (client-go cache)", regexp.MustCompile(`client-go/tools/cache\.`)},
+	{"reconcile queue", regexp.MustCompile(`client-go/util/workqueue|controller-runtime/pkg/internal/controller`)},
+}
+
+// profiledMemory takes a replica's heap profile (after a collection) into path, then
+// reads its memory, and splits its heap by memoryGroups.
+func profiledMemory(ctx context.Context, r devenv.Replica, pid int, path string) (*memory, []string) {
+	if err := heapProfile(r.PprofPort, path); err != nil {
+		return managerMemory(r.MetricsPort, pid), []string{"heap profile: " + err.Error()}
+	}
+	m := managerMemory(r.MetricsPort, pid)
+	groups, err := pprofGroups(ctx, path, memoryGroups)
+	if err != nil {
+		groups = []string{err.Error()}
+	}
+	return m, groups
+}
+
+// managerMemory reads a manager's memory: VmRSS and the Go runtime's figures.
+func managerMemory(metricsPort, pid int) *memory {
+	m := &memory{}
+	if _, rss, err := procMemory(pid); err == nil {
+		m.rss = float64(rss)
+	}
+	if s, err := managerMetrics(metricsPort, "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_sys_bytes"); err == nil {
+		m.heapInuse, m.heapAlloc, m.sys = s["go_memstats_heap_inuse_bytes"], s["go_memstats_heap_alloc_bytes"], s["go_memstats_sys_bytes"]
+	}
+	return m
+}
+
+func managerPIDOf(env *devenv.Env, i int) int {
+	pids := env.ManagerPIDs()
+	if i < len(pids) {
+		return pids[i]
+	}
+	return 0
+}
+
+// waitQueueDrained waits until the manager at metricsPort has reconciled at least
+// minReconciles OAuthClients and its reconcile queue is empty (at most 10 minutes).
+func waitQueueDrained(ctx context.Context, metricsPort int, minReconciles float64) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	for {
+		s, err := managerMetrics(metricsPort, "workqueue_depth", "controller_runtime_reconcile_total")
+		if err == nil {
+			depth := sum(s, "name", "oauthclient")
+			done := sum(s, "controller", "oauthclient")
+			if depth == 0 && done >= minReconciles {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reconcile queue not drained: %w", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// gcCycles is the number of garbage collections the manager at metricsPort has run;
+// -1 when unknown.
+func gcCycles(metricsPort int) float64 {
+	s, err := managerMetrics(metricsPort, "go_gc_duration_seconds_count")
+	if err != nil || len(s) == 0 {
+		return -1
+	}
+	return sum(s)
+}
+
+// restCalls summarizes a manager's own API requests (rest_client_requests_total) by
+// method.
+func restCalls(s map[string]float64) []string {
+	by := map[string]float64{}
+	for series, v := range s {
+		by[label(series, "method")] += v
+	}
+	methods := make([]string, 0, len(by))
+	for m := range by {
+		methods = append(methods, m)
+	}
+	slices.Sort(methods)
+	out := make([]string, 0, len(methods))
+	for _, m := range methods {
+		out = append(out, fmt.Sprintf("%s %.0f", m, by[m]))
+	}
+	return out
+}
+
+// startSecondReplica starts another manager with every client present and measures
+// how long until it serves its first token (the sample client, and a random one of
+// the benchmark's clients) and until it is ready (every client indexed).
+func startSecondReplica(ctx context.Context, env *devenv.Env, hc *http.Client, creds []cred, rep *report) *replicaStart {
+	res := &replicaStart{}
+	before, apiErr := apiServerRequests(ctx, env.Config)
+	logf("second replica: starting with %d clients present", len(creds))
+	t0 := time.Now()
+	i, err := env.StartReplica()
+	if err != nil {
+		res.err = err.Error()
+		return res
+	}
+	r := env.Replicas[i]
+	sampleSecret, _ := secretOf(ctx, env.Client, devenv.SampleNamespace, "web-shop")
+	sample := cred{id: oauthv1alpha1.ClientID(devenv.SampleNamespace, "web-shop"), secret: sampleSecret}
+	last := creds[len(creds)-1] // created last
+	deadline := time.Now().Add(5 * time.Minute)
+	for (res.firstToken == 0 || res.firstScaleToken == 0 || res.ready == 0) && time.Now().Before(deadline) && ctx.Err() == nil {
+		if res.firstToken == 0 && tokenOK(ctx, hc, r.TokenURL, sample) {
+			res.firstToken = time.Since(t0)
+		}
+		if res.firstScaleToken == 0 && tokenOK(ctx, hc, r.TokenURL, last) {
+			res.firstScaleToken = time.Since(t0)
+		}
+		if res.ready == 0 && probeReady(r.ProbePort) {
+			res.ready = time.Since(t0)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res.ready == 0 || res.firstToken == 0 || res.firstScaleToken == 0 {
+		res.err = "not ready, or no token, within 5 minutes"
+	}
+	logf("second replica: first token after %s, ready after %s", res.firstToken.Round(time.Millisecond), res.ready.Round(time.Millisecond))
+	if apiErr == nil {
+		if after, err := apiServerRequests(ctx, env.Config); err == nil {
+			rep.loads = append(rep.loads, after.since(before, "second replica's start until ready"))
+		}
+	}
+	time.Sleep(5 * time.Second)
+	res.profile = strings.TrimSuffix(rep.heapProfile, ".pb.gz") + "-follower.pb.gz"
+	res.mem, res.groups = profiledMemory(ctx, r, managerPIDOf(env, i), res.profile)
+	return res
+}
+
+// measureResync stops the first replica: the second takes the lead and reconciles
+// every client from its cache, as after a resync. It reports how long that took and
+// the API server's load meanwhile.
+func measureResync(ctx context.Context, env *devenv.Env, clients int, rep *report) *resyncResult {
+	res := &resyncResult{}
+	second := env.Replicas[1]
+	before, apiErr := apiServerRequests(ctx, env.Config)
+	logf("resync: stopping the first replica; the second leads and reconciles every client")
+	t0 := time.Now()
+	if err := env.StopReplica(0); err != nil {
+		res.err = err.Error()
+		return res
+	}
+	for ctx.Err() == nil && time.Since(t0) < 2*time.Minute {
+		s, err := managerMetrics(second.MetricsPort, "leader_election_master_status")
+		if err == nil && sum(s) == 1 {
+			res.leadAfter = time.Since(t0)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if res.leadAfter == 0 {
+		res.err = "the second replica did not lead within 2 minutes"
+		return res
+	}
+	if err := waitQueueDrained(ctx, second.MetricsPort, float64(clients)); err != nil {
+		res.err = err.Error()
+	}
+	res.reconciledAfter = time.Since(t0)
+	if s, err := managerMetrics(second.MetricsPort, "controller_runtime_reconcile_total"); err == nil {
+		res.reconciles = sum(s, "controller", "oauthclient")
+	}
+	logf("resync: led after %s, %0.f reconciles done after %s", res.leadAfter.Round(time.Millisecond), res.reconciles, res.reconciledAfter.Round(time.Millisecond))
+	time.Sleep(5 * time.Second)
+	res.mem, res.groups = profiledMemory(ctx, second, managerPIDOf(env, 1), filepath.Join(filepath.Dir(env.ManagerLog), "heap-leader-after-resync.pb.gz"))
+	if apiErr == nil {
+		if after, err := apiServerRequests(ctx, env.Config); err == nil {
+			rep.loads = append(rep.loads, after.since(before, "resync: the new leader reconciles every client"))
+		}
+	}
+	return res
+}
+
+func tokenOK(ctx context.Context, hc *http.Client, tokenURL string, cr cred) bool {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {cr.id}, "client_secret": {cr.secret}}
+	status, _, err := post(ctx, hc, tokenURL, form.Encode())
+	return err == nil && status == http.StatusOK
+}
+
+func probeReady(port int) bool {
+	resp, err := metricsClient.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func createWithRetry(ctx context.Context, c client.Client, oc *oauthv1alpha1.OAuthClient) error {
@@ -370,28 +701,6 @@ func createWithRetry(ctx context.Context, c client.Client, oc *oauthv1alpha1.OAu
 	return err
 }
 
-// countReady lists the benchmark's clients, 500 a page, and counts the Ready ones.
-func countReady(ctx context.Context, c client.Client) (ready, total int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	cont := ""
-	for {
-		list := &oauthv1alpha1.OAuthClientList{}
-		if err := c.List(ctx, list, client.MatchingLabels{scaleLabel: "true"}, client.Limit(500), client.Continue(cont)); err != nil {
-			return 0, 0, err
-		}
-		for i := range list.Items {
-			total++
-			if meta.IsStatusConditionTrue(list.Items[i].Status.Conditions, oauthv1alpha1.ConditionReady) {
-				ready++
-			}
-		}
-		if cont = list.Continue; cont == "" {
-			return ready, total, nil
-		}
-	}
-}
-
 type cred struct{ id, secret string }
 
 func secretOf(ctx context.Context, c client.Client, ns, name string) (string, error) {
@@ -402,7 +711,8 @@ func secretOf(ctx context.Context, c client.Client, ns, name string) (string, er
 	return string(s.Data[oauthv1alpha1.SecretKeyClientSecret]), nil
 }
 
-// scaleCredentials reads the client secrets of the benchmark's namespaces, paged.
+// scaleCredentials reads the client secrets of the benchmark's namespaces, paged, in
+// the order the clients were created.
 func scaleCredentials(ctx context.Context, c client.Client) ([]cred, error) {
 	var out []cred
 	cont := ""
@@ -430,6 +740,10 @@ func scaleCredentials(ctx context.Context, c client.Client) ([]cred, error) {
 	if len(out) == 0 {
 		return nil, errors.New("no client secrets found")
 	}
+	// client-%06d: the name orders them by creation.
+	slices.SortFunc(out, func(a, b cred) int {
+		return strings.Compare(a.id[strings.IndexByte(a.id, '.'):], b.id[strings.IndexByte(b.id, '.'):])
+	})
 	return out, nil
 }
 
@@ -439,6 +753,7 @@ type latencies struct {
 	firstErr string
 	wall     time.Duration
 	workers  int
+	gcCycles float64 // the manager's collections during the run; 0: not measured
 }
 
 // tokenLoad sends n token requests for random clients from `workers` goroutines.
@@ -491,6 +806,17 @@ func post(ctx context.Context, hc *http.Client, u, body string) (int, string, er
 	return resp.StatusCode, string(b), nil
 }
 
+// add merges o into l.
+func (l *latencies) add(o *latencies) {
+	l.d = append(l.d, o.d...)
+	slices.Sort(l.d)
+	l.failures += o.failures
+	if l.firstErr == "" {
+		l.firstErr = o.firstErr
+	}
+	l.wall += o.wall
+}
+
 func (l *latencies) pct(p float64) time.Duration {
 	if len(l.d) == 0 {
 		return 0
@@ -506,9 +832,12 @@ func (l *latencies) String() string {
 	if len(l.d) == 0 {
 		return fmt.Sprintf("no successful request (%d failures: %s)", l.failures, l.firstErr)
 	}
-	s := fmt.Sprintf("n=%d p50=%s p90=%s p99=%s max=%s  (%.0f req/s, %d goroutine(s))",
-		len(l.d), ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), ms(l.d[len(l.d)-1]),
+	s := fmt.Sprintf("n=%d p50=%s p90=%s p99=%s p99.9=%s max=%s  (%.0f req/s, %d connection(s))",
+		len(l.d), ms(l.pct(50)), ms(l.pct(90)), ms(l.pct(99)), ms(l.pct(99.9)), ms(l.d[len(l.d)-1]),
 		float64(len(l.d))/l.wall.Seconds(), l.workers)
+	if l.gcCycles > 0 {
+		s += fmt.Sprintf(", %.0f GC cycles of the manager", l.gcCycles)
+	}
 	if l.failures > 0 {
 		s += fmt.Sprintf("; %d FAILED, first: %s", l.failures, l.firstErr)
 	}
@@ -517,39 +846,6 @@ func (l *latencies) String() string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
-// procMemory reads VmHWM (peak) and VmRSS of a process, in bytes.
-func procMemory(pid int) (hwm, rss int64, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmHWM" && k != "VmRSS") {
-			continue
-		}
-		fields := strings.Fields(v) // "123456 kB"
-		if len(fields) == 0 {
-			continue
-		}
-		n, err := strconv.ParseInt(fields[0], 10, 64)
-		if err != nil {
-			continue
-		}
-		if k == "VmHWM" {
-			hwm = n << 10
-		} else {
-			rss = n << 10
-		}
-	}
-	if hwm == 0 && rss == 0 {
-		return 0, 0, fmt.Errorf("no VmHWM/VmRSS in /proc/%d/status", pid)
-	}
-	return hwm, rss, sc.Err()
-}
-
 func memNow(r *report) (hwm, rss int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -557,133 +853,6 @@ func memNow(r *report) (hwm, rss int64) {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
-
-// scrapeMetrics keeps a few lines of the manager's Prometheus metrics that tell where
-// the time and memory go.
-func scrapeMetrics(port int) []string {
-	hc := &http.Client{Timeout: 5 * time.Second}
-	resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		return []string{"metrics: " + err.Error()}
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var out []string
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		for _, p := range []string{
-			`controller_runtime_reconcile_time_seconds_sum{controller="oauthclient"}`,
-			`controller_runtime_reconcile_time_seconds_count{controller="oauthclient"}`,
-			`controller_runtime_reconcile_total{controller="oauthclient"`,
-			`controller_runtime_max_concurrent_reconciles{controller="oauthclient"}`,
-			`workqueue_queue_duration_seconds_sum{controller="oauthclient"`,
-			`workqueue_queue_duration_seconds_count{controller="oauthclient"`,
-			`workqueue_work_duration_seconds_sum{controller="oauthclient"`,
-			`workqueue_work_duration_seconds_count{controller="oauthclient"`,
-			`rest_client_requests_total`,
-			"go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_sys_bytes",
-			"go_goroutines", "process_resident_memory_bytes", "process_cpu_seconds_total",
-		} {
-			if strings.HasPrefix(line, p) {
-				out = append(out, line)
-				break
-			}
-		}
-	}
-	return out
-}
-
-func printReport(w io.Writer, o options, r *report) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	host, _ := os.Hostname()
-	cpu := cpuModel()
-	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format+"\n", args...) }
-	verdict := func(ok bool) string {
-		if ok {
-			return "MET"
-		}
-		return "MISSED"
-	}
-	p("")
-	p("=== oauth-client-operator scale benchmark ===")
-	p("machine: %s, %d CPUs (%s), %s", host, numCPU(), cpu, time.Now().UTC().Format(time.RFC3339))
-	p("clients: %d in %d namespaces, created by %d goroutines (client QPS 500, burst 1000); timeout %s", o.clients, o.namespaces, o.createWorkers, o.timeout)
-	p("environment start (build, etcd, kube-apiserver, manager): %s", r.envStart.Round(time.Millisecond))
-	p("")
-	p("created:          %d (errors: %d) in %s", r.created, r.createErrs, durOr(r.createTime, "not finished"))
-	if r.readyTime > 0 {
-		p("all Ready after:  %s from the first create (%.0f clients/s)  target < %s: %s",
-			r.readyTime.Round(time.Millisecond), float64(o.clients)/r.readyTime.Seconds(), targetReady, verdict(r.readyTime < targetReady))
-	} else {
-		p("all Ready:        NOT reached: %d of %d Ready  target < %s: MISSED", r.ready, o.clients, targetReady)
-	}
-	p("manager memory:   peak VmHWM %s, final VmRSS %s (max sampled VmRSS %s)  target < %s: %s",
-		mib(r.hwm), mib(r.rss), mib(r.maxRSS), mib(targetRSS), verdict(r.hwm > 0 && r.hwm < targetRSS))
-	p("token latency, sample clients only (baseline):  %s", r.baseline)
-	p("token latency, %d clients cached, sequential:  %s", o.clients, r.seq)
-	p("token latency, %d clients cached, concurrent:  %s", o.clients, r.burstL)
-	if r.baseline != nil && r.seq != nil && len(r.baseline.d) > 0 && len(r.seq.d) > 0 {
-		p("p50 ratio (%d clients / baseline): %.2f  (lookup cost: see BenchmarkRegistryCredentials)",
-			o.clients, float64(r.seq.pct(50))/float64(r.baseline.pct(50)))
-	}
-	if len(r.readyCurve) > 0 {
-		p("")
-		p("progress:")
-		for _, l := range r.readyCurve {
-			p("  %s", l)
-		}
-	}
-	if len(r.metrics) > 0 {
-		p("")
-		p("manager metrics at the end:")
-		for _, l := range r.metrics {
-			p("  %s", l)
-		}
-	}
-	for _, n := range r.notes {
-		p("note: %s", n)
-	}
-}
-
-func durOr(d time.Duration, s string) string {
-	if d == 0 {
-		return s
-	}
-	return d.Round(time.Millisecond).String()
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func numCPU() int {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(b), "\nprocessor") + boolInt(strings.HasPrefix(string(b), "processor"))
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "scale: %s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
