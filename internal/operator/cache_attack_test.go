@@ -42,8 +42,8 @@ func attackClient(t *testing.T, ns string) *oauthv1alpha1.OAuthClient {
 }
 
 // bloat creates n Secrets in ns made by mk, waits until the operator's cache holds
-// want Secrets of ns, and returns how much the heap grew.
-func bloat(t *testing.T, ns string, n, want int, mk func(i int) *corev1.Secret) int64 {
+// want Secrets of ns, and returns how much the heap grew once settled (settledHeap: under limit, or the least seen).
+func bloat(t *testing.T, ns string, n, want int, limit int64, mk func(i int) *corev1.Secret) int64 {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -63,7 +63,7 @@ func bloat(t *testing.T, ns string, n, want int, mk func(i int) *corev1.Secret) 
 		deleteLater(t, obj)
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(want))
-	heap1 := liveHeap()
+	heap1 := settledHeap(heap0, limit)
 	grew := int64(heap1) - int64(heap0)
 	t.Logf("%d Secrets: the operator's heap grew %.2f MiB (%.1f → %.1f MiB)", n, float64(grew)/(1<<20), float64(heap0)/(1<<20), float64(heap1)/(1<<20))
 	return grew
@@ -78,7 +78,7 @@ var managedLabels = map[string]string{oauthv1alpha1.ManagedByLabel: oauthv1alpha
 func TestAttackSecretType(t *testing.T) {
 	ns := namespace(t, nil)
 	const n = 60
-	grew := bloat(t, ns, n, n, func(i int) *corev1.Secret {
+	grew := bloat(t, ns, n, n, 8<<20, func(i int) *corev1.Secret {
 		return &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("typed-%d", i), Labels: managedLabels},
 			Type:       corev1.SecretType("example.com/" + strings.Repeat(string(rune('a'+i%26)), 700_000)),
@@ -101,7 +101,7 @@ func TestAttackSecretType(t *testing.T) {
 func TestAttackOwnerReferenceName(t *testing.T) {
 	ns := namespace(t, nil)
 	const n = 60
-	grew := bloat(t, ns, n, n, func(i int) *corev1.Secret {
+	grew := bloat(t, ns, n, n, 2<<20, func(i int) *corev1.Secret {
 		fill := strings.Repeat(string(rune('a'+i%26)), 350_000)
 		return &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("owned-%d", i), Labels: managedLabels,
@@ -124,7 +124,7 @@ func TestAttackManySecretsWithinLimits(t *testing.T) {
 	owner := metav1.OwnerReference{APIVersion: oauthv1alpha1.GroupVersion.String(), Kind: "OAuthClient", Name: oc.Name,
 		UID: oc.UID, Controller: ptr.To(true)}
 	const n = 60
-	grew := bloat(t, ns, n, n+1, func(i int) *corev1.Secret {
+	grew := bloat(t, ns, n, n+1, 2<<20, func(i int) *corev1.Secret {
 		data := map[string][]byte{}
 		for k, limit := range oauthv1alpha1.CredentialSecretKeyLimits {
 			data[k] = bytes.Repeat([]byte{byte('a' + i%26)}, limit)
@@ -240,7 +240,7 @@ func TestAttackOAuthClientMetadata(t *testing.T) {
 		deleteLater(t, oc)
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n))
-	heap1 := liveHeap()
+	heap1 := settledHeap(heap0, 8<<20)
 	grew := int64(heap1) - int64(heap0)
 	t.Logf("%d OAuthClients with 630 KB of metadata: the operator's heap grew %.1f MiB (%.1f → %.1f MiB)", n, float64(grew)/(1<<20), float64(heap0)/(1<<20), float64(heap1)/(1<<20))
 	cached := &oauthv1alpha1.OAuthClient{}
@@ -277,7 +277,7 @@ func TestAttackServiceAccountMetadata(t *testing.T) {
 		deleteLater(t, sa)
 	}
 	g.Eventually(inCache, 2*time.Minute, 200*time.Millisecond).Should(Equal(n))
-	heap1 := liveHeap()
+	heap1 := settledHeap(heap0, 8<<20)
 	grew := int64(heap1) - int64(heap0)
 	t.Logf("%d ServiceAccounts with 630 KB of metadata: the operator's heap grew %.1f MiB (%.1f → %.1f MiB)", n, float64(grew)/(1<<20), float64(heap0)/(1<<20), float64(heap1)/(1<<20))
 	cached := &metav1.PartialObjectMetadata{}
