@@ -87,7 +87,7 @@ func credentialData(data map[string][]byte) map[string][]byte {
 	for k, limit := range oauthv1alpha1.CredentialSecretKeyLimits {
 		if v, ok := data[k]; ok && len(v) <= limit {
 			if k == oauthv1alpha1.SecretKeyTokenURL || k == oauthv1alpha1.SecretKeyIssuer {
-				v = sharedValues.get(string(v), v)
+				v = shareValue(v)
 			}
 			out[k] = v
 		}
@@ -174,6 +174,16 @@ func intern(s string) string {
 		return s
 	}
 	return sharedStrings.get(s, s)
+}
+
+// shareValue returns v as one slice shared by every Secret that holds it (a value longer
+// than maxInterned, as it is: the table would keep a tenant's long values after their
+// Secrets are gone).
+func shareValue(v []byte) []byte {
+	if len(v) == 0 || len(v) > maxInterned {
+		return v
+	}
+	return sharedValues.get(string(v), v)
 }
 
 func internAll(s []string) {
