@@ -74,8 +74,8 @@ func WriteLocalTLS(dir string) (LocalTLS, error) {
 		NotAfter:     now.Add(serverCertLifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		DNSNames:     []string{"localhost"},
+		IPAddresses:  localIPs,
+		DNSNames:     localDNSNames,
 	}, ca, &key.PublicKey, caKey)
 	if err != nil {
 		return LocalTLS{}, fmt.Errorf("local TLS: server certificate: %w", err)
@@ -89,17 +89,45 @@ func WriteLocalTLS(dir string) (LocalTLS, error) {
 	return files, nil
 }
 
-// loadCA reads a CA that is valid for at least caRenewBefore more.
+// The local CA vouches only for the loopback names of the token server's certificate:
+// whoever reads ca.key cannot impersonate other sites to a developer who trusts ca.crt.
+var (
+	localDNSNames = []string{"localhost"}
+	localIPs      = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+)
+
+func localIPRanges() []*net.IPNet {
+	r := make([]*net.IPNet, len(localIPs))
+	for i, ip := range localIPs {
+		bits := 8 * len(ip.To16())
+		if v4 := ip.To4(); v4 != nil {
+			ip, bits = v4, 32
+		}
+		r[i] = &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}
+	}
+	return r
+}
+
+// loadCA reads a CA that is valid for at least caRenewBefore more, limited to the local
+// names, whose key nobody else can read; anything else is replaced.
 func loadCA(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	if fi, err := os.Stat(keyFile); err != nil {
+		return nil, nil, err
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		return nil, nil, fmt.Errorf("%s is readable by others (%v)", keyFile, fi.Mode().Perm())
+	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, nil, err
 	}
 	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
-	if !ok || !pair.Leaf.IsCA || time.Until(pair.Leaf.NotAfter) < caRenewBefore {
+	ca := pair.Leaf
+	if !ok || !ca.IsCA || time.Until(ca.NotAfter) < caRenewBefore ||
+		!ca.PermittedDNSDomainsCritical || len(ca.PermittedDNSDomains) != len(localDNSNames) ||
+		len(ca.PermittedIPRanges) != len(localIPs) {
 		return nil, nil, errors.New("not a usable local CA")
 	}
-	return pair.Leaf, key, nil
+	return ca, key, nil
 }
 
 func newCA(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
@@ -117,6 +145,10 @@ func newCA(certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey, erro
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
+		// Name constraints: the CA can vouch for nothing but the local names.
+		PermittedDNSDomainsCritical: true,
+		PermittedDNSDomains:         localDNSNames,
+		PermittedIPRanges:           localIPRanges(),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -148,14 +180,27 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	return writePEM(path, "PRIVATE KEY", der, 0o600)
 }
 
-// writePEM writes one PEM block to path through a file renamed over it, so the
-// certificate watcher never reads half a file.
+// writePEM writes one PEM block to path through a new file renamed over it, so the
+// certificate watcher never reads half a file. The file is new (os.CreateTemp: never a
+// leftover or a link someone planted) and has mode before anything is written.
 func writePEM(path, blockType string, der []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), mode); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return fmt.Errorf("local TLS: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	tmp := f.Name()
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("local TLS: %w", err)
 	}
 	return nil
