@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/logtail"
 )
 
 // paths are the files of one run.
@@ -108,32 +109,8 @@ func (p *proc) running() bool {
 }
 
 // tail is the end of the daemon's log, for error messages.
-func (p *proc) tail(n int) string { return tailFile(p.logPath, n) }
+func (p *proc) tail(n int) string { return logtail.Tail(p.logPath, n) }
 
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "  (" + err.Error() + ")"
-	}
-	defer func() { _ = f.Close() }()
-	const max = 64 << 10
-	if st, err := f.Stat(); err == nil && st.Size() > max {
-		_, _ = f.Seek(-max, io.SeekEnd)
-	}
-	data, _ := io.ReadAll(f)
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "last lines of %s:\n", path)
-	for _, l := range lines {
-		b.WriteString("  | ")
-		b.Write(l)
-		b.WriteByte('\n')
-	}
-	return strings.TrimRight(b.String(), "\n")
-}
 
 // sh runs a command and returns its trimmed output; the error names the command and
 // carries what it printed.

@@ -1,16 +1,16 @@
 package devenv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/oauth-client-operator/oauth-client-operator/internal/logtail"
 )
 
 // child is a process the environment started: the manager or the example API.
@@ -123,31 +123,5 @@ func (c *child) stop(timeout time.Duration) error {
 }
 
 // tail returns the last n lines of the child's log, introduced by its path.
-func (c *child) tail(n int) string {
-	return fmt.Sprintf("last lines of %s:\n%s", c.logPath, tailFile(c.logPath, n))
-}
+func (c *child) tail(n int) string { return logtail.Tail(c.logPath, n) }
 
-// tailFile returns the last n lines of a file (at most its last 64 KiB).
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "  (" + err.Error() + ")"
-	}
-	defer func() { _ = f.Close() }()
-	const max = 64 << 10
-	if st, err := f.Stat(); err == nil && st.Size() > max {
-		_, _ = f.Seek(-max, io.SeekEnd)
-	}
-	data, _ := io.ReadAll(f)
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString("  | ")
-		b.Write(l)
-		b.WriteByte('\n')
-	}
-	return strings.TrimRight(b.String(), "\n")
-}
