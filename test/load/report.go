@@ -3,11 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/oauth-client-operator/oauth-client-operator/test/machine"
 )
 
 // Targets of issue 21.
@@ -28,7 +29,7 @@ func printReport(w io.Writer, o options, rep *report) {
 		return "NOT met"
 	}
 	p("")
-	p("machine: %d CPUs (%s), load average %s; manager GOMEMLIMIT=%q", runtime.NumCPU(), cpuModel(), loadAverage(), o.gomemlimit)
+	p("machine: %d CPUs (%s), load average %s; manager GOMEMLIMIT=%q", runtime.NumCPU(), machine.CPUModel(), machine.LoadAverage(), o.gomemlimit)
 	p("%d workers, %d rounds per server of at most %d requests or %s each, after a %s warm-up; 127.0.0.1",
 		o.workers, o.rounds, o.requests, o.duration, o.warmup)
 	p("req/s: requests per second of wall time; per core: requests per CPU-second the server process spent")
@@ -121,29 +122,3 @@ func ratios(rs []float64) string {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-// loadAverage is /proc/loadavg's 1, 5 and 15 minute load averages.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}

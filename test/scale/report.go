@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/oauth-client-operator/oauth-client-operator/test/machine"
 )
 
 func printReport(w io.Writer, o options, r *report) {
@@ -23,7 +25,7 @@ func printReport(w io.Writer, o options, r *report) {
 	}
 	p("")
 	p("=== oauth-client-operator scale benchmark ===")
-	p("machine: %s, %d CPUs (%s), %s; load average at the end: %s", host, numCPU(), cpuModel(), time.Now().UTC().Format(time.RFC3339), loadAverage())
+	p("machine: %s, %d CPUs (%s), %s; load average at the end: %s", host, machine.CPUs(), machine.CPUModel(), time.Now().UTC().Format(time.RFC3339), machine.LoadAverage())
 	p("clients: %d in %d namespaces, created by %d goroutines (client QPS 500, burst 1000); manager environment: %q; timeout %s",
 		o.clients, o.namespaces, o.createWorkers, o.managerEnv, o.timeout)
 	p("environment start (build, etcd, kube-apiserver, manager): %s", r.envStart.Round(time.Millisecond))
@@ -156,45 +158,4 @@ func procMemory(pid int) (hwm, rss int64, err error) {
 		return 0, 0, fmt.Errorf("no VmHWM/VmRSS in /proc/%d/status", pid)
 	}
 	return hwm, rss, sc.Err()
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func numCPU() int {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(b), "\nprocessor") + boolInt(strings.HasPrefix(string(b), "processor"))
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// loadAverage is /proc/loadavg's 1, 5 and 15 minute load averages.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
