@@ -129,17 +129,11 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("verifier: Config.Algorithms: unsupported algorithm %q (supported: %v)", alg, defaultAlgorithms)
 		}
 	}
-	switch {
-	case c.Leeway < 0:
-		return c, errors.New("verifier: Config.Leeway must not be negative")
-	case c.Leeway == 0:
-		c.Leeway = DefaultLeeway
+	if err := orDefault(&c.Leeway, DefaultLeeway, "Config.Leeway"); err != nil {
+		return c, err
 	}
-	switch {
-	case c.RefreshInterval < 0:
-		return c, errors.New("verifier: Config.RefreshInterval must not be negative")
-	case c.RefreshInterval == 0:
-		c.RefreshInterval = DefaultRefreshInterval
+	if err := orDefault(&c.RefreshInterval, DefaultRefreshInterval, "Config.RefreshInterval"); err != nil {
+		return c, err
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
@@ -149,17 +143,11 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("verifier: Config.ExternalURL %q is not an absolute http(s) URL without query, fragment or user information", c.ExternalURL)
 		}
 	}
-	switch {
-	case c.DPoPProofMaxAge < 0:
-		return c, errors.New("verifier: Config.DPoPProofMaxAge must not be negative")
-	case c.DPoPProofMaxAge == 0:
-		c.DPoPProofMaxAge = DefaultDPoPProofMaxAge
+	if err := orDefault(&c.DPoPProofMaxAge, DefaultDPoPProofMaxAge, "Config.DPoPProofMaxAge"); err != nil {
+		return c, err
 	}
-	switch {
-	case c.DPoPReplayCacheSize < 0:
-		return c, errors.New("verifier: Config.DPoPReplayCacheSize must not be negative")
-	case c.DPoPReplayCacheSize == 0:
-		c.DPoPReplayCacheSize = DefaultDPoPReplayCacheSize
+	if err := orDefault(&c.DPoPReplayCacheSize, DefaultDPoPReplayCacheSize, "Config.DPoPReplayCacheSize"); err != nil {
+		return c, err
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -190,6 +178,18 @@ func checkHTTPURL(s string) error {
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
+
+// orDefault sets *v to def when it is zero; a negative value is an error naming
+// field: the one rule of the durations and sizes of Config and KeySetOptions.
+func orDefault[T ~int | ~int64](v *T, def T, field string) error {
+	if *v < 0 {
+		return fmt.Errorf("verifier: %s must not be negative", field)
+	}
+	if *v == 0 {
+		*v = def
 	}
 	return nil
 }

@@ -164,17 +164,11 @@ func NewKeySet(opts KeySetOptions) (*KeySet, error) {
 			return nil, errors.New("verifier: KeySetOptions.Issuer is required with DiscoveryURL")
 		}
 	}
-	switch {
-	case opts.RefreshInterval < 0:
-		return nil, errors.New("verifier: KeySetOptions.RefreshInterval must not be negative")
-	case opts.RefreshInterval == 0:
-		opts.RefreshInterval = DefaultRefreshInterval
+	if err := orDefault(&opts.RefreshInterval, DefaultRefreshInterval, "KeySetOptions.RefreshInterval"); err != nil {
+		return nil, err
 	}
-	switch {
-	case opts.MaxAge < 0:
-		return nil, errors.New("verifier: KeySetOptions.MaxAge must not be negative")
-	case opts.MaxAge == 0:
-		opts.MaxAge = maxMaxAge
+	if err := orDefault(&opts.MaxAge, maxMaxAge, "KeySetOptions.MaxAge"); err != nil {
+		return nil, err
 	}
 	opts.MaxAge = max(opts.MaxAge, opts.RefreshInterval)
 	if opts.HTTPClient == nil {
