@@ -69,7 +69,7 @@ func TestAttackReplayCacheFourNamespaces(t *testing.T) {
 		}
 	}
 	pk := srv.authenticators[oauthv1alpha1.AuthPrivateKeyJWT].(*privateKeyJWTAuthenticator)
-	t.Logf("flood by 8 clients of 4 namespaces admitted nowhere: answers %v; replay cache holds %d of 1000 (+ reserves)", codes, pk.replay.Len())
+	t.Logf("flood by 8 clients of 4 namespaces admitted nowhere: answers %v; replay cache holds %d of 1000 (+ reserves)", codes, pk.replay.size())
 	victimCodes := map[int]int{}
 	for range 20 { // 20 pods start, one token request each, within a few seconds
 		victimCodes[send(victim)]++
@@ -115,7 +115,7 @@ func TestAttackReplayCacheReserveMemory(t *testing.T) {
 	}
 	after := heap()
 	per := float64(after-before) / float64(ids)
-	t.Logf("%d clients: %d ids remembered (pool %d + reserves %d), %.1f MiB, %.0f bytes an id", clients, ids, c.Pooled(), ids-c.Pooled(),
+	t.Logf("%d clients: %d ids remembered (pool %d + reserves %d), %.1f MiB, %.0f bytes an id", clients, ids, c.pooled, ids-c.pooled,
 		float64(after-before)/(1<<20), per)
 	runtime.KeepAlive(c)
 	if per > 200 {

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/oncecache"
 )
 
 // Client authentication is one step of the token handler. Parsing extracts what the
@@ -330,8 +329,8 @@ func (a *privateKeyJWTAuthenticator) authenticate(c *Client, stored *Credentials
 	}
 	// Only a verified assertion is looked up; it is recorded once the request is
 	// granted a token (Server.token), so refused requests cost no room.
-	key := oncecache.KeyOf(c.clientID, claims.ID)
-	if a.replay.Used(key, now) {
+	key := idDigest(c.clientID, claims.ID)
+	if a.replay.used(key, now) {
 		return ReasonAssertionReplayed
 	}
 	cred.once = &pendingUse{cache: a.replay, namespace: c.namespace, client: c.clientID, key: key, until: exp.Add(assertionLeeway)}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/oauth-client-operator/oauth-client-operator/internal/oncecache"
 	"github.com/oauth-client-operator/oauth-client-operator/pkg/verifier"
 )
 
@@ -73,7 +72,7 @@ func (s *Server) bindDPoP(proof string, g *grant) (string, *oauthError) {
 	}
 	// Remembered a second longer than the proof could be accepted; the id is the key's
 	// (whoever presents the proof), the room the client's.
-	switch s.dpopReplay.firstUseOf(g.client.namespace, g.clientID, oncecache.KeyOf(p.Thumbprint, p.ID), p.IssuedAt.Add(maxAge+time.Second), now) {
+	switch s.dpopReplay.firstUseOf(g.client.namespace, g.clientID, idDigest(p.Thumbprint, p.ID), p.IssuedAt.Add(maxAge+time.Second), now) {
 	case "":
 		return p.Thumbprint, nil
 	case ReasonReplayCacheFull:

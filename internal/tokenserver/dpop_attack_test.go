@@ -65,7 +65,7 @@ func TestDPoPProofFloodOfOneClient(t *testing.T) {
 		t.Errorf("%d proofs refused, want the 50 beyond the client's share and reserve", refused)
 	}
 	boundTo(t, withDPoP(srv.Handler(), body(modest), key.proof(t, testTokenURL, time.Now(), nil)), keys, key.jkt)
-	if n := srv.dpopReplay.Len(); n != 1000/32+reservePerClient+1 {
+	if n := srv.dpopReplay.size(); n != 1000/32+reservePerClient+1 {
 		t.Errorf("%d proof ids remembered", n)
 	}
 }

@@ -368,7 +368,7 @@ func TestDPoPProofsOfUnauthenticatedRequestsCostNothing(t *testing.T) {
 			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
 		}
 	}
-	if n := srv.dpopReplay.Len(); n != 0 {
+	if n := srv.dpopReplay.size(); n != 0 {
 		t.Errorf("%d proof ids remembered for unauthenticated requests", n)
 	}
 }

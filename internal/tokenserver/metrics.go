@@ -55,19 +55,19 @@ func newMetrics(s *Server) *metrics {
 	m.replayEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "oauth_assertion_replay_cache_entries",
 		Help: "Assertion ids (jti) this replica remembers to refuse replays, in the shared pool and the clients' reserves.",
-	}, func() float64 { return float64(replay.Len()) })
+	}, func() float64 { return float64(replay.size()) })
 	m.replayCapacity = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "oauth_assertion_replay_cache_capacity",
 		Help: "Assertion ids the replay cache's shared pool holds (privateKeyJWT.replayCacheSize); each client has a small reserve beyond it.",
-	}, func() float64 { return float64(replay.Limits().MaxEntries) })
+	}, func() float64 { return float64(replay.maxEntries) })
 	m.dpopEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "oauth_dpop_replay_cache_entries",
 		Help: "DPoP proof ids (jti) this replica remembers to refuse replays, in the shared pool and the clients' reserves.",
-	}, func() float64 { return float64(s.dpopReplay.Len()) })
+	}, func() float64 { return float64(s.dpopReplay.size()) })
 	m.dpopCapacity = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "oauth_dpop_replay_cache_capacity",
 		Help: "DPoP proof ids the replay cache's shared pool holds (dpop.replayCacheSize); each client has a small reserve beyond it.",
-	}, func() float64 { return float64(s.dpopReplay.Limits().MaxEntries) })
+	}, func() float64 { return float64(s.dpopReplay.maxEntries) })
 	m.okDuration = m.requestDuration.WithLabelValues("ok")
 	return m
 }

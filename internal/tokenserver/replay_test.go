@@ -32,22 +32,22 @@ func TestReplayCache(t *testing.T) {
 			accepted++
 		}
 	}
-	if want := c.Limits().PerClient + c.Limits().ReservePerClient; accepted != want {
+	if want := c.perClient + c.reservePerClient; accepted != want {
 		t.Errorf("a greedy client got %d entries, want its share and reserve %d", accepted, want)
 	}
 	// Namespaces of two clients fill the pool (each namespace its sixteenth's worth).
-	for ns := 0; c.Pooled() < c.Limits().MaxEntries && ns < 100; ns++ {
+	for ns := 0; c.pooled < c.maxEntries && ns < 100; ns++ {
 		for cl := range 2 {
-			for j := range c.Limits().PerClient {
+			for j := range c.perClient {
 				use(c, fmt.Sprint("b", ns), fmt.Sprintf("b%d.c%d", ns, cl), fmt.Sprint(j), exp, now)
 			}
 		}
 	}
-	if c.Pooled() != c.Limits().MaxEntries {
-		t.Fatalf("pool holds %d, want it full (%d)", c.Pooled(), c.Limits().MaxEntries)
+	if c.pooled != c.maxEntries {
+		t.Fatalf("pool holds %d, want it full (%d)", c.pooled, c.maxEntries)
 	}
 	// A late client still has its reserve, and then is refused, never forgotten.
-	for i := range c.Limits().ReservePerClient {
+	for i := range c.reservePerClient {
 		if !use(c, "late", "late.c", fmt.Sprint("x", i), exp, now) {
 			t.Fatalf("reserved id %d refused", i)
 		}
@@ -62,7 +62,7 @@ func TestReplayCache(t *testing.T) {
 	if !use(c, "a", "a.one", "j2", later.Add(time.Minute), later) || use(c, "a", "a.one", "j2", later.Add(time.Minute), later.Add(30*time.Second)) {
 		t.Fatal("after a sweep, ids are still accepted once")
 	}
-	if n := c.Len(); n != 2 {
+	if n := c.size(); n != 2 {
 		t.Errorf("%d ids after every other expired, want 2", n)
 	}
 }
@@ -124,7 +124,7 @@ func TestReplayCacheFloodOfOneTenant(t *testing.T) {
 			t.Fatalf("ClientSecret client at the flooded address: %d, want 200", code)
 		}
 	}
-	if n := srv.authenticators[oauthv1alpha1.AuthPrivateKeyJWT].(*privateKeyJWTAuthenticator).replay.Len(); n > 1000+10*reservePerClient {
+	if n := srv.authenticators[oauthv1alpha1.AuthPrivateKeyJWT].(*privateKeyJWTAuthenticator).replay.size(); n > 1000+10*reservePerClient {
 		t.Errorf("replay cache holds %d ids, over its bound", n)
 	}
 }

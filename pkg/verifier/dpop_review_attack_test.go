@@ -51,11 +51,11 @@ func TestAttackDPoPReplayCacheEightClients(t *testing.T) {
 			attack[send(tok)]++
 		}
 	}
-	t.Logf("8 clients of one tenant, %d proofs each: answers %v; cache holds %d of %d", size/8, attack, a.v.proofs.Len(), size)
+	t.Logf("8 clients of one tenant, %d proofs each: answers %v; cache holds %d of %d", size/8, attack, a.v.proofs.size(), size)
 	// The victim sends as many proofs as one client may have in flight in an empty
 	// cache (its share and its reserve), one every half second.
 	victim := tokenOf("tenant-a.orders-worker")
-	n := a.v.proofs.Limits().PerClient + a.v.proofs.Limits().ReservePerClient
+	n := a.v.proofs.perClient + a.v.proofs.reservePerClient
 	answers := map[int]int{}
 	for range n {
 		answers[send(victim)]++

@@ -373,7 +373,7 @@ func TestDPoPReplayCacheBounds(t *testing.T) {
 	if code := send(modest); code != http.StatusOK {
 		t.Errorf("another client: %d", code)
 	}
-	if n := a.v.proofs.Len(); n > 80/32+proofReservePerClient+1 {
+	if n := a.v.proofs.size(); n > 80/32+proofReservePerClient+1 {
 		t.Errorf("%d proofs remembered", n)
 	}
 	// Once the proofs are too old to be accepted, they are forgotten.
@@ -381,7 +381,7 @@ func TestDPoPReplayCacheBounds(t *testing.T) {
 	if code := send(greedy); code != http.StatusOK {
 		t.Errorf("after expiry: %d", code)
 	}
-	if n := a.v.proofs.Len(); n != 1 {
+	if n := a.v.proofs.size(); n != 1 {
 		t.Errorf("%d proofs remembered after expiry, want 1", n)
 	}
 }
