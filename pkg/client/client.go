@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oauth-client-operator/oauth-client-operator/internal/urlorigin"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -424,7 +423,7 @@ func (t originBound) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.without.RoundTrip(req)
 		}
 	}
-	if urlorigin.Of(first.URL) != urlorigin.Of(req.URL) {
+	if origin(first.URL) != origin(req.URL) {
 		return t.without.RoundTrip(req)
 	}
 	return t.withToken.RoundTrip(req)
@@ -439,7 +438,7 @@ func tokenRequestClient(hc *http.Client) *http.Client {
 	c := *hc
 	policy := hc.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if from, to := urlorigin.Of(via[0].URL), urlorigin.Of(req.URL); from != to {
+		if from, to := origin(via[0].URL), origin(req.URL); from != to {
 			return fmt.Errorf("%w: token_url %s redirected to %s; credentials are sent to token_url's origin only", ErrRedirectRefused, from, to)
 		}
 		if policy != nil {
@@ -451,4 +450,27 @@ func tokenRequestClient(hc *http.Client) *http.Client {
 		return nil
 	}
 	return &c
+}
+
+// origin is the RFC 6454 origin of u, scheme://host:port with the port defaulted by
+// the scheme: what decides where credentials and tokens may go.
+//
+// pkg/verifier has the same function on purpose: each public package imports no other
+// package of the project, so users can vendor it alone (test/vendorable).
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") { // IPv6
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host + ":" + port
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/urlorigin"
 	"golang.org/x/oauth2"
 )
 
@@ -130,7 +129,7 @@ func (p *dpopProver) proof(method string, u *url.URL, accessToken string) (strin
 func (p *dpopProver) nonce(u *url.URL) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.nonces[urlorigin.Of(u)]
+	return p.nonces[origin(u)]
 }
 
 // remember keeps the DPoP-Nonce of a response of u's server, if it has one; it
@@ -145,7 +144,7 @@ func (p *dpopProver) remember(u *url.URL, resp *http.Response) bool {
 	if len(p.nonces) >= maxNonceOrigins {
 		clear(p.nonces)
 	}
-	p.nonces[urlorigin.Of(u)] = n
+	p.nonces[origin(u)] = n
 	return true
 }
 

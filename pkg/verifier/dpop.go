@@ -17,7 +17,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/urlorigin"
 )
 
 // DPoP (RFC 9449) proofs are checked here, once, for both halves of the
@@ -368,7 +367,7 @@ func normalizeHTU(s string) (string, bool) {
 	if path == "" {
 		path = "/"
 	}
-	return urlorigin.Of(u) + normalizePercent(path), true
+	return origin(u) + normalizePercent(path), true
 }
 
 // normalizePercent decodes the percent-encoded unreserved characters of an

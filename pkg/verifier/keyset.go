@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/urlorigin"
 )
 
 const (
@@ -565,7 +564,7 @@ func sameOriginRedirects(hc *http.Client) *http.Client {
 	policy := hc.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if !sameOrigin(req.URL, via[0].URL) {
-			return fmt.Errorf("refused a redirect from %s to another origin (%s)", urlorigin.Of(via[0].URL), urlorigin.Of(req.URL))
+			return fmt.Errorf("refused a redirect from %s to another origin (%s)", origin(via[0].URL), origin(req.URL))
 		}
 		if policy != nil {
 			return policy(req, via)
@@ -581,7 +580,29 @@ func sameOriginRedirects(hc *http.Client) *http.Client {
 // sameOrigin reports whether a and b have the same origin (RFC 6454):
 // scheme, host and port, the port defaulted by the scheme.
 func sameOrigin(a, b *url.URL) bool {
-	return urlorigin.Of(a) == urlorigin.Of(b)
+	return origin(a) == origin(b)
+}
+
+// origin is the ASCII serialisation of u's origin: scheme://host:port.
+//
+// pkg/client has the same function on purpose: each public package imports no other
+// package of the project, so users can vendor it alone (test/vendorable).
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") { // IPv6
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host + ":" + port
 }
 
 // maxAge returns the max-age of Cache-Control header values, 0 for no-store

@@ -1,11 +1,11 @@
-package urlorigin
+package client
 
 import (
 	"net/url"
 	"testing"
 )
 
-func TestOf(t *testing.T) {
+func TestOrigin(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"https://Auth.Example.com/oauth2-token", "https://auth.example.com:443"},
 		{"https://auth.example.com:443/x", "https://auth.example.com:443"},
@@ -19,8 +19,8 @@ func TestOf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := Of(u); got != tt.want {
-			t.Errorf("Of(%s) = %s, want %s", tt.in, got, tt.want)
+		if got := origin(u); got != tt.want {
+			t.Errorf("origin(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }
