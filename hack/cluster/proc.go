@@ -111,7 +111,6 @@ func (p *proc) running() bool {
 // tail is the end of the daemon's log, for error messages.
 func (p *proc) tail(n int) string { return logtail.Tail(p.logPath, n) }
 
-
 // sh runs a command and returns its trimmed output; the error names the command and
 // carries what it printed.
 func sh(args ...string) (string, error) {

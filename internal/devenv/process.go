@@ -124,4 +124,3 @@ func (c *child) stop(timeout time.Duration) error {
 
 // tail returns the last n lines of the child's log, introduced by its path.
 func (c *child) tail(n int) string { return logtail.Tail(c.logPath, n) }
-
