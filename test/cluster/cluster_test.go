@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 )
 
 // The suite's clients, in the test namespace, and the probe pod of each.
@@ -364,26 +366,30 @@ func testRolloutRestart(t *testing.T) {
 func testLeaderDeleted(t *testing.T) {
 	ctx := ctxFor(t, 10*time.Minute)
 	before := snapshot(t)
-	lease, err := kube.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Right after a rollout the lease may still name a pod that is gone, or nobody
+	// (a leader that stops releases it): wait until one of today's pods leads.
+	var lease *coordinationv1.Lease
+	leader := ""
+	eventually(t, "an operator pod holds the lease", 2*time.Minute, func(ctx context.Context) (bool, string) {
+		l, err := kube.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		pods, err := operatorPods(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range pods {
+			if holderIs(l.Spec.HolderIdentity, p.Name) && p.DeletionTimestamp == nil {
+				lease, leader = l, p.Name
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("holder %q", ptr.Deref(l.Spec.HolderIdentity, ""))
+	})
 	leaseDuration := 15 * time.Second
 	if lease.Spec.LeaseDurationSeconds != nil {
 		leaseDuration = time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
-	}
-	pods, err := operatorPods(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := ""
-	for _, p := range pods {
-		if holderIs(lease.Spec.HolderIdentity, p.Name) {
-			leader = p.Name
-		}
-	}
-	if leader == "" {
-		t.Fatalf("no operator pod holds the lease (holder %v)", lease.Spec.HolderIdentity)
 	}
 	deleted := time.Now()
 	if err := kube.CoreV1().Pods(operatorNS).Delete(ctx, leader, metav1.DeleteOptions{}); err != nil {
@@ -402,7 +408,7 @@ spec: {audiences: [back-office]}
 `, nil)
 	clientReady(t, testNS, "ct-after-leader", 2*time.Minute)
 	took := time.Since(gone)
-	lease, err = kube.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
+	lease, err := kube.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
