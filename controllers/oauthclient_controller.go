@@ -178,12 +178,41 @@ func (r *OAuthClientReconciler) observe(ctx context.Context, oc *oauthv1alpha1.O
 // needs (planSecret), writes it in one request and reports it. It never touches a
 // Secret this client does not control: that is a SecretConflict. It returns the
 // Secret as written and when to look again.
+//
+// A new client (createFirst) whose Secret is not in the cache gets it created without
+// asking the API server first; only if one exists is it read, and the plan made again
+// on it. That saves one of the four requests a new client costs, which is what a bulk
+// creation waits on (README "Scale").
 func (r *OAuthClientReconciler) syncSecret(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (*corev1.Secret, *notReady, time.Duration, error) {
 	key := types.NamespacedName{Namespace: oc.Namespace, Name: oc.EffectiveSecretName()}
-	current, err := r.currentSecret(ctx, key)
+	current, err := r.cachedSecret(ctx, key)
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	if current == nil && createFirst(oc) {
+		written, problem, requeue, err := r.syncSecretFrom(ctx, oc, key, nil)
+		if !apierrors.IsAlreadyExists(err) {
+			return written, problem, requeue, err
+		}
+	}
+	if current == nil {
+		if current, err = r.liveSecret(ctx, key); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	return r.syncSecretFrom(ctx, oc, key, current)
+}
+
+// createFirst reports whether a Secret missing from the cache is created without
+// looking for it on the API server: for a client no reconcile has written status for
+// yet. Any other client's Secret may exist without the managed-by label (anyone's, or
+// its own with the label removed by hand), and is looked for first.
+func createFirst(oc *oauthv1alpha1.OAuthClient) bool {
+	return len(oc.Status.Conditions) == 0
+}
+
+// syncSecretFrom is syncSecret on current, the Secret of that name (nil: none).
+func (r *OAuthClientReconciler) syncSecretFrom(ctx context.Context, oc *oauthv1alpha1.OAuthClient, key types.NamespacedName, current *corev1.Secret) (*corev1.Secret, *notReady, time.Duration, error) {
 	if current != nil && oauthv1alpha1.SecretOwner(current) != oc.UID {
 		return nil, r.secretConflict(oc, key), 0, nil
 	}
@@ -227,19 +256,25 @@ func (r *OAuthClientReconciler) generationDeferred(oc *oauthv1alpha1.OAuthClient
 	return nil
 }
 
-// currentSecret returns the Secret of that name; nil when none exists. The cache holds
-// only Secrets with the managed-by label; one without it (anyone's, or ours with the
-// label removed by hand) is looked for on the API server.
-func (r *OAuthClientReconciler) currentSecret(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+// cachedSecret returns the Secret of that name from the cache; nil when it has none.
+// The cache holds only Secrets with the managed-by label.
+func (r *OAuthClientReconciler) cachedSecret(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+	return getSecret(ctx, r.Client, key)
+}
+
+// liveSecret returns the Secret of that name from the API server; nil when none
+// exists. It finds what the cache does not hold: a Secret without the managed-by label
+// (anyone's, or ours with the label removed by hand), or one written a moment ago.
+func (r *OAuthClientReconciler) liveSecret(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+	return getSecret(ctx, r.APIReader, key)
+}
+
+func getSecret(ctx context.Context, reader client.Reader, key types.NamespacedName) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
-	err := r.Get(ctx, key, secret)
-	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, key, secret)
+	if err := reader.Get(ctx, key, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
-	}
-	if err != nil {
 		return nil, fmt.Errorf("get Secret %s: %w", key, err)
 	}
 	return secret, nil
