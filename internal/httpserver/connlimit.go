@@ -114,8 +114,9 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-// acceptLoop accepts connections as they come and lets each wait for its slot on its
-// own: one waiting never holds up the next.
+// acceptLoop accepts connections as they come. One that gets a slot at once is
+// handed to the server; one that must wait for a slot waits on its own, so that it
+// never holds up the next.
 func (l *connLimiter) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
@@ -135,26 +136,37 @@ func (l *connLimiter) acceptLoop() {
 			return
 		}
 		peer := l.peerKey(c.RemoteAddr())
-		if !l.startWaiting(peer) {
+		ok, refuse := l.reserve(peer)
+		switch {
+		case refuse:
 			_ = c.Close()
-			continue
+		case ok:
+			// It holds a slot: the handing over is bounded by the cap.
+			go l.handOver(l.track(c, peer))
+		case !l.startWaiting(peer):
+			_ = c.Close()
+		default:
+			go func() {
+				defer l.stopWaiting(peer)
+				if lc := l.admit(c, peer); lc != nil {
+					l.handOver(lc)
+				}
+			}()
 		}
-		go func() {
-			defer l.stopWaiting(peer)
-			lc := l.admit(c, peer)
-			if lc == nil {
-				return
-			}
-			select {
-			case l.admitted <- lc:
-			case <-l.done:
-				_ = lc.Close()
-			}
-		}()
 	}
 }
 
-// maxWaitingPerAddress bounds the connections of one address waiting for a slot.
+// handOver gives the server a connection that holds a slot.
+func (l *connLimiter) handOver(lc *limitedConn) {
+	select {
+	case l.admitted <- lc:
+	case <-l.done:
+		_ = lc.Close()
+	}
+}
+
+// maxWaitingPerAddress bounds the connections of one address waiting for a slot (at
+// the cap; below it no connection waits).
 const maxWaitingPerAddress = 4
 
 // startWaiting counts a connection of peer as waiting, unless as many are waiting as
@@ -179,18 +191,11 @@ func (l *connLimiter) stopWaiting(peer netip.Addr) {
 	}
 }
 
-// admit waits until c has a slot and returns it tracked; nil when c was closed (its
-// address is over its share, or the listener closed).
+// admit waits until c, which found no free slot (reserve may have closed a
+// connection to make room), has one, and returns it tracked; nil when c was closed
+// (its address is over its share, or the listener closed).
 func (l *connLimiter) admit(c net.Conn, peer netip.Addr) *limitedConn {
 	for {
-		ok, refuse := l.reserve(peer)
-		if refuse {
-			_ = c.Close()
-			return nil
-		}
-		if ok {
-			break
-		}
 		select {
 		case <-l.freed:
 		case <-time.After(minEvictableIdle / 4): // a connection may have aged enough
@@ -198,7 +203,19 @@ func (l *connLimiter) admit(c net.Conn, peer netip.Addr) *limitedConn {
 			_ = c.Close()
 			return nil
 		}
+		ok, refuse := l.reserve(peer)
+		if refuse {
+			_ = c.Close()
+			return nil
+		}
+		if ok {
+			return l.track(c, peer)
+		}
 	}
+}
+
+// track records a connection that holds a slot.
+func (l *connLimiter) track(c net.Conn, peer netip.Addr) *limitedConn {
 	now := time.Now()
 	lc := &limitedConn{Conn: c, l: l, peer: peer, accepted: now, state: http.StateNew, since: now}
 	l.mu.Lock()

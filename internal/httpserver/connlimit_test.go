@@ -100,3 +100,55 @@ func TestHalfSentHeadersCannotHoldEverySlot(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// TestBurstOfNewConnectionsBelowTheCap: well below the cap, every new connection gets
+// a slot, however many of one address arrive before the server accepts them. A
+// client that opens a connection per request (no keep-alive: curl in a loop, many
+// short-lived processes behind one NAT address) sends such bursts whenever the server
+// is busy; before, the fifth connection of an address waiting to be handed to the
+// server was closed: `make bench-scale`'s 16-connection run lost half its requests to
+// "connection reset by peer".
+func TestBurstOfNewConnectionsBelowTheCap(t *testing.T) {
+	t.Parallel()
+	const burst = 64
+	conns := make(chan net.Conn, burst)
+	l := newConnLimiter(&fakeListener{conns: conns}, 4096, 512, nil)
+	t.Cleanup(func() { l.closeOnce.Do(func() { close(l.done) }); close(conns) })
+	var dialed []*fakeConn
+	for range burst {
+		a, b := net.Pipe()
+		t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+		c := &fakeConn{Conn: a, remote: &net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 40000}}
+		dialed = append(dialed, c)
+		conns <- c
+	}
+	// The server is busy: nothing calls Accept while the limiter takes in the burst.
+	l.startOnce.Do(func() { go l.acceptLoop() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		closed := 0
+		for _, c := range dialed {
+			if c.closed.Load() {
+				closed++
+			}
+		}
+		l.mu.Lock()
+		taken := l.taken
+		l.mu.Unlock()
+		if closed+taken == burst {
+			if closed > 0 {
+				t.Fatalf("%d of a burst of %d connections of one address were closed (maxConnections 4096, maxConnectionsPerAddress 512)", closed, burst)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %d connections closed, %d hold a slot, of %d", closed, taken, burst)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range burst {
+		if _, err := l.Accept(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
