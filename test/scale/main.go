@@ -803,6 +803,9 @@ func post(ctx context.Context, hc *http.Client, u, body string) (int, string, er
 	}
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	// Read to the end, or the connection is not used again: a token answer is longer
+	// than what is kept for an error message.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, string(b), nil
 }
 
