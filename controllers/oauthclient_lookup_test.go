@@ -14,14 +14,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/events"
-	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
-	"github.com/oauth-client-operator/oauth-client-operator/internal/config"
 )
 
 // countingReader is the reconciler's API reader: it counts the reads that reach the
@@ -107,11 +105,7 @@ func TestSecretLookup(t *testing.T) {
 			t.Parallel()
 			scheme := fakeScheme(t)
 			oc := tc.client()
-			objs := []client.Object{oc,
-				&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: oc.Namespace}},
-				&oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: "back-office"},
-					Spec: oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}},
-			}
+			objs := append(admitting(oc), oc)
 			var stored *corev1.Secret
 			if tc.secret != nil {
 				stored = tc.secret(oc)
@@ -138,13 +132,8 @@ func TestSecretLookup(t *testing.T) {
 					return c.Create(ctx, obj, opts...)
 				},
 			})
-			cfg, err := config.Parse([]byte("issuer: https://oauth.test"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			recorder := events.NewFakeRecorder(16)
-			r := &OAuthClientReconciler{Client: cache, APIReader: countingReader{api, &liveReads}, Scheme: scheme,
-				Recorder: recorder, Config: cfg, Clock: clocktesting.NewFakePassiveClock(planNow)}
+			r := fakeReconciler(t, scheme, cache, countingReader{api, &liveReads}, recorder)
 
 			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(oc)}); err != nil {
 				t.Fatalf("Reconcile: %v", err)

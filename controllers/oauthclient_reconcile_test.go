@@ -50,10 +50,6 @@ type reconcileWorld struct {
 func (w *reconcileWorld) reconciler(t *testing.T) *OAuthClientReconciler {
 	t.Helper()
 	scheme := fakeScheme(t)
-	cfg, err := config.Parse([]byte("issuer: https://oauth.test"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	oc := planClient(withTrigger("new"))
 	oc.Generation = 2
 	meta.SetStatusCondition(&oc.Status.Conditions, metav1.Condition{Type: oauthv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
@@ -63,11 +59,8 @@ func (w *reconcileWorld) reconciler(t *testing.T) *OAuthClientReconciler {
 	if err := controllerutil.SetControllerReference(oc, secret, scheme); err != nil {
 		t.Fatal(err)
 	}
-	api := &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: "back-office"},
-		Spec: oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: oc.Namespace}}
 	w.client, w.secret, w.recorder = oc, secret, events.NewFakeRecorder(16)
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(oc, secret, api, ns).
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(admitting(oc), oc, secret)...).
 		WithStatusSubresource(&oauthv1alpha1.OAuthClient{}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
@@ -81,7 +74,28 @@ func (w *reconcileWorld) reconciler(t *testing.T) *OAuthClientReconciler {
 				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 			},
 		}).Build()
-	return &OAuthClientReconciler{Client: c, APIReader: c, Scheme: scheme, Recorder: w.recorder, Config: cfg,
+	return fakeReconciler(t, scheme, c, c, w.recorder)
+}
+
+// admitting are the objects that admit oc to the API back-office: its namespace and
+// the OAuthAPI.
+func admitting(oc *oauthv1alpha1.OAuthClient) []client.Object {
+	return []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: oc.Namespace}},
+		&oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: "back-office"},
+			Spec: oauthv1alpha1.OAuthAPISpec{AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}},
+	}
+}
+
+// fakeReconciler is the OAuthClient reconciler reading its cache through c and the
+// API server through reader, for the issuer https://oauth.test, at planNow.
+func fakeReconciler(t *testing.T, scheme *runtime.Scheme, c client.Client, reader client.Reader, recorder events.EventRecorder) *OAuthClientReconciler {
+	t.Helper()
+	cfg, err := config.Parse([]byte("issuer: https://oauth.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &OAuthClientReconciler{Client: c, APIReader: reader, Scheme: scheme, Recorder: recorder, Config: cfg,
 		Clock: clocktesting.NewFakePassiveClock(planNow)}
 }
 
