@@ -191,8 +191,8 @@ func (l *connLimiter) stopWaiting(peer netip.Addr) {
 	}
 }
 
-// admit waits until c, which found no free slot (reserve may have closed a
-// connection to make room), has one, and returns it tracked; nil when c was closed
+// admit waits until c, which found no free slot nor a connection to close, has one,
+// and returns it tracked; nil when c was closed
 // (its address is over its share, or the listener closed).
 func (l *connLimiter) admit(c net.Conn, peer netip.Addr) *limitedConn {
 	for {
@@ -226,8 +226,7 @@ func (l *connLimiter) track(c net.Conn, peer netip.Addr) *limitedConn {
 
 // reserve takes a slot for a connection of peer if one is free, or refuses one over
 // its address's share (or, at the cap, its fair share); else it closes a connection to
-// make room (whose slot is free once it has closed, then freed is signalled), or finds
-// none to close.
+// make room, whose slot it takes, or finds none to close.
 func (l *connLimiter) reserve(peer netip.Addr) (ok, refuse bool) {
 	l.mu.Lock()
 	mine := 0
@@ -246,14 +245,21 @@ func (l *connLimiter) reserve(peer netip.Addr) (ok, refuse bool) {
 	}
 	victim, ownIdle := l.victim(peer, mine, time.Now())
 	if victim != nil {
+		// The newcomer takes the victim's slot at once (release, when the victim
+		// closes, leaves the slot alone): a connection waiting for one must not take
+		// it first, making the newcomer close another.
 		victim.state = http.StateClosed // chosen once
+		delete(l.conns, victim)
+		if l.byPeer[victim.peer]--; l.byPeer[victim.peer] <= 0 {
+			delete(l.byPeer, victim.peer)
+		}
+		l.byPeer[peer]++
+		l.mu.Unlock()
+		_ = victim.Close()
+		return true, false
 	}
 	fair := max(l.max/max(len(l.byPeer), 1), 1)
 	l.mu.Unlock()
-	if victim != nil {
-		_ = victim.Close()
-		return false, false
-	}
 	// Nothing to close: a newcomer whose address already holds its fair share of the
 	// slots does not wait for one, unless an idle connection of its own will make room.
 	return false, peer.IsValid() && mine >= fair && !ownIdle
@@ -302,9 +308,14 @@ func (l *connLimiter) victim(peer netip.Addr, mine int, now time.Time) (_ *limit
 	return top, ownIdle
 }
 
-// release frees a connection's slot.
+// release frees a connection's slot, unless it was closed to make room for another,
+// which has taken its slot.
 func (l *connLimiter) release(c *limitedConn) {
 	l.mu.Lock()
+	if _, open := l.conns[c]; !open {
+		l.mu.Unlock()
+		return
+	}
 	delete(l.conns, c)
 	l.taken--
 	if l.byPeer[c.peer]--; l.byPeer[c.peer] <= 0 {
