@@ -114,9 +114,9 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-// acceptLoop accepts connections as they come. One that gets a slot at once is
-// handed to the server; one that must wait for a slot waits on its own, so that it
-// never holds up the next.
+// acceptLoop accepts connections as they come. One that gets a free slot at once is
+// handed to the server; at the cap, one waits on its own (a connection may be closed
+// to make room for it), so that it never holds up the next.
 func (l *connLimiter) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
@@ -136,14 +136,15 @@ func (l *connLimiter) acceptLoop() {
 			return
 		}
 		peer := l.peerKey(c.RemoteAddr())
-		ok, refuse := l.reserve(peer)
+		// Only the O(1) step here: the search for a connection to close (O(open
+		// connections)) is left to the waiting goroutine, or a flood of connections at
+		// the cap would hold up the acceptance of everyone's.
+		lc, wait := l.arrive(c, peer)
 		switch {
-		case refuse:
-			_ = c.Close()
-		case ok:
+		case lc != nil:
 			// It holds a slot: the handing over is bounded by the cap.
-			go l.handOver(l.track(c, peer))
-		case !l.startWaiting(peer):
+			go l.handOver(lc)
+		case !wait:
 			_ = c.Close()
 		default:
 			go func() {
@@ -154,6 +155,23 @@ func (l *connLimiter) acceptLoop() {
 			}()
 		}
 	}
+}
+
+// arrive gives c a free slot and returns it tracked, or, at the cap, counts it as
+// waiting (wait; see startWaiting); neither when c is to be closed (its address
+// holds its share, or too many are waiting). In O(1), under one lock.
+func (l *connLimiter) arrive(c net.Conn, peer netip.Addr) (_ *limitedConn, wait bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if peer.IsValid() && l.byPeer[peer] >= l.perAddress {
+		return nil, false
+	}
+	if l.taken < l.max {
+		l.taken++
+		l.byPeer[peer]++
+		return l.trackLocked(c, peer), false
+	}
+	return nil, l.startWaitingLocked(peer)
 }
 
 // handOver gives the server a connection that holds a slot.
@@ -169,11 +187,9 @@ func (l *connLimiter) handOver(lc *limitedConn) {
 // the cap; below it no connection waits).
 const maxWaitingPerAddress = 4
 
-// startWaiting counts a connection of peer as waiting, unless as many are waiting as
+// startWaitingLocked (l.mu held) counts a connection of peer as waiting, unless as many are waiting as
 // there are slots, or as maxWaitingPerAddress of its address (trusted proxies: any).
-func (l *connLimiter) startWaiting(peer netip.Addr) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (l *connLimiter) startWaitingLocked(peer netip.Addr) bool {
 	if l.waiting.Load() >= int64(l.max) || (peer.IsValid() && l.waitingByPeer[peer] >= maxWaitingPerAddress) {
 		return false
 	}
@@ -191,11 +207,21 @@ func (l *connLimiter) stopWaiting(peer netip.Addr) {
 	}
 }
 
-// admit waits until c, which found no free slot nor a connection to close, has one,
-// and returns it tracked; nil when c was closed
-// (its address is over its share, or the listener closed).
+// admit waits until c, which found no free slot, has one (reserve may close a
+// connection to make room, and take its slot), and returns it tracked; nil when c
+// was closed (its address is over its share, or the listener closed).
 func (l *connLimiter) admit(c net.Conn, peer netip.Addr) *limitedConn {
 	for {
+		ok, refuse := l.reserve(peer)
+		if refuse {
+			_ = c.Close()
+			return nil
+		}
+		if ok {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.trackLocked(c, peer)
+		}
 		select {
 		case <-l.freed:
 		case <-time.After(minEvictableIdle / 4): // a connection may have aged enough
@@ -203,24 +229,14 @@ func (l *connLimiter) admit(c net.Conn, peer netip.Addr) *limitedConn {
 			_ = c.Close()
 			return nil
 		}
-		ok, refuse := l.reserve(peer)
-		if refuse {
-			_ = c.Close()
-			return nil
-		}
-		if ok {
-			return l.track(c, peer)
-		}
 	}
 }
 
-// track records a connection that holds a slot.
-func (l *connLimiter) track(c net.Conn, peer netip.Addr) *limitedConn {
+// trackLocked (l.mu held) records a connection that holds a slot.
+func (l *connLimiter) trackLocked(c net.Conn, peer netip.Addr) *limitedConn {
 	now := time.Now()
 	lc := &limitedConn{Conn: c, l: l, peer: peer, accepted: now, state: http.StateNew, since: now}
-	l.mu.Lock()
 	l.conns[lc] = struct{}{}
-	l.mu.Unlock()
 	return lc
 }
 

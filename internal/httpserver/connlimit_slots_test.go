@@ -187,3 +187,58 @@ func TestAttackWaitersTakeTheSlotAClientMadeRoomFor(t *testing.T) {
 		t.Fatalf("%d of the client's idle connections were closed for one new connection", closed)
 	}
 }
+
+// TestAttackConnectFloodAtTheCapDelaysAccept: at the cap (4096 connections open, none
+// evictable), an address that already holds its fair share connects again and again.
+// Each such connection must be closed cheaply: the accept loop serves every client,
+// and while it is busy their connections wait in the kernel's accept queue (whose
+// overflow drops SYNs: a second's retransmission for the client). A legitimate
+// client whose own idle connection makes room for its new one must be accepted
+// promptly after a burst of 20000 of the attacker's connections.
+func TestAttackConnectFloodAtTheCapDelaysAccept(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a timing test: run it without -race")
+	}
+	const maxConns, flood = 4096, 20000
+	conns := make(chan net.Conn, flood+1)
+	l := newConnLimiter(&fakeListener{conns: conns}, maxConns, maxConns, nil)
+	t.Cleanup(func() { l.closeOnce.Do(func() { close(l.done) }); close(conns) })
+	fillAtCap(t, l, map[string]int{"10.2.0.2": 1}, nil)
+	attacker := &net.TCPAddr{IP: net.ParseIP("10.1.0.0"), Port: 40000}
+	var pipes []net.Conn
+	for range flood {
+		a, b := net.Pipe()
+		pipes = append(pipes, a, b)
+		conns <- &fakeConn{Conn: a, remote: attacker}
+	}
+	t.Cleanup(func() {
+		for _, p := range pipes {
+			_ = p.Close()
+		}
+	})
+	a, b := net.Pipe()
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	victim := &fakeConn{Conn: a, remote: &net.TCPAddr{IP: net.ParseIP("10.2.0.2"), Port: 40001}}
+	conns <- victim
+	start := time.Now()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			got <- c
+		}
+	}()
+	select {
+	case c := <-got:
+		took := time.Since(start)
+		if c.(*limitedConn).Conn != victim {
+			t.Fatalf("accepted %v, not the victim", c.RemoteAddr())
+		}
+		t.Logf("victim accepted %s after a burst of %d connections (%s per connection)", took, flood, took/flood)
+		if took > 200*time.Millisecond {
+			t.Fatalf("victim accepted only %s after a burst of %d connections of an address at its fair share (%s per connection)", took, flood, took/flood)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("victim not accepted after 20 s")
+	}
+}
