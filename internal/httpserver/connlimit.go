@@ -43,6 +43,10 @@ type connLimiter struct {
 	// them by address (guarded by mu).
 	waiting       atomic.Int64
 	waitingByPeer map[netip.Addr]int
+	// reserving, when set (tests only), is called by reserve, which may search the
+	// open connections for one to close (O(open connections)): only a waiting
+	// connection reserves, never the accept loop that serves everyone.
+	reserving func()
 	// freed is signalled (without blocking) whenever a slot is released or a
 	// connection changes state, so waiting connections look again.
 	freed chan struct{}
@@ -244,6 +248,9 @@ func (l *connLimiter) trackLocked(c net.Conn, peer netip.Addr) *limitedConn {
 // its address's share (or, at the cap, its fair share); else it closes a connection to
 // make room, whose slot it takes, or finds none to close.
 func (l *connLimiter) reserve(peer netip.Addr) (ok, refuse bool) {
+	if l.reserving != nil {
+		l.reserving()
+	}
 	l.mu.Lock()
 	mine := 0
 	if peer.IsValid() {
