@@ -14,6 +14,8 @@ import (
 // netutil.LimitListener, but neither idle keep-alive connections nor one address's
 // stalled requests can keep other clients out:
 //
+//   - Below the cap a new connection gets a slot at once, however many arrive
+//     together.
 //   - One peer address holds at most perAddress connections; one more from it is
 //     closed at once. Trusted proxies are exempt.
 //   - At the cap, a new connection makes room by closing, in this order: the oldest
