@@ -140,8 +140,11 @@ type report struct {
 	seq        *latencies
 	concurrent []*latencies // by o.concurrency
 	seqSample  *latencies   // the sample client alone, alternating with seq
-	hwm, rss   int64        // bytes, of the first manager process
-	maxRSS     int64
+	// seqQuiet and seqSampleQuiet are the rounds of seq and seqSample during which the
+	// manager ran no collection.
+	seqQuiet, seqSampleQuiet *latencies
+	hwm, rss                 int64 // bytes, of the first manager process
+	maxRSS                   int64
 
 	settled      *memory
 	heapTop      []string
@@ -455,11 +458,24 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report, dir s
 	// Alternating runs, so that the machine's drift falls on both: random clients of
 	// all, and the sample client alone (what the baseline measured) at the same time.
 	logf("token latency: %d sequential requests for random clients of %d, alternating with the sample client's", o.seqRequests, len(creds))
+	// Short rounds, each also kept apart when the manager ran no collection during it:
+	// what the client count costs, without the collector's share of the two cores.
 	rep.seq, rep.seqSample = &latencies{workers: 1}, &latencies{workers: 1}
-	const rounds = 6
+	rep.seqQuiet, rep.seqSampleQuiet = &latencies{workers: 1}, &latencies{workers: 1}
+	const rounds = 30
 	for range rounds {
-		rep.seq.add(tokenLoad(ctx, hc, env.TokenURL, creds, o.seqRequests/rounds, 1))
-		rep.seqSample.add(tokenLoad(ctx, hc, env.TokenURL, base, o.seqRequests/rounds, 1))
+		for _, run := range []struct {
+			all, quiet *latencies
+			creds      []cred
+		}{{rep.seq, rep.seqQuiet, creds}, {rep.seqSample, rep.seqSampleQuiet, base}} {
+			gc0 := gcCycles(env.MetricsPort)
+			l := tokenLoad(ctx, hc, env.TokenURL, run.creds, o.seqRequests/rounds, 1)
+			gc1 := gcCycles(env.MetricsPort)
+			run.all.add(l)
+			if gc0 >= 0 && gc1 == gc0 {
+				run.quiet.add(l)
+			}
+		}
 	}
 	for _, n := range o.concurrency {
 		logf("token latency: %d requests on %d connections", o.burstRequests, n)

@@ -48,6 +48,8 @@ func printReport(w io.Writer, o options, r *report) {
 	p("token latency, sample clients only (baseline):  %s", r.baseline)
 	p("token latency, %d clients cached, sequential, random clients:  %s", o.clients, r.seq)
 	p("token latency, %d clients cached, sequential, the sample client (alternating runs):  %s", o.clients, r.seqSample)
+	p("token latency, %d clients cached, sequential, random clients, rounds without a collection:  %s", o.clients, r.seqQuiet)
+	p("token latency, %d clients cached, sequential, the sample client, rounds without a collection:  %s", o.clients, r.seqSampleQuiet)
 	for _, l := range r.concurrent {
 		p("token latency, %d clients cached, concurrent:  %s", o.clients, l)
 	}
@@ -61,6 +63,7 @@ func printReport(w io.Writer, o options, r *report) {
 	}
 	ratio(fmt.Sprintf("random of %d clients / samples only before they were created", o.clients), r.seq, r.baseline)
 	ratio(fmt.Sprintf("random of %d clients / the sample client, same time", o.clients), r.seq, r.seqSample)
+	ratio(fmt.Sprintf("random of %d clients / samples only before they were created, rounds without a collection", o.clients), r.seqQuiet, r.baseline)
 	if rs := r.replica; rs != nil {
 		if rs.err != "" {
 			p("second replica:   %s", rs.err)
