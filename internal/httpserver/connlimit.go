@@ -193,8 +193,9 @@ func (l *connLimiter) handOver(lc *limitedConn) {
 // the cap; below it no connection waits).
 const maxWaitingPerAddress = 4
 
-// startWaitingLocked (l.mu held) counts a connection of peer as waiting, unless as many are waiting as
-// there are slots, or as maxWaitingPerAddress of its address (trusted proxies: any).
+// startWaitingLocked (l.mu held) counts a connection of peer as waiting, unless as
+// many are waiting as there are slots, or as maxWaitingPerAddress of its address
+// (trusted proxies: any).
 func (l *connLimiter) startWaitingLocked(peer netip.Addr) bool {
 	if l.waiting.Load() >= int64(l.max) || (peer.IsValid() && l.waitingByPeer[peer] >= maxWaitingPerAddress) {
 		return false
