@@ -8,13 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/oauth-client-operator/oauth-client-operator/test/machine"
 )
 
 // loadSpec bounds one run: at most Requests requests and at most Duration, by Workers
@@ -129,7 +129,7 @@ func run(ctx context.Context, client *http.Client, url, body string, spec loadSp
 	var issued atomic.Int64
 	per := make([]*result, spec.Workers)
 	var wg sync.WaitGroup
-	cpu0 := processCPU(pid)
+	cpu0 := machine.ProcessCPU(pid)
 	start := time.Now()
 	for w := range spec.Workers {
 		res := &result{Latencies: make([]time.Duration, 0, min(spec.Requests/int64(spec.Workers)+16, 1<<20))}
@@ -178,30 +178,6 @@ func run(ctx context.Context, client *http.Client, url, body string, spec loadSp
 		total.add(r)
 	}
 	total.Elapsed = time.Since(start)
-	total.CPU = processCPU(pid) - cpu0
+	total.CPU = machine.ProcessCPU(pid) - cpu0
 	return total
-}
-
-// clockTick is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on Linux).
-const clockTick = 10 * time.Millisecond
-
-// processCPU is the user and system CPU time a process has spent (0 when unknown).
-func processCPU(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) is in parentheses and may hold spaces: count from
-	// the last ')'. utime and stime are fields 14 and 15.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * clockTick
 }

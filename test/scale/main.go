@@ -59,6 +59,7 @@ import (
 
 	oauthv1alpha1 "github.com/oauth-client-operator/oauth-client-operator/api/v1alpha1"
 	"github.com/oauth-client-operator/oauth-client-operator/internal/devenv"
+	"github.com/oauth-client-operator/oauth-client-operator/test/machine"
 )
 
 // Targets of issue 21.
@@ -143,8 +144,11 @@ type report struct {
 	// seqQuiet and seqSampleQuiet are the rounds of seq and seqSample during which the
 	// manager ran no collection.
 	seqQuiet, seqSampleQuiet *latencies
-	hwm, rss                 int64 // bytes, of the first manager process
-	maxRSS                   int64
+	// baselineCPU and seqCPU are how the machine's CPU was spent during the baseline
+	// and the sequential runs with every client present.
+	baselineCPU, seqCPU *cpuUse
+	hwm, rss            int64 // bytes, of the first manager process
+	maxRSS              int64
 
 	settled      *memory
 	heapTop      []string
@@ -303,7 +307,9 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report, dir s
 	}
 	base := []cred{{id: oauthv1alpha1.ClientID(devenv.SampleNamespace, "web-shop"), secret: sampleSecret}}
 	logf("baseline: %d token requests with the sample clients only", o.seqRequests)
+	baselineCPU := cpuFrom(managerPIDOf(env, 0))
 	rep.baseline = tokenLoad(ctx, hc, env.TokenURL, base, o.seqRequests, 1)
+	rep.baselineCPU = baselineCPU()
 
 	cfg := rest.CopyConfig(env.Config)
 	cfg.QPS, cfg.Burst = 500, 1000
@@ -463,6 +469,7 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report, dir s
 	rep.seq, rep.seqSample = &latencies{workers: 1}, &latencies{workers: 1}
 	rep.seqQuiet, rep.seqSampleQuiet = &latencies{workers: 1}, &latencies{workers: 1}
 	const rounds = 30
+	seqCPU := cpuFrom(managerPIDOf(env, 0))
 	for range rounds {
 		for _, run := range []struct {
 			all, quiet *latencies
@@ -477,6 +484,7 @@ func measure(ctx context.Context, o options, env *devenv.Env, rep *report, dir s
 			}
 		}
 	}
+	rep.seqCPU = seqCPU()
 	for _, n := range o.concurrency {
 		logf("token latency: %d requests on %d connections", o.burstRequests, n)
 		chc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n, MaxConnsPerHost: n}}
@@ -875,4 +883,40 @@ func mib(b int64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "scale: %s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// cpuUse is how the CPU was spent during a phase: by the manager, by this benchmark,
+// by the control plane.
+type cpuUse struct {
+	wall, manager, self, apiServer, etcd time.Duration
+}
+
+// cpuFrom starts measuring; the function it returns ends the measurement.
+func cpuFrom(managerPID int) func() *cpuUse {
+	apiServer, etcd := machine.Children(os.Getpid(), "kube-apiserver"), machine.Children(os.Getpid(), "etcd")
+	sum := func(pids []int) time.Duration {
+		var d time.Duration
+		for _, p := range pids {
+			d += machine.ProcessCPU(p)
+		}
+		return d
+	}
+	now := func() cpuUse {
+		return cpuUse{manager: machine.ProcessCPU(managerPID), self: machine.ProcessCPU(os.Getpid()), apiServer: sum(apiServer), etcd: sum(etcd)}
+	}
+	t0, c0 := time.Now(), now()
+	return func() *cpuUse {
+		c1 := now()
+		return &cpuUse{wall: time.Since(t0), manager: c1.manager - c0.manager, self: c1.self - c0.self,
+			apiServer: c1.apiServer - c0.apiServer, etcd: c1.etcd - c0.etcd}
+	}
+}
+
+func (c *cpuUse) String() string {
+	if c == nil || c.wall <= 0 {
+		return "not measured"
+	}
+	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / c.wall.Seconds() }
+	return fmt.Sprintf("the manager %.0f%% of one CPU, this benchmark %.0f%%, kube-apiserver %.0f%%, etcd %.0f%%; load average %s",
+		pct(c.manager), pct(c.self), pct(c.apiServer), pct(c.etcd), machine.LoadAverage())
 }

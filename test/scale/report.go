@@ -50,6 +50,8 @@ func printReport(w io.Writer, o options, r *report) {
 	p("token latency, %d clients cached, sequential, the sample client (alternating runs):  %s", o.clients, r.seqSample)
 	p("token latency, %d clients cached, sequential, random clients, rounds without a collection:  %s", o.clients, r.seqQuiet)
 	p("token latency, %d clients cached, sequential, the sample client, rounds without a collection:  %s", o.clients, r.seqSampleQuiet)
+	p("CPU during the baseline:         %s", r.baselineCPU)
+	p("CPU during the sequential runs:  %s", r.seqCPU)
 	for _, l := range r.concurrent {
 		p("token latency, %d clients cached, concurrent:  %s", o.clients, l)
 	}
