@@ -108,6 +108,17 @@ type fakeConn struct {
 func (c *fakeConn) RemoteAddr() net.Addr { return c.remote }
 func (c *fakeConn) Close() error         { c.closed.Store(true); return c.Conn.Close() }
 
+// closedCount is how many of conns have been closed.
+func closedCount(conns []*fakeConn) int {
+	n := 0
+	for _, c := range conns {
+		if c.closed.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // fakeListener hands out the connections sent on conns.
 type fakeListener struct {
 	net.Listener

@@ -167,22 +167,12 @@ func TestAttackWaitersTakeTheSlotAClientMadeRoomFor(t *testing.T) {
 				continue
 			}
 		case <-deadline:
-			closed := 0
-			for _, c := range ownIdle {
-				if c.closed.Load() {
-					closed++
-				}
-			}
+			closed := closedCount(ownIdle)
 			t.Fatalf("the client's new connection has no slot after 1 s; %d of its %d idle connections were closed to make room", closed, len(ownIdle))
 		}
 		break
 	}
-	closed := 0
-	for _, c := range ownIdle {
-		if c.closed.Load() {
-			closed++
-		}
-	}
+	closed := closedCount(ownIdle)
 	if closed != 1 {
 		t.Fatalf("%d of the client's idle connections were closed for one new connection", closed)
 	}
@@ -224,12 +214,7 @@ func TestAttackConnectFloodAtTheCapDelaysAccept(t *testing.T) {
 	})
 	l.startOnce.Do(func() { go l.acceptLoop() })
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
-		closed := 0
-		for _, c := range flooded {
-			if c.closed.Load() {
-				closed++
-			}
-		}
+		closed := closedCount(flooded)
 		if closed >= flood-maxWaitingPerAddress {
 			break
 		}

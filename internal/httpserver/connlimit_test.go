@@ -126,12 +126,7 @@ func TestBurstOfNewConnectionsBelowTheCap(t *testing.T) {
 	l.startOnce.Do(func() { go l.acceptLoop() })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		closed := 0
-		for _, c := range dialed {
-			if c.closed.Load() {
-				closed++
-			}
-		}
+		closed := closedCount(dialed)
 		l.mu.Lock()
 		taken := l.taken
 		l.mu.Unlock()
