@@ -108,6 +108,15 @@ type fakeConn struct {
 func (c *fakeConn) RemoteAddr() net.Addr { return c.remote }
 func (c *fakeConn) Close() error         { c.closed.Store(true); return c.Conn.Close() }
 
+// pipeFrom is one end of an in-memory connection that says it comes from ip:port;
+// both ends are closed when the test ends.
+func pipeFrom(t *testing.T, ip string, port int) *fakeConn {
+	t.Helper()
+	a, b := net.Pipe()
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	return &fakeConn{Conn: a, remote: &net.TCPAddr{IP: net.ParseIP(ip), Port: port}}
+}
+
 // closedCount is how many of conns have been closed.
 func closedCount(conns []*fakeConn) int {
 	n := 0

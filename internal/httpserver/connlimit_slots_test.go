@@ -134,9 +134,7 @@ func TestAttackWaitersTakeTheSlotAClientMadeRoomFor(t *testing.T) {
 	// The attacker, 10.9.0.1, holds 8 slots, below its fair share: its next four
 	// connections wait for a slot.
 	for range maxWaitingPerAddress {
-		a, b := net.Pipe()
-		t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-		conns <- &fakeConn{Conn: a, remote: &net.TCPAddr{IP: net.ParseIP("10.9.0.1"), Port: 40000}}
+		conns <- pipeFrom(t, "10.9.0.1", 40000)
 	}
 	for start := time.Now(); l.waiting.Load() < maxWaitingPerAddress; time.Sleep(time.Millisecond) {
 		if time.Since(start) > 5*time.Second {
@@ -144,9 +142,7 @@ func TestAttackWaitersTakeTheSlotAClientMadeRoomFor(t *testing.T) {
 		}
 	}
 	time.Sleep(20 * time.Millisecond) // they wait for a slot to be freed
-	a, b := net.Pipe()
-	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-	client := &fakeConn{Conn: a, remote: &net.TCPAddr{IP: net.ParseIP("10.2.0.2"), Port: 40001}}
+	client := pipeFrom(t, "10.2.0.2", 40001)
 	conns <- client
 	got := make(chan net.Conn, 8)
 	go func() {
@@ -223,9 +219,7 @@ func TestAttackConnectFloodAtTheCapDelaysAccept(t *testing.T) {
 		}
 	}
 	close(searching)
-	a, b := net.Pipe()
-	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-	victim := &fakeConn{Conn: a, remote: &net.TCPAddr{IP: net.ParseIP("10.2.0.2"), Port: 40001}}
+	victim := pipeFrom(t, "10.2.0.2", 40001)
 	conns <- victim
 	got := make(chan net.Conn, 1)
 	go func() {

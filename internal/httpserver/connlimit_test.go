@@ -116,9 +116,7 @@ func TestBurstOfNewConnectionsBelowTheCap(t *testing.T) {
 	t.Cleanup(func() { l.closeOnce.Do(func() { close(l.done) }); close(conns) })
 	var dialed []*fakeConn
 	for range burst {
-		a, b := net.Pipe()
-		t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-		c := &fakeConn{Conn: a, remote: &net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 40000}}
+		c := pipeFrom(t, "10.0.0.7", 40000)
 		dialed = append(dialed, c)
 		conns <- c
 	}
