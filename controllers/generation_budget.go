@@ -36,6 +36,13 @@ func newGenerationBudget(every time.Duration) *generationBudget {
 // take spends one generation of uid's budget at now, or reports how long until one is
 // left.
 func (b *generationBudget) take(uid types.UID, now time.Time) (time.Duration, bool) {
+	wait, _, ok := b.reserve(uid, now)
+	return wait, ok
+}
+
+// reserve is take that also returns refund, which gives the generation back: for a
+// credential that was never stored (its Secret's create found one already there).
+func (b *generationBudget) reserve(uid types.UID, now time.Time) (wait time.Duration, refund func(), ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l := b.limiters[uid]
@@ -50,11 +57,13 @@ func (b *generationBudget) take(uid types.UID, now time.Time) (time.Duration, bo
 		l = rate.NewLimiter(rate.Every(b.every), generationBurst)
 		b.limiters[uid] = l
 	}
-	if l.AllowN(now, 1) {
-		return 0, true
-	}
 	r := l.ReserveN(now, 1)
-	wait := r.DelayFrom(now)
+	if r.OK() && r.DelayFrom(now) == 0 {
+		// Cancelled at the time it was taken: a reservation cancelled later than
+		// that restores nothing.
+		return 0, func() { r.CancelAt(now) }, true
+	}
+	wait = r.DelayFrom(now)
 	r.CancelAt(now)
-	return max(wait, time.Second), false
+	return max(wait, time.Second), nil, false
 }

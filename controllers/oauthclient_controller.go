@@ -190,7 +190,7 @@ func (r *OAuthClientReconciler) syncSecret(ctx context.Context, oc *oauthv1alpha
 		return nil, nil, 0, err
 	}
 	if current == nil && createFirst(oc) {
-		written, problem, requeue, err := r.syncSecretFrom(ctx, oc, key, nil)
+		written, problem, requeue, err := r.syncSecretFrom(ctx, oc, key, nil, true)
 		if !apierrors.IsAlreadyExists(err) {
 			return written, problem, requeue, err
 		}
@@ -200,7 +200,7 @@ func (r *OAuthClientReconciler) syncSecret(ctx context.Context, oc *oauthv1alpha
 			return nil, nil, 0, err
 		}
 	}
-	return r.syncSecretFrom(ctx, oc, key, current)
+	return r.syncSecretFrom(ctx, oc, key, current, false)
 }
 
 // createFirst reports whether a Secret missing from the cache is created without
@@ -212,7 +212,9 @@ func createFirst(oc *oauthv1alpha1.OAuthClient) bool {
 }
 
 // syncSecretFrom is syncSecret on current, the Secret of that name (nil: none).
-func (r *OAuthClientReconciler) syncSecretFrom(ctx context.Context, oc *oauthv1alpha1.OAuthClient, key types.NamespacedName, current *corev1.Secret) (*corev1.Secret, *notReady, time.Duration, error) {
+// blind: current is nil without a look on the API server (a create that finds
+// a Secret there gives back the generation it took).
+func (r *OAuthClientReconciler) syncSecretFrom(ctx context.Context, oc *oauthv1alpha1.OAuthClient, key types.NamespacedName, current *corev1.Secret, blind bool) (*corev1.Secret, *notReady, time.Duration, error) {
 	if current != nil && oauthv1alpha1.SecretOwner(current) != oc.UID {
 		return nil, r.secretConflict(oc, key), 0, nil
 	}
@@ -225,13 +227,25 @@ func (r *OAuthClientReconciler) syncSecretFrom(ctx context.Context, oc *oauthv1a
 		now:                now,
 		minRequestInterval: r.Config.Clients.RotateSecretMinInterval.Duration,
 	})
+	var refund func()
 	if plan.generate != genNone {
-		if wait, ok := r.budget().take(oc.UID, now); !ok {
+		wait, give, ok := r.budget().reserve(oc.UID, now)
+		if !ok {
 			return current, r.generationDeferred(oc, current, wait), wait, nil
 		}
+		refund = give
 	}
 	written, err := r.writeSecret(ctx, oc, key, current, &plan)
 	if err != nil {
+		// A create made without looking that found the Secret there stored nothing:
+		// the credential it carried costs the client no generation (else a new client
+		// whose create finds its own Secret, or someone's, spends its budget on
+		// nothing and may be deferred). Only there: a create after a look that loses
+		// a race keeps what it took, so no one can make the operator generate
+		// without bound by winning that race.
+		if refund != nil && blind && apierrors.IsAlreadyExists(err) {
+			refund()
+		}
 		return nil, nil, 0, err
 	}
 	r.report(ctx, oc, written, &plan)

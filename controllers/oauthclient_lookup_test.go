@@ -174,3 +174,97 @@ func TestSecretLookup(t *testing.T) {
 		})
 	}
 }
+
+// A create that finds the Secret already there generated nothing the client keeps: it
+// must not spend the client's credential-generation budget. Here a new client's Secret
+// is created, but its status write fails and the cache has not seen the Secret yet
+// (the race of a reconcile that follows a failed status write); each retry tries the
+// create again and finds the client's own Secret. Once the status is written the client
+// must be Ready with the credential first created, and the budget must have spent one
+// generation, not one per retry.
+func TestCreateFirstRetriesSpendNoBudget(t *testing.T) {
+	t.Parallel()
+	scheme := fakeScheme(t)
+	oc := planClient()
+	api := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(admitting(oc), oc)...).
+		WithStatusSubresource(&oauthv1alpha1.OAuthClient{}).Build()
+	failedStatusWrites := 0
+	cache := interceptor.NewClient(api, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*corev1.Secret); ok { // not in the cache yet
+				return apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, key.Name)
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			if failedStatusWrites < generationBurst {
+				failedStatusWrites++
+				return apierrors.NewTooManyRequests("slow down", 1)
+			}
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	r := fakeReconciler(t, scheme, cache, api, events.NewFakeRecorder(64))
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(oc)}
+	var first []byte
+	for i := 0; i <= generationBurst; i++ {
+		_, err := r.Reconcile(context.Background(), req)
+		if (err != nil) != (i < generationBurst) {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+		secret := &corev1.Secret{}
+		if err := api.Get(context.Background(), client.ObjectKey{Namespace: oc.Namespace, Name: oc.EffectiveSecretName()}, secret); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = secret.Data[kSecret]
+		} else if string(secret.Data[kSecret]) != string(first) {
+			t.Fatalf("reconcile %d replaced the client secret", i)
+		}
+	}
+	got := &oauthv1alpha1.OAuthClient{}
+	if err := api.Get(context.Background(), req.NamespacedName, got); err != nil {
+		t.Fatal(err)
+	}
+	if cond := meta.FindStatusCondition(got.Status.Conditions, oauthv1alpha1.ConditionReady); cond == nil || cond.Status != metav1.ConditionTrue {
+		t.Errorf("Ready = %+v, want True: the client's Secret exists and holds its credential", cond)
+	}
+	for i := 1; i < generationBurst; i++ {
+		if _, ok := r.budget().take(oc.UID, planNow); !ok {
+			t.Errorf("generation %d after the creation refused: creates that found the Secret spent the budget", i+1)
+		}
+	}
+}
+
+// A new client whose Secret name is taken by someone's Secret generated nothing: its
+// budget is whole when the name is freed (a creation, a switch of method and a rotation
+// in a row are never held back).
+func TestCreateFirstConflictSpendsNoBudget(t *testing.T) {
+	t.Parallel()
+	scheme := fakeScheme(t)
+	oc := planClient()
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "erp"},
+		Data: map[string][]byte{"password": []byte("hunter2")}}
+	api := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(admitting(oc), oc, foreign)...).
+		WithStatusSubresource(&oauthv1alpha1.OAuthClient{}).Build()
+	cache := interceptor.NewClient(api, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if err := c.Get(ctx, key, obj, opts...); err != nil {
+				return err
+			}
+			if s, ok := obj.(*corev1.Secret); ok && s.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue {
+				return apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, key.Name)
+			}
+			return nil
+		},
+	})
+	r := fakeReconciler(t, scheme, cache, api, events.NewFakeRecorder(64))
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(oc)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range generationBurst {
+		if _, ok := r.budget().take(oc.UID, planNow); !ok {
+			t.Fatalf("generation %d refused: the create that found someone's Secret spent the budget", i+1)
+		}
+	}
+}
