@@ -34,6 +34,18 @@ func (c countingReader) Get(ctx context.Context, key client.ObjectKey, obj clien
 	return c.Reader.Get(ctx, key, obj, opts...)
 }
 
+// cacheGet answers a fake client's Get as the manager's cache does: it holds only
+// Secrets with the managed-by label.
+func cacheGet(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := c.Get(ctx, key, obj, opts...); err != nil {
+		return err
+	}
+	if s, ok := obj.(*corev1.Secret); ok && s.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, key.Name)
+	}
+	return nil
+}
+
 // Which Secret a client's reconcile looks for on the API server, and what it finds:
 // the fake client answers like the manager's cache (Secrets only with the managed-by
 // label); the API reader sees every object.
@@ -116,15 +128,7 @@ func TestSecretLookup(t *testing.T) {
 			api := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
 				WithStatusSubresource(&oauthv1alpha1.OAuthClient{}).Build()
 			cache := interceptor.NewClient(api, interceptor.Funcs{
-				Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-					if err := c.Get(ctx, key, obj, opts...); err != nil {
-						return err
-					}
-					if s, ok := obj.(*corev1.Secret); ok && s.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue {
-						return apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, key.Name)
-					}
-					return nil
-				},
+				Get: cacheGet,
 				Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 					if _, ok := obj.(*corev1.Secret); ok {
 						creates++
@@ -248,15 +252,7 @@ func TestCreateFirstConflictSpendsNoBudget(t *testing.T) {
 	api := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(admitting(oc), oc, foreign)...).
 		WithStatusSubresource(&oauthv1alpha1.OAuthClient{}).Build()
 	cache := interceptor.NewClient(api, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if err := c.Get(ctx, key, obj, opts...); err != nil {
-				return err
-			}
-			if s, ok := obj.(*corev1.Secret); ok && s.Labels[oauthv1alpha1.ManagedByLabel] != oauthv1alpha1.ManagedByValue {
-				return apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, key.Name)
-			}
-			return nil
-		},
+		Get: cacheGet,
 	})
 	r := fakeReconciler(t, scheme, cache, api, events.NewFakeRecorder(64))
 	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(oc)}); err != nil {
