@@ -20,32 +20,11 @@ import (
 	"time"
 )
 
-// slowBody keeps up to n connections from the loopback address from open to addr, each
-// having sent a whole request head announcing a body it never sends: net/http reports
-// it StateActive (a request is being read), which the limiter never closes for room;
-// it holds its slot until tokenServer.readTimeout. A closed one is opened again at
-// once, until ctx ends.
+// slowBody holds slots with whole request heads announcing a body that never comes:
+// net/http reports such a connection StateActive (a request is being read), which
+// the limiter never closes for room; it holds its slot until tokenServer.readTimeout.
 func slowBody(ctx context.Context, from, addr string, n int, wg *sync.WaitGroup) *atomic.Int64 {
-	opened := &atomic.Int64{}
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: time.Second}
-	for range n {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				c, err := d.DialContext(ctx, "tcp", addr)
-				if err != nil {
-					time.Sleep(5 * time.Millisecond)
-					continue
-				}
-				opened.Add(1)
-				_, _ = io.WriteString(c, "POST /oauth2-token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\ngrant_type=")
-				stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-				_, _ = c.Read(make([]byte, 1)) // until the server gives up on it
-				stop()
-				_ = c.Close()
-			}
-		})
-	}
-	return opened
+	return holdSlots(ctx, from, addr, "POST /oauth2-token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\ngrant_type=", n, wg)
 }
 
 // TestAttackSlowBodiesHoldEverySlot: four addresses (tokenServer.maxConnections /

@@ -13,16 +13,14 @@ import (
 	"time"
 )
 
-// slowLoris keeps up to n connections from the loopback address from open to addr,
-// each with a half-sent request line, opening a new one whenever one is closed, until
-// ctx ends. It returns how many connections it opened.
-func slowLoris(ctx context.Context, from, addr string, n int, wg *sync.WaitGroup) *atomic.Int64 {
+// holdSlots keeps up to n connections from the loopback address from open to addr,
+// each having sent head and nothing more, opening a new one whenever one is closed,
+// until ctx ends. It returns how many connections it opened.
+func holdSlots(ctx context.Context, from, addr, head string, n int, wg *sync.WaitGroup) *atomic.Int64 {
 	opened := &atomic.Int64{}
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: time.Second}
 	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for ctx.Err() == nil {
 				c, err := d.DialContext(ctx, "tcp", addr)
 				if err != nil {
@@ -30,16 +28,21 @@ func slowLoris(ctx context.Context, from, addr string, n int, wg *sync.WaitGroup
 					continue
 				}
 				opened.Add(1)
-				_, _ = io.WriteString(c, "POST /oauth2-token HT")
-				// Hold it until the server closes it (or the attack ends).
-				go func() { <-ctx.Done(); _ = c.Close() }()
-				_, _ = c.Read(make([]byte, 1))
+				_, _ = io.WriteString(c, head)
+				stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+				_, _ = c.Read(make([]byte, 1)) // until the server gives up on it
+				stop()
 				_ = c.Close()
 				time.Sleep(time.Millisecond)
 			}
-		}()
+		})
 	}
 	return opened
+}
+
+// slowLoris holds slots with half-sent request lines.
+func slowLoris(ctx context.Context, from, addr string, n int, wg *sync.WaitGroup) *atomic.Int64 {
+	return holdSlots(ctx, from, addr, "POST /oauth2-token HT", n, wg)
 }
 
 // TestHalfSentHeadersCannotHoldEverySlot is the connection-slot attack of issue 22:
