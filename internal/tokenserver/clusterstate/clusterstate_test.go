@@ -202,13 +202,12 @@ func TestFeedFollowsTheCluster(t *testing.T) {
 	}
 }
 
-// TestServiceAccountTokenFromTheAPIServer: a ServiceAccountToken client gets tokens
-// with a token of the real API server's TokenRequest; a token of its ServiceAccount
-// deleted and created again authenticates no one.
-func TestServiceAccountTokenFromTheAPIServer(t *testing.T) {
-	store, _, issuer := fed(t)
-	h := server(t, store, issuer)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sa-" + rand.String(5)}}
+// serviceAccountClient creates a namespace named prefix plus a random suffix, an
+// OAuthAPI of its name admitting every namespace, the ServiceAccount "erp" and the
+// ServiceAccountToken client "erp" of that API.
+func serviceAccountClient(t *testing.T, prefix string) (*corev1.Namespace, *oauthv1alpha1.OAuthClient) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + rand.String(5)}}
 	create(t, ns)
 	api := &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: ns.Name}, Spec: oauthv1alpha1.OAuthAPISpec{
 		AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}}
@@ -219,6 +218,22 @@ func TestServiceAccountTokenFromTheAPIServer(t *testing.T) {
 		Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthServiceAccountToken, ServiceAccountName: "erp"},
 	}}
 	create(t, oc)
+	return ns, oc
+}
+
+// assertionRequest is the status of a token request of oc with assertion tok.
+func assertionRequest(h http.Handler, oc *oauthv1alpha1.OAuthClient, tok string) int {
+	return post(h, map[string]string{"grant_type": "client_credentials", "client_id": oc.ClientID(),
+		"client_assertion_type": tokenserver.JWTBearerAssertionType, "client_assertion": tok}).Code
+}
+
+// TestServiceAccountTokenFromTheAPIServer: a ServiceAccountToken client gets tokens
+// with a token of the real API server's TokenRequest; a token of its ServiceAccount
+// deleted and created again authenticates no one.
+func TestServiceAccountTokenFromTheAPIServer(t *testing.T) {
+	store, _, issuer := fed(t)
+	h := server(t, store, issuer)
+	ns, oc := serviceAccountClient(t, "sa-")
 	token := func() string {
 		cs, err := kubernetes.NewForConfig(env.Config)
 		if err != nil {
@@ -232,10 +247,7 @@ func TestServiceAccountTokenFromTheAPIServer(t *testing.T) {
 		}
 		return tr.Status.Token
 	}
-	request := func(tok string) int {
-		return post(h, map[string]string{"grant_type": "client_credentials", "client_id": oc.ClientID(),
-			"client_assertion_type": tokenserver.JWTBearerAssertionType, "client_assertion": tok}).Code
-	}
+	request := func(tok string) int { return assertionRequest(h, oc, tok) }
 	good := token()
 	eventually(t, "the client and its ServiceAccount are known", func() bool { return request(good) == http.StatusOK })
 
@@ -271,17 +283,7 @@ func TestTokenOfADeletedPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := serverWith(t, store, issuer, reviewer)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pod-" + rand.String(5)}}
-	create(t, ns)
-	api := &oauthv1alpha1.OAuthAPI{ObjectMeta: metav1.ObjectMeta{Name: ns.Name}, Spec: oauthv1alpha1.OAuthAPISpec{
-		AllowedNamespaces: oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromAll}}}
-	create(t, api)
-	create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "erp"}})
-	oc := &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "erp"}, Spec: oauthv1alpha1.OAuthClientSpec{
-		Audiences:      []string{api.Name},
-		Authentication: &oauthv1alpha1.ClientAuthentication{Method: oauthv1alpha1.AuthServiceAccountToken, ServiceAccountName: "erp"},
-	}}
-	create(t, oc)
+	ns, oc := serviceAccountClient(t, "pod-")
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "erp-7d9c"}, Spec: corev1.PodSpec{
 		ServiceAccountName: "erp", Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}}}
 	create(t, pod)
@@ -296,10 +298,7 @@ func TestTokenOfADeletedPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	request := func() int {
-		return post(h, map[string]string{"grant_type": "client_credentials", "client_id": oc.ClientID(),
-			"client_assertion_type": tokenserver.JWTBearerAssertionType, "client_assertion": tr.Status.Token}).Code
-	}
+	request := func() int { return assertionRequest(h, oc, tr.Status.Token) }
 	eventually(t, "the pod-bound token gets access tokens", func() bool { return request() == http.StatusOK })
 
 	if err := k8s.Delete(context.Background(), pod, client.GracePeriodSeconds(0)); err != nil {
